@@ -1,0 +1,1 @@
+//! credlineage: stateful streaming enrichment of AWS CloudTrail records.
