@@ -1,0 +1,180 @@
+//! Enricher configuration: output shape, state limits, off-host rules. Deserializable from JSON (CLI config file, WASM constructors).
+
+use crate::Error;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// How the enricher behaves. Every field has a default; a JSON config names
+/// only what it changes (unknown keys are refused, so a typo is an error).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Name of the top-level key that holds the annotation object.
+    pub namespace: String,
+    /// When set, write the annotation fields as top-level keys with this
+    /// prefix (`<prefix>session_fingerprint`, …) instead of one object.
+    pub flatten_prefix: Option<String>,
+    /// Top-level fields that may hold a whole CloudTrail record as a JSON
+    /// string (what shippers without a JSON parser deliver).
+    pub string_fields: Vec<String>,
+    /// Cap on entries in each state table (credential sets, EC2 instances,
+    /// source IPs, created keys). The least recently used entry is evicted first.
+    pub max_entries: usize,
+    /// Cap on the estimated bytes of all state tables together.
+    pub max_bytes: usize,
+    /// How long a credential set whose expiration was not observed counts as
+    /// live after its issue time, in seconds (SPEC 3.4: 36 h).
+    pub session_ttl_secs: i64,
+    /// A call whose session creation date is within this many seconds of an
+    /// observed issuance (same key, same ARN) belongs to that issuance (SPEC 3.3: 2 s).
+    pub match_tolerance_secs: i64,
+    /// Expired credential sets are purged once they have been expired this long.
+    pub expired_grace_secs: i64,
+    /// Operator-known CIDRs (NAT gateways, VPC ranges): instance credentials
+    /// used from these are never off-host.
+    pub known_cidrs: Vec<IpNet>,
+    /// AWS IP ranges (from `ip-ranges.json`). When non-empty, instance
+    /// credentials used from an IP outside all of them are off-host (`outside_aws`).
+    pub aws_ip_ranges: Vec<IpNet>,
+    /// Flag instance credentials used from an IP that a non-instance identity
+    /// (IAM user key, console session, SSO/SAML/web-identity user) used within
+    /// `ip_retention_secs` (`ip_used_by_other_identity`).
+    pub ip_used_by_other_identity: bool,
+    /// How long an IP is remembered as used by a non-instance identity.
+    pub ip_retention_secs: i64,
+    /// Opt-in: replace `responseElements.credentials.sessionToken` in the
+    /// passed-through record with `"<redacted>"`.
+    pub redact_session_tokens: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespace: "credlineage".into(),
+            flatten_prefix: None,
+            string_fields: vec!["message".into(), "log".into()],
+            max_entries: 1_000_000,
+            max_bytes: 512 * 1024 * 1024,
+            session_ttl_secs: 36 * 3600,
+            match_tolerance_secs: 2,
+            expired_grace_secs: 3600,
+            known_cidrs: Vec::new(),
+            aws_ip_ranges: Vec::new(),
+            ip_used_by_other_identity: true,
+            ip_retention_secs: 24 * 3600,
+            redact_session_tokens: false,
+        }
+    }
+}
+
+impl Config {
+    /// Parse a JSON configuration; missing keys take their defaults.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, Error> {
+        let c: Config = serde_json::from_slice(bytes).map_err(|e| Error::Config(e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Check the values make sense together.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.namespace.is_empty() && self.flatten_prefix.is_none() {
+            return Err(Error::Config("namespace must not be empty".into()));
+        }
+        if self.max_entries == 0 {
+            return Err(Error::Config("max_entries must be at least 1".into()));
+        }
+        if self.max_bytes < 4096 {
+            return Err(Error::Config("max_bytes must be at least 4096".into()));
+        }
+        for (name, v) in [
+            ("session_ttl_secs", self.session_ttl_secs),
+            ("match_tolerance_secs", self.match_tolerance_secs),
+            ("expired_grace_secs", self.expired_grace_secs),
+            ("ip_retention_secs", self.ip_retention_secs),
+        ] {
+            if !(0..=10 * 365 * 86400).contains(&v) {
+                return Err(Error::Config(format!(
+                    "{name} must be between 0 and 10 years in seconds, got {v}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings that change what the state means; a snapshot taken under
+    /// different values is refused.
+    pub(crate) fn state_digest(&self) -> String {
+        format!(
+            "ttl={};tol={};ipother={};ipret={}",
+            self.session_ttl_secs,
+            self.match_tolerance_secs,
+            self.ip_used_by_other_identity,
+            self.ip_retention_secs
+        )
+    }
+}
+
+/// Read the `prefixes[].ip_prefix` and `ipv6_prefixes[].ipv6_prefix` entries
+/// of AWS's published `ip-ranges.json`.
+pub fn parse_aws_ip_ranges(bytes: &[u8]) -> Result<Vec<IpNet>, Error> {
+    #[derive(Deserialize)]
+    struct V4 {
+        ip_prefix: String,
+    }
+    #[derive(Deserialize)]
+    struct V6 {
+        ipv6_prefix: String,
+    }
+    #[derive(Deserialize)]
+    struct Ranges {
+        #[serde(default)]
+        prefixes: Vec<V4>,
+        #[serde(default)]
+        ipv6_prefixes: Vec<V6>,
+    }
+    let r: Ranges = serde_json::from_slice(bytes)
+        .map_err(|e| Error::Config(format!("AWS ip-ranges file: {e}")))?;
+    let mut out = Vec::with_capacity(r.prefixes.len() + r.ipv6_prefixes.len());
+    for p in r
+        .prefixes
+        .iter()
+        .map(|p| &p.ip_prefix)
+        .chain(r.ipv6_prefixes.iter().map(|p| &p.ipv6_prefix))
+    {
+        out.push(
+            p.parse::<IpNet>()
+                .map_err(|e| Error::Config(format!("AWS ip-ranges file: {p:?}: {e}")))?,
+        );
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_defaults_and_typos() {
+        let c = Config::from_json(br#"{"namespace":"cl","known_cidrs":["10.0.0.0/8"]}"#).unwrap();
+        assert_eq!(c.namespace, "cl");
+        assert_eq!(c.max_entries, 1_000_000);
+        assert_eq!(c.known_cidrs.len(), 1);
+        let e = Config::from_json(br#"{"namespcae":"cl"}"#).unwrap_err();
+        assert!(e.to_string().contains("namespcae"), "{e}");
+        assert!(Config::from_json(br#"{"max_entries":0}"#).is_err());
+        assert!(Config::from_json(br#"{"session_ttl_secs":-1}"#).is_err());
+    }
+
+    #[test]
+    fn ip_ranges() {
+        let r = parse_aws_ip_ranges(
+            br#"{"syncToken":"1","prefixes":[{"ip_prefix":"3.0.0.0/15","region":"x","service":"AMAZON"}],
+                "ipv6_prefixes":[{"ipv6_prefix":"2600:1f00::/24"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(parse_aws_ip_ranges(br#"{"prefixes":[{"ip_prefix":"nope"}]}"#).is_err());
+    }
+}

@@ -1,0 +1,1124 @@
+//! The `Enricher`: reads one record's bytes, applies the lineage, collision and off-host rules of SPEC 3 to its state, and writes the record back with the annotation.
+
+use crate::annotation::{Annotation, CreatedBy, CredentialType, Issued, OffhostReason, RootType};
+use crate::fingerprint::{self, Fingerprint};
+use crate::keyid::{self, KeyKind};
+use crate::record::{self, Event, Outer};
+use crate::splice;
+use crate::state::{Creator, CredSet, Root, State, Stats};
+use crate::time::{parse_expiration, parse_iso};
+use crate::{Config, Error};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What happened to one record.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A CloudTrail record, annotated.
+    Annotated,
+    /// A JSON object that is not a CloudTrail record: passed through unchanged.
+    PassedThrough(Error),
+    /// Not a JSON object (or not readable): passed through unchanged.
+    Malformed(Error),
+}
+
+/// Sets seen by a first pass over the same records (batch mode), used to mark
+/// collisions with sets whose first use comes later in time order.
+#[derive(Debug, Default, Clone)]
+pub struct Lookahead {
+    by_key: HashMap<Arc<str>, Vec<(Fingerprint, i64, i64)>>,
+}
+
+/// The stateful enrichment transform. Bytes in, bytes out; no I/O.
+///
+/// ```
+/// use credlineage::{Config, Enricher};
+/// let mut e = Enricher::new(Config::default()).unwrap();
+/// let rec = br#"{"eventName":"ListBuckets","eventSource":"s3.amazonaws.com","eventTime":"2024-08-01T12:00:00Z",
+///   "userIdentity":{"type":"IAMUser","accountId":"111122223333","arn":"arn:aws:iam::111122223333:user/alice","accessKeyId":"AKIAIOSFODNN7EXAMPLE"}}"#;
+/// let out = e.process(rec, None);
+/// let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+/// assert_eq!(v["credlineage"]["lineage_root"], "AKIAIOSFODNN7EXAMPLE");
+/// ```
+pub struct Enricher {
+    config: Config,
+    state: State,
+    stats: Stats,
+    digest: String,
+    hash_seed: u64,
+    /// Escaped flatten prefix (or empty).
+    prefix: Vec<u8>,
+    lookahead: Option<Lookahead>,
+    recorder: Option<Lookahead>,
+}
+
+/// The caller's credential set, as resolved for one call.
+struct Caller {
+    fp: Fingerprint,
+    root: Root,
+    depth: u32,
+    complete: bool,
+    parent: Option<Fingerprint>,
+    expires: i64,
+    expiration_observed: bool,
+}
+
+fn is_instance_id(s: &str) -> bool {
+    s.len() >= 10
+        && s.len() <= 32
+        && s.starts_with("i-")
+        && s.as_bytes()[2..].iter().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// The instance ID carried by instance-profile credentials, if these are such (SPEC 3.5).
+fn instance_of<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
+    let ui = &ev.user_identity;
+    if let Some(p) = ui.principal_id.get() {
+        if let Some((_, id)) = p.rsplit_once(':') {
+            if is_instance_id(id) {
+                return Some(id);
+            }
+        }
+    }
+    if let Some(arn) = ui.arn.get() {
+        if arn.contains(":assumed-role/") {
+            if let Some((_, id)) = arn.rsplit_once('/') {
+                if is_instance_id(id) {
+                    return Some(id);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `arn:aws:iam::ACCT:role/path/NAME` + session → `arn:aws:sts::ACCT:assumed-role/NAME/SESSION`.
+fn assumed_role_arn(role_arn: &str, session: &str) -> Option<String> {
+    let mut parts = role_arn.splitn(6, ':');
+    let (_arn, partition, _svc, _region, acct, res) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let name = res.strip_prefix("role/")?.rsplit('/').next()?;
+    Some(format!(
+        "arn:{partition}:sts::{acct}:assumed-role/{name}/{session}"
+    ))
+}
+
+fn role_of_session_arn(arn: &str) -> Option<&str> {
+    let res = arn.split(':').nth(5)?;
+    let rest = res.strip_prefix("assumed-role/")?;
+    rest.split('/').next()
+}
+
+/// A source that is an AWS service name or `AWS Internal` rather than an address.
+fn is_service_source(src: &str) -> bool {
+    src.bytes().any(|c| c.is_ascii_alphabetic()) && !src.contains(':')
+}
+
+fn root(kind: RootType, id: String) -> Root {
+    Root {
+        kind,
+        id: Arc::from(id),
+    }
+}
+
+const STS_ISSUING: [&str; 6] = [
+    "AssumeRole",
+    "AssumeRoleWithSAML",
+    "AssumeRoleWithWebIdentity",
+    "GetSessionToken",
+    "GetFederationToken",
+    "AssumeRoot",
+];
+
+impl Enricher {
+    /// A new enricher with empty state.
+    pub fn new(config: Config) -> Result<Enricher, Error> {
+        config.validate()?;
+        let digest = config.state_digest();
+        let prefix = match &config.flatten_prefix {
+            Some(p) => {
+                let mut v = Vec::new();
+                crate::annotation::push_json_str(&mut v, p);
+                v[1..v.len() - 1].to_vec()
+            }
+            None => Vec::new(),
+        };
+        Ok(Enricher {
+            state: State::new(0x5eed),
+            stats: Stats::default(),
+            digest,
+            hash_seed: 0x5eed,
+            prefix,
+            config,
+            lookahead: None,
+            recorder: None,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.tracked_sets = self.state.sets.len() as u64;
+        s.state_bytes = self.state.total_bytes() as u64;
+        s
+    }
+
+    /// Seed the internal hash tables (HashDoS resistance); call before the
+    /// first record. Output never depends on it.
+    pub fn set_hash_seed(&mut self, seed: u64) {
+        self.hash_seed = seed;
+        self.state = State::new(seed);
+    }
+
+    /// Batch mode, first pass: remember every credential set this enricher creates.
+    pub fn record_lookahead(&mut self) {
+        self.recorder = Some(Lookahead::default());
+    }
+
+    /// Batch mode: take what the first pass recorded.
+    pub fn take_lookahead(&mut self) -> Lookahead {
+        self.recorder.take().unwrap_or_default()
+    }
+
+    /// Batch mode, second pass: count collisions with sets the first pass saw.
+    pub fn use_lookahead(&mut self, l: Lookahead) {
+        self.lookahead = Some(l);
+    }
+
+    /// Save the whole state (versioned, checksummed; no secrets).
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.state.snapshot(&self.digest)
+    }
+
+    /// Replace the state with a snapshot. A corrupt, foreign or
+    /// differently-configured snapshot is refused and the state is unchanged.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let mut st = State::restore(bytes, &self.digest, self.hash_seed)?;
+        self.stats.evictions += st.enforce_caps(self.config.max_entries, self.config.max_bytes);
+        self.state = st;
+        Ok(())
+    }
+
+    fn is_own_key(&self, k: &str) -> bool {
+        match &self.config.flatten_prefix {
+            None => k == self.config.namespace,
+            Some(p) => k
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| OWN_FIELDS.contains(&rest)),
+        }
+    }
+
+    /// Enrich one record: always returns exactly one record. `host_time` is
+    /// the time the host attached (unix seconds), used when the record has no
+    /// `eventTime` or `@timestamp`.
+    pub fn process(&mut self, record: &[u8], host_time: Option<i64>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(record.len() + 512);
+        self.process_into(record, host_time, &mut out);
+        out
+    }
+
+    /// Like [`process`](Self::process), appending to `out`.
+    pub fn process_into(
+        &mut self,
+        record: &[u8],
+        host_time: Option<i64>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        match self.annotate(record, host_time) {
+            Ok((ann, has_own)) => {
+                let start = out.len();
+                let flat = self.config.flatten_prefix.is_some();
+                let ns = self.config.namespace.as_str();
+                let prefix = self.prefix.as_slice();
+                splice::splice(
+                    record,
+                    has_own,
+                    &|k| self.is_own_key(k),
+                    out,
+                    &|o, first| {
+                        if flat {
+                            if !first {
+                                o.push(b',');
+                            }
+                            ann.write_members(o, prefix, true);
+                        } else {
+                            if !first {
+                                o.push(b',');
+                            }
+                            crate::annotation::push_json_str(o, ns);
+                            o.extend_from_slice(b":{");
+                            ann.write_members(o, b"", true);
+                            o.push(b'}');
+                        }
+                    },
+                );
+                if self.config.redact_session_tokens {
+                    redact_tokens(out, start);
+                }
+                Outcome::Annotated
+            }
+            Err(e) => {
+                out.extend_from_slice(record);
+                match e {
+                    Error::NotCloudTrail { .. } => Outcome::PassedThrough(e),
+                    e => Outcome::Malformed(e),
+                }
+            }
+        }
+    }
+
+    /// The typed API: read one record, update the state and return its
+    /// annotation (plus whether the record already holds our key), or why it is
+    /// passed through. Counts the record either way.
+    pub fn annotate(
+        &mut self,
+        record: &[u8],
+        host_time: Option<i64>,
+    ) -> Result<(Annotation, bool), Error> {
+        let index = self.stats.records;
+        self.stats.records += 1;
+        let fields = std::mem::take(&mut self.config.string_fields);
+        let parsed = {
+            let own = |k: &str| self.is_own_key(k);
+            record::parse_outer(record, &fields, &own)
+        };
+        self.config.string_fields = fields;
+        let outer: Outer<'_> = match parsed {
+            Err(e) => {
+                self.stats.malformed += 1;
+                return Err(Error::InvalidJson {
+                    index,
+                    reason: e.to_string(),
+                });
+            }
+            Ok(None) => {
+                self.stats.malformed += 1;
+                return Err(Error::NotObject { index });
+            }
+            Ok(Some(o)) => o,
+        };
+        let has_own = outer.own_keys > 0;
+        let ann = if outer.event.is_cloudtrail() {
+            self.annotate_event(&outer.event, &outer.event, host_time)
+        } else if outer.detail.is_cloudtrail() {
+            self.annotate_event(&outer.detail, &outer.event, host_time)
+        } else {
+            let mut found = None;
+            for s in &outer.strings {
+                if let Some(inner) = record::parse_inner(s) {
+                    found = Some(self.annotate_event(&inner, &outer.event, host_time));
+                    break;
+                }
+            }
+            match found {
+                Some(a) => a,
+                None => {
+                    self.stats.passed_through += 1;
+                    return Err(Error::NotCloudTrail { index });
+                }
+            }
+        };
+        self.stats.annotated += 1;
+        if ann.is_key_collision {
+            self.stats.collisions += 1;
+        }
+        if ann.ec2_cred_offhost {
+            self.stats.offhost += 1;
+        }
+        self.stats.evictions += self
+            .state
+            .enforce_caps(self.config.max_entries, self.config.max_bytes);
+        self.stats.expired_purged += self.state.purge(
+            self.config.expired_grace_secs,
+            self.config.ip_retention_secs,
+        );
+        Ok((ann, has_own))
+    }
+
+    fn event_time(&self, ev: &Event<'_>, outer: &Event<'_>, host_time: Option<i64>) -> i64 {
+        ev.event_time
+            .get()
+            .and_then(parse_iso)
+            .or_else(|| ev.timestamp.get().and_then(parse_iso))
+            .or_else(|| outer.timestamp.get().and_then(parse_iso))
+            .or(host_time)
+            .unwrap_or(if self.state.clock == i64::MIN {
+                0
+            } else {
+                self.state.clock
+            })
+    }
+
+    fn record_set(&mut self, fp: Fingerprint, s: &CredSet) {
+        if let Some(r) = &mut self.recorder {
+            let start = s.issued.unwrap_or(s.first_seen);
+            let v = r.by_key.entry(s.key.clone()).or_default();
+            match v.iter_mut().find(|e| e.0 == fp) {
+                Some(e) => *e = (fp, start, s.expires),
+                None => v.push((fp, start, s.expires)),
+            }
+        }
+    }
+
+    /// Number of distinct live sets that use `key` at `t`.
+    fn live_count(&self, key: &str, t: i64) -> u32 {
+        let tol = self.config.match_tolerance_secs;
+        let mut seen: Vec<Fingerprint> = Vec::new();
+        if let Some(fps) = self.state.by_key.get(key) {
+            for fp in fps {
+                if let Some(s) = self.state.sets.peek(fp) {
+                    if s.live_at(t, tol) && !seen.contains(fp) {
+                        seen.push(*fp);
+                    }
+                }
+            }
+        }
+        if let Some(l) = &self.lookahead {
+            if let Some(v) = l.by_key.get(key) {
+                for (fp, start, end) in v {
+                    if start.saturating_sub(tol) <= t && t <= *end && !seen.contains(fp) {
+                        seen.push(*fp);
+                    }
+                }
+            }
+        }
+        seen.len() as u32
+    }
+
+    /// Find the set a temporary-credential call belongs to.
+    fn find_temp(
+        &mut self,
+        key: &str,
+        arn_hash: u64,
+        created: Option<i64>,
+        t: i64,
+    ) -> Option<Fingerprint> {
+        let tol = self.config.match_tolerance_secs;
+        let fps = self.state.by_key.get(key)?;
+        let mut best: Option<(Fingerprint, i64)> = None;
+        for fp in fps {
+            let Some(s) = self.state.sets.peek(fp) else {
+                continue;
+            };
+            if s.arn_hash != arn_hash {
+                continue;
+            }
+            match (created, s.issued) {
+                (Some(c), Some(i)) => {
+                    let d = (c - i).abs();
+                    if d <= tol && best.is_none_or(|(_, bd)| d < bd) {
+                        best = Some((*fp, d));
+                    }
+                }
+                (None, _) => {
+                    // No creationDate on the call: the latest set issued by now.
+                    let start = s.issued.unwrap_or(s.first_seen);
+                    if start <= t.saturating_add(tol) && best.is_none_or(|(_, b)| -start < b) {
+                        best = Some((*fp, -start));
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        }
+        best.map(|(fp, _)| fp)
+    }
+
+    /// Resolve (and create when new) the credential set the call was made with.
+    fn resolve_caller(&mut self, ev: &Event<'_>, key: &str, kind: KeyKind, t: i64) -> Caller {
+        let ui = &ev.user_identity;
+        let created = ui
+            .session_context
+            .attributes
+            .creation_date
+            .get()
+            .and_then(parse_iso);
+        let temporary = match kind {
+            KeyKind::Temporary => true,
+            KeyKind::LongTerm => false,
+            KeyKind::Unknown => created.is_some(),
+        };
+        let account = ui
+            .account_id
+            .get()
+            .or(ev.recipient_account_id.get())
+            .map(str::to_string)
+            .or_else(|| keyid::account(key))
+            .unwrap_or_default();
+        let ui_type = ui.kind.get().unwrap_or("");
+        if !temporary {
+            let fp = fingerprint::long_term(key, &account);
+            if let Some(s) = self.state.sets.get(&fp) {
+                return Caller {
+                    fp,
+                    root: s.root.clone(),
+                    depth: s.depth,
+                    complete: s.complete,
+                    parent: s.parent,
+                    expires: s.expires,
+                    expiration_observed: false,
+                };
+            }
+            let r = if ui_type == "Root" {
+                root(RootType::RootUser, format!("root:{account}"))
+            } else {
+                root(RootType::AccessKey, key.to_string())
+            };
+            let s = CredSet {
+                key: Arc::from(key),
+                arn_hash: State::arn_hash(ui.arn.get().unwrap_or("")),
+                issued: None,
+                first_seen: t,
+                expires: i64::MAX,
+                expiration_observed: false,
+                issuance_observed: false,
+                root: r.clone(),
+                depth: 0,
+                complete: true,
+                parent: None,
+            };
+            self.record_set(fp, &s);
+            self.state.insert_set(fp, s);
+            return Caller {
+                fp,
+                root: r,
+                depth: 0,
+                complete: true,
+                parent: None,
+                expires: i64::MAX,
+                expiration_observed: false,
+            };
+        }
+        let arn = ui.arn.get().unwrap_or("");
+        let arn_hash = State::arn_hash(arn);
+        if let Some(fp) = self.find_temp(key, arn_hash, created, t) {
+            if let Some(s) = self.state.sets.get(&fp) {
+                return Caller {
+                    fp,
+                    root: s.root.clone(),
+                    depth: s.depth,
+                    complete: s.complete,
+                    parent: s.parent,
+                    expires: s.expires,
+                    expiration_observed: s.expiration_observed,
+                };
+            }
+        }
+        // First sight of this set, issuance not observed: the root from the identity itself.
+        let (r, depth, complete) = if let Some(id) = instance_of(ev) {
+            (root(RootType::Ec2Instance, format!("ec2:{id}")), 1, true)
+        } else if ui_type == "Root" {
+            (root(RootType::RootUser, format!("root:{account}")), 1, true)
+        } else if ui_type == "IAMUser" && !arn.is_empty() {
+            (
+                root(RootType::IamUserSession, format!("user:{arn}")),
+                1,
+                true,
+            )
+        } else if let (true, Some(issuer)) = (
+            ui_type == "FederatedUser",
+            ui.session_context.session_issuer.arn.get(),
+        ) {
+            (
+                root(RootType::IamUserSession, format!("user:{issuer}")),
+                1,
+                true,
+            )
+        } else if let Some(user) = role_of_session_arn(arn)
+            .filter(|r| r.starts_with("AWSReservedSSO_"))
+            .and_then(|_| arn.rsplit('/').next())
+        {
+            (root(RootType::Saml, format!("saml:AWSSSO/{user}")), 1, true)
+        } else {
+            (
+                root(RootType::Unresolved, format!("unresolved:{key}")),
+                1,
+                false,
+            )
+        };
+        let fp = fingerprint::temporary(key, arn, created);
+        let s = CredSet {
+            key: Arc::from(key),
+            arn_hash,
+            issued: created,
+            first_seen: t,
+            expires: created
+                .unwrap_or(t)
+                .saturating_add(self.config.session_ttl_secs),
+            expiration_observed: false,
+            issuance_observed: false,
+            root: r.clone(),
+            depth,
+            complete,
+            parent: None,
+        };
+        let expires = s.expires;
+        self.record_set(fp, &s);
+        self.state.insert_set(fp, s);
+        Caller {
+            fp,
+            root: r,
+            depth,
+            complete,
+            parent: None,
+            expires,
+            expiration_observed: false,
+        }
+    }
+
+    fn annotate_event(
+        &mut self,
+        ev: &Event<'_>,
+        outer: &Event<'_>,
+        host_time: Option<i64>,
+    ) -> Annotation {
+        let t = self.event_time(ev, outer, host_time);
+        self.state.clock = self.state.clock.max(t);
+        let ui = &ev.user_identity;
+        let key = ui.access_key_id.get();
+        let kind = key.map(keyid::kind);
+        let credential_type = match kind {
+            None => CredentialType::None,
+            Some(KeyKind::LongTerm) => CredentialType::LongTerm,
+            Some(KeyKind::Temporary) => CredentialType::Temporary,
+            Some(KeyKind::Unknown) => CredentialType::Unknown,
+        };
+        let mut ann = Annotation {
+            credential_type,
+            access_key_id: key.map(str::to_string),
+            key_account: key.and_then(keyid::account),
+            session_fingerprint: None,
+            lineage_root: None,
+            lineage_root_type: None,
+            lineage_depth: None,
+            lineage_complete: None,
+            parent_fingerprint: None,
+            is_key_collision: false,
+            collision_count: None,
+            ec2_cred_offhost: false,
+            ec2_instance_id: None,
+            offhost_reason: None,
+            issued: None,
+            created_by: None,
+            used_after_expiration: false,
+            self_assume: false,
+        };
+        let caller = match (key, kind) {
+            (Some(k), Some(kind)) => Some(self.resolve_caller(ev, k, kind, t)),
+            _ => None,
+        };
+        let mut max_count = 0;
+        if let (Some(c), Some(k)) = (&caller, key) {
+            ann.session_fingerprint = Some(c.fp);
+            ann.lineage_root = Some(c.root.id.to_string());
+            ann.lineage_root_type = Some(c.root.kind);
+            ann.lineage_depth = Some(c.depth);
+            ann.lineage_complete = Some(c.complete);
+            ann.parent_fingerprint = c.parent;
+            ann.used_after_expiration = c.expiration_observed && t > c.expires;
+            max_count = self.live_count(k, t);
+            if kind == Some(KeyKind::LongTerm) {
+                if let Some(cr) = self.state.created.get(k) {
+                    ann.created_by = Some(CreatedBy {
+                        session_fingerprint: cr.fp,
+                        lineage_root: cr.root.to_string(),
+                    });
+                }
+            }
+        } else if let Some(r) = self.keyless_root(ev) {
+            ann.lineage_root = Some(r.id.to_string());
+            ann.lineage_root_type = Some(r.kind);
+            ann.lineage_depth = Some(0);
+            ann.lineage_complete = Some(true);
+        }
+
+        let failed = ev.error_code.get().is_some();
+        let source = ev.event_source.get().unwrap_or("");
+        let name = ev.event_name.get().unwrap_or("");
+        if !failed {
+            if source == "sts.amazonaws.com" && STS_ISSUING.contains(&name) {
+                if let Some(issued) = self.issue(ev, name, caller.as_ref(), credential_type, t) {
+                    max_count = max_count.max(self.live_count(&issued.access_key_id, t));
+                    if caller.is_none() && ann.lineage_root.is_none() {
+                        // A keyless issuance (SAML, web identity): the identity is the root.
+                        ann.lineage_root = Some(issued.lineage_root.clone());
+                        ann.lineage_root_type = self.state_root_type(&issued);
+                        ann.lineage_depth = Some(0);
+                        ann.lineage_complete =
+                            Some(!issued.lineage_root.starts_with("unresolved:"));
+                    }
+                    ann.issued = Some(issued);
+                }
+                if name == "AssumeRole" {
+                    let role = ev.request_parameters.role_arn.get();
+                    let issuer = ui.session_context.session_issuer.arn.get();
+                    ann.self_assume = role.is_some()
+                        && role == issuer
+                        && credential_type != CredentialType::LongTerm;
+                }
+            } else if source == "iam.amazonaws.com" && name == "CreateAccessKey" {
+                if let (Some(newk), Some(c)) =
+                    (ev.response_elements.access_key.access_key_id.get(), &caller)
+                {
+                    self.state.note_created(
+                        newk,
+                        Creator {
+                            fp: c.fp,
+                            root: c.root.id.clone(),
+                        },
+                    );
+                }
+            } else if source == "ec2.amazonaws.com" {
+                self.learn_instance_ips(ev, name);
+            }
+        }
+        if max_count > 1 {
+            ann.is_key_collision = true;
+            ann.collision_count = Some(max_count);
+        }
+
+        // Off-host EC2 credentials, and IPs used by non-instance identities.
+        let instance = if key.is_some() { instance_of(ev) } else { None };
+        let ec2_creds = instance.is_some() || ui.session_context.ec2_role_delivery.0;
+        let src = ev.source_ip.get().map(str::trim).filter(|s| !s.is_empty());
+        if let (Some(id), Some(src)) = (instance, src) {
+            ann.ec2_instance_id = Some(id.to_string());
+            if let Some(reason) = self.offhost(ev, id, src, t) {
+                ann.ec2_cred_offhost = true;
+                ann.offhost_reason = Some(reason);
+            }
+        } else if let Some(id) = instance {
+            ann.ec2_instance_id = Some(id.to_string());
+        }
+        if !ec2_creds && self.config.ip_used_by_other_identity {
+            if let Some(src) = src {
+                if !is_service_source(src)
+                    && self.is_person_identity(ev, ann.lineage_root_type, credential_type)
+                {
+                    let ip = parse_ip(src);
+                    if !ip.is_some_and(|ip| self.config.known_cidrs.iter().any(|n| n.contains(&ip)))
+                    {
+                        self.state.note_ip_other(&src.to_ascii_lowercase(), t);
+                    }
+                }
+            }
+        }
+        ann
+    }
+
+    fn state_root_type(&self, i: &Issued) -> Option<RootType> {
+        let p = i.lineage_root.split(':').next().unwrap_or("");
+        Some(match p {
+            "saml" => RootType::Saml,
+            "web_identity" => RootType::WebIdentity,
+            "ec2" => RootType::Ec2Instance,
+            "service" => RootType::AwsService,
+            "root" => RootType::RootUser,
+            "user" => RootType::IamUserSession,
+            "unresolved" => RootType::Unresolved,
+            _ => RootType::AccessKey,
+        })
+    }
+
+    /// A non-instance identity of a person or their keys (SPEC 3.5).
+    fn is_person_identity(&self, ev: &Event<'_>, rt: Option<RootType>, ct: CredentialType) -> bool {
+        if ct == CredentialType::LongTerm {
+            return true;
+        }
+        if matches!(
+            ev.user_identity.kind.get(),
+            Some("IAMUser" | "Root" | "SAMLUser" | "WebIdentityUser")
+        ) {
+            return true;
+        }
+        matches!(
+            rt,
+            Some(
+                RootType::AccessKey
+                    | RootType::RootUser
+                    | RootType::IamUserSession
+                    | RootType::Saml
+                    | RootType::WebIdentity
+            )
+        )
+    }
+
+    /// Root of a keyless event's identity (console sign-in, SAML/web-identity users).
+    fn keyless_root(&self, ev: &Event<'_>) -> Option<Root> {
+        let ui = &ev.user_identity;
+        let acct = ui
+            .account_id
+            .get()
+            .or(ev.recipient_account_id.get())
+            .unwrap_or("");
+        match ui.kind.get()? {
+            "Root" => Some(root(RootType::RootUser, format!("root:{acct}"))),
+            "IAMUser" => ui
+                .arn
+                .get()
+                .map(|a| root(RootType::IamUserSession, format!("user:{a}"))),
+            "SAMLUser" => {
+                let p = ui
+                    .identity_provider
+                    .get()
+                    .or(ev.request_parameters.principal_arn.get())?;
+                let u = ui.user_name.get().or(ev.response_elements.subject.get())?;
+                Some(root(RootType::Saml, format!("saml:{p}/{u}")))
+            }
+            "WebIdentityUser" => {
+                let p = ui
+                    .identity_provider
+                    .get()
+                    .or(ev.response_elements.provider.get())?;
+                let u = ui
+                    .user_name
+                    .get()
+                    .or(ev.response_elements.subject_from_web_identity_token.get())?;
+                Some(root(RootType::WebIdentity, format!("web_identity:{p}/{u}")))
+            }
+            _ => None,
+        }
+    }
+
+    /// Record the credential an STS issuance event created; returns the `issued` block.
+    fn issue(
+        &mut self,
+        ev: &Event<'_>,
+        name: &str,
+        caller: Option<&Caller>,
+        caller_type: CredentialType,
+        t: i64,
+    ) -> Option<Issued> {
+        let creds = &ev.response_elements.credentials;
+        let new_key = creds.access_key_id.get()?;
+        let ui = &ev.user_identity;
+        let rp = &ev.request_parameters;
+        let re = &ev.response_elements;
+        let acct = ui
+            .account_id
+            .get()
+            .or(ev.recipient_account_id.get())
+            .unwrap_or("");
+        let arn: String = match name {
+            "GetFederationToken" => re
+                .federated_user
+                .arn
+                .get()
+                .map(str::to_string)
+                .or_else(|| {
+                    rp.name
+                        .get()
+                        .map(|n| format!("arn:aws:sts::{acct}:federated-user/{n}"))
+                })
+                .unwrap_or_default(),
+            "GetSessionToken" => ui.arn.get().unwrap_or("").to_string(),
+            _ => re
+                .assumed_role_user
+                .arn
+                .get()
+                .map(str::to_string)
+                .or_else(|| assumed_role_arn(rp.role_arn.get()?, rp.role_session_name.get()?))
+                .unwrap_or_default(),
+        };
+        let expiration = creds.expiration.get().and_then(parse_expiration);
+        let session = rp.role_session_name.get().unwrap_or("");
+        let (r, depth, complete, parent, chained) = if let Some(c) = caller {
+            (
+                c.root.clone(),
+                c.depth.saturating_add(1),
+                c.complete,
+                Some(c.fp),
+                caller_type == CredentialType::Temporary
+                    || (caller_type == CredentialType::Unknown && c.depth > 0),
+            )
+        } else {
+            let r = match (name, ui.kind.get()) {
+                ("AssumeRoleWithSAML", _) | (_, Some("SAMLUser")) => {
+                    self.keyless_root(ev).filter(|r| r.kind == RootType::Saml)
+                }
+                ("AssumeRoleWithWebIdentity", _) | (_, Some("WebIdentityUser")) => self
+                    .keyless_root(ev)
+                    .filter(|r| r.kind == RootType::WebIdentity),
+                (_, Some("AWSService")) => {
+                    let by = ui.invoked_by.get().unwrap_or("unknown");
+                    if by == "ec2.amazonaws.com" && is_instance_id(session) {
+                        Some(root(RootType::Ec2Instance, format!("ec2:{session}")))
+                    } else {
+                        Some(root(
+                            RootType::AwsService,
+                            format!("service:{by}/{session}"),
+                        ))
+                    }
+                }
+                _ => None,
+            };
+            match r {
+                Some(r) => (r, 1, true, None, false),
+                None => (
+                    root(RootType::Unresolved, format!("unresolved:{new_key}")),
+                    1,
+                    false,
+                    None,
+                    false,
+                ),
+            }
+        };
+        let ttl_end = t.saturating_add(self.config.session_ttl_secs);
+        let expires = expiration.unwrap_or(ttl_end);
+        let arn_hash = State::arn_hash(&arn);
+        // Calls that arrived before their issuance created a provisional set: upgrade it.
+        let fp = match self.find_temp(new_key, arn_hash, Some(t), t) {
+            Some(fp) => fp,
+            None => fingerprint::temporary(new_key, &arn, Some(t)),
+        };
+        let s = CredSet {
+            key: Arc::from(new_key),
+            arn_hash,
+            issued: Some(t),
+            first_seen: t,
+            expires,
+            expiration_observed: expiration.is_some(),
+            issuance_observed: true,
+            root: r.clone(),
+            depth,
+            complete,
+            parent,
+        };
+        self.record_set(fp, &s);
+        match self.state.sets.get_mut(&fp) {
+            Some(existing) => {
+                let issued = existing.issued;
+                *existing = CredSet { issued, ..s };
+            }
+            None => self.state.insert_set(fp, s),
+        }
+        self.stats.issuances += 1;
+        if chained {
+            self.stats.chained_issuances += 1;
+        }
+        Some(Issued {
+            access_key_id: new_key.to_string(),
+            session_fingerprint: fp,
+            lineage_root: r.id.to_string(),
+            lineage_depth: depth,
+            expiration,
+            chained,
+        })
+    }
+
+    fn learn_instance_ips(&mut self, ev: &Event<'_>, name: &str) {
+        match name {
+            "RunInstances" => {
+                for inst in &ev.response_elements.instances_set.items.0 {
+                    let Some(id) = inst.instance_id.get().filter(|i| is_instance_id(i)) else {
+                        continue;
+                    };
+                    let mut ips: Vec<&str> = Vec::new();
+                    ips.extend(inst.private_ip_address.get());
+                    ips.extend(inst.ip_address.get());
+                    for ni in &inst.network_interface_set.items.0 {
+                        ips.extend(ni.private_ip_address.get());
+                        ips.extend(ni.association.public_ip.get());
+                    }
+                    for ip in ips {
+                        self.state
+                            .add_instance_ip(id, &ip.to_ascii_lowercase(), false);
+                    }
+                }
+            }
+            "AssociateAddress" => {
+                let rp = &ev.request_parameters;
+                if let (Some(id), Some(ip)) = (rp.instance_id.get(), rp.public_ip.get()) {
+                    if is_instance_id(id) {
+                        self.state
+                            .add_instance_ip(id, &ip.to_ascii_lowercase(), false);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// SPEC 3.5 for one call made with instance `id`'s credentials from `src`.
+    fn offhost(&mut self, ev: &Event<'_>, id: &str, src: &str, t: i64) -> Option<OffhostReason> {
+        if is_service_source(src) {
+            return None;
+        }
+        if ev.vpc_endpoint_id.get().is_some() {
+            let cred_acct = ev
+                .user_identity
+                .account_id
+                .get()
+                .or(ev.recipient_account_id.get());
+            return match (ev.vpc_endpoint_account_id.get(), cred_acct) {
+                (Some(ep), Some(acct)) if ep != acct => Some(OffhostReason::ForeignVpcEndpoint),
+                _ => None,
+            };
+        }
+        let ip = parse_ip(src);
+        if ip.is_some_and(|ip| self.config.known_cidrs.iter().any(|n| n.contains(&ip))) {
+            return None;
+        }
+        let key = src.to_ascii_lowercase();
+        let outside_aws = !self.config.aws_ip_ranges.is_empty()
+            && ip.is_some_and(|ip| !self.config.aws_ip_ranges.iter().any(|n| n.contains(&ip)));
+        let other = self.config.ip_used_by_other_identity
+            && self
+                .state
+                .ip_other
+                .peek(key.as_str())
+                .is_some_and(|&last| last.saturating_add(self.config.ip_retention_secs) >= t);
+        let info = self.state.instances.get(id);
+        let (known, tofu_done) = match info {
+            Some(i) => (i.ips.iter().any(|k| **k == *key), i.tofu_done),
+            None => (false, false),
+        };
+        let new_ip = tofu_done && !known;
+        let reason = if outside_aws {
+            Some(OffhostReason::OutsideAws)
+        } else if other {
+            Some(OffhostReason::IpUsedByOtherIdentity)
+        } else if new_ip {
+            Some(OffhostReason::NewIpForInstance)
+        } else {
+            None
+        };
+        if reason.is_none() && !tofu_done {
+            self.state.add_instance_ip(id, &key, true);
+        }
+        reason
+    }
+}
+
+/// Annotation member names, for replacing them in flattened mode.
+const OWN_FIELDS: [&str; 19] = [
+    "v",
+    "credential_type",
+    "access_key_id",
+    "key_account",
+    "session_fingerprint",
+    "lineage_root",
+    "lineage_root_type",
+    "lineage_depth",
+    "lineage_complete",
+    "parent_fingerprint",
+    "is_key_collision",
+    "collision_count",
+    "ec2_cred_offhost",
+    "ec2_instance_id",
+    "offhost_reason",
+    "issued",
+    "created_by",
+    "used_after_expiration",
+    "self_assume",
+];
+
+/// Parse an address strictly (std), or a dotted quad with leading zeros.
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    let mut oct = [0u8; 4];
+    let mut n = 0;
+    for part in s.split('.') {
+        if n == 4 || part.is_empty() || part.len() > 3 || !part.bytes().all(|c| c.is_ascii_digit())
+        {
+            return None;
+        }
+        oct[n] = part.parse::<u8>().ok()?;
+        n += 1;
+    }
+    (n == 4).then(|| IpAddr::from(oct))
+}
+
+/// Replace every `"sessionToken":"…"` string value in `out[start..]` with `"<redacted>"`.
+fn redact_tokens(out: &mut Vec<u8>, start: usize) {
+    const NEEDLE: &[u8] = b"\"sessionToken\"";
+    let mut i = start;
+    while let Some(pos) = out
+        .get(i..)
+        .and_then(|s| s.windows(NEEDLE.len()).position(|w| w == NEEDLE))
+    {
+        let mut j = i + pos + NEEDLE.len();
+        while matches!(out.get(j), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            j += 1;
+        }
+        if out.get(j) != Some(&b':') {
+            i = j;
+            continue;
+        }
+        j += 1;
+        while matches!(out.get(j), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            j += 1;
+        }
+        if out.get(j) != Some(&b'"') {
+            i = j;
+            continue;
+        }
+        let mut k = j + 1;
+        while let Some(&c) = out.get(k) {
+            match c {
+                b'\\' => k += 2,
+                b'"' => break,
+                _ => k += 1,
+            }
+        }
+        let end = (k + 1).min(out.len());
+        out.splice(j..end, b"\"<redacted>\"".iter().copied());
+        i = j + 12;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ips() {
+        assert_eq!(
+            parse_ip("255.090.254.5"),
+            Some(IpAddr::from([255, 90, 254, 5]))
+        );
+        assert_eq!(parse_ip("256.1.1.1"), None);
+        assert_eq!(parse_ip("AWS Internal"), None);
+        assert!(parse_ip("2001:db8::1").is_some());
+        assert!(is_service_source("ec2.amazonaws.com"));
+        assert!(is_service_source("AWS Internal"));
+        assert!(!is_service_source("2001:db8::1"));
+        assert!(!is_service_source("255.090.254.5"));
+    }
+
+    #[test]
+    fn role_arns() {
+        assert_eq!(
+            assumed_role_arn("arn:aws:iam::123456789012:role/path/to/R", "s").as_deref(),
+            Some("arn:aws:sts::123456789012:assumed-role/R/s")
+        );
+        assert_eq!(assumed_role_arn("garbage", "s"), None);
+        assert!(is_instance_id("i-786a3A8B5C0d92eF4"));
+        assert!(is_instance_id("i-0123456789abcdef0"));
+        assert!(!is_instance_id("i-"));
+        assert!(!is_instance_id("aws-go-sdk-1722375070115152000"));
+    }
+
+    #[test]
+    fn redaction() {
+        let mut v = br#"{"a":{"sessionToken" : "IQoJ\"x"},"sessionToken":1}"#.to_vec();
+        redact_tokens(&mut v, 0);
+        assert_eq!(
+            v,
+            br#"{"a":{"sessionToken" : "<redacted>"},"sessionToken":1}"#.to_vec()
+        );
+    }
+}

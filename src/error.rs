@@ -1,0 +1,60 @@
+//! The one error type of credlineage: every failure names the record (or file and line) it came from.
+
+/// Everything that can go wrong in credlineage.
+///
+/// Record-level variants carry the zero-based index of the record in the
+/// stream (`Enricher::stats().records` at the time it arrived), so a message
+/// always says which record was bad. None of these errors stop a stream: the
+/// record is passed through unchanged and counted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The record is not valid JSON (or not UTF-8, or nested too deeply to read).
+    #[error("record {index}: invalid JSON: {reason}")]
+    InvalidJson {
+        /// Zero-based record index in the stream.
+        index: u64,
+        /// What the JSON parser said.
+        reason: String,
+    },
+    /// The record is valid JSON but not an object.
+    #[error("record {index}: not a JSON object")]
+    NotObject {
+        /// Zero-based record index in the stream.
+        index: u64,
+    },
+    /// The record is a JSON object but not a CloudTrail record in any accepted wrapper.
+    #[error("record {index}: not a CloudTrail record (no eventName/eventSource)")]
+    NotCloudTrail {
+        /// Zero-based record index in the stream.
+        index: u64,
+    },
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A state snapshot was refused; the current state is left untouched.
+    #[error("snapshot refused: {0}")]
+    Snapshot(String),
+    /// An input file (or one line of it) could not be read.
+    #[error("{source_name}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Input {
+        /// The file name (or `<stdin>`).
+        source_name: String,
+        /// One-based line number, when the problem is in one line.
+        line: Option<u64>,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// The record index this error is about, if it is about one record.
+    pub fn record_index(&self) -> Option<u64> {
+        match self {
+            Error::InvalidJson { index, .. }
+            | Error::NotObject { index }
+            | Error::NotCloudTrail { index } => Some(*index),
+            _ => None,
+        }
+    }
+}

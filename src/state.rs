@@ -1,0 +1,451 @@
+//! The enricher's bounded memory: credential sets, EC2 instances, source IPs and created keys, each an LRU table under shared entry and byte caps, plus versioned snapshots.
+
+use crate::Error;
+use crate::annotation::RootType;
+use crate::fingerprint::Fingerprint;
+use ahash::{AHashMap, RandomState};
+use lru::LruCache;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// The origin of a chain: its kind and its `lineage_root` string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Root {
+    pub kind: RootType,
+    pub id: Arc<str>,
+}
+
+/// One credential set (SPEC 3.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CredSet {
+    pub key: Arc<str>,
+    /// xxh3 of the session principal ARN (portable across builds).
+    pub arn_hash: u64,
+    /// Issue time; `None` when neither an issuance nor a creationDate was seen.
+    pub issued: Option<i64>,
+    /// First time the set was seen (liveness start when `issued` is unknown).
+    pub first_seen: i64,
+    /// End of liveness.
+    pub expires: i64,
+    pub expiration_observed: bool,
+    pub issuance_observed: bool,
+    pub root: Root,
+    pub depth: u32,
+    pub complete: bool,
+    pub parent: Option<Fingerprint>,
+}
+
+impl CredSet {
+    /// Live at `t` (SPEC 3.4), with the issuance matching tolerance at the start.
+    pub fn live_at(&self, t: i64, tol: i64) -> bool {
+        let start = self.issued.unwrap_or(self.first_seen);
+        start.saturating_sub(tol) <= t && t <= self.expires
+    }
+}
+
+/// The tracked credential that created a long-term key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Creator {
+    pub fp: Fingerprint,
+    pub root: Arc<str>,
+}
+
+/// What is known about one EC2 instance's network location.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct InstanceInfo {
+    /// Known IPs (trust-on-first-use, RunInstances, AssociateAddress).
+    pub ips: Vec<Box<str>>,
+    /// Whether trust-on-first-use has been spent.
+    pub tofu_done: bool,
+}
+
+/// At most this many known IPs are kept per instance (oldest dropped).
+pub(crate) const MAX_IPS_PER_INSTANCE: usize = 16;
+
+/// Fixed per-entry overhead estimate of an LRU node plus hash slot.
+const NODE: usize = 64;
+
+pub(crate) fn cost_set(s: &CredSet) -> usize {
+    // set node + its by_key slot (shared key string counted once)
+    NODE + std::mem::size_of::<CredSet>() + s.key.len() + 40
+}
+fn cost_instance(id: &str, i: &InstanceInfo) -> usize {
+    NODE + id.len() + 32 + i.ips.iter().map(|ip| ip.len() + 16).sum::<usize>()
+}
+fn cost_ip(ip: &str) -> usize {
+    NODE + ip.len() + 24
+}
+fn cost_created(key: &str, c: &Creator) -> usize {
+    NODE + key.len() + 48 + c.root.len()
+}
+
+/// Counters exposed to operators.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Records seen.
+    pub records: u64,
+    /// CloudTrail records annotated.
+    pub annotated: u64,
+    /// Valid JSON objects that are not CloudTrail records, passed through unchanged.
+    pub passed_through: u64,
+    /// Invalid JSON, non-objects and unreadable records, passed through unchanged.
+    pub malformed: u64,
+    /// Records marked `is_key_collision`.
+    pub collisions: u64,
+    /// Records marked `ec2_cred_offhost`.
+    pub offhost: u64,
+    /// STS issuance events observed (credentials created).
+    pub issuances: u64,
+    /// Of those, issued by temporary credentials (role chaining / refresh).
+    pub chained_issuances: u64,
+    /// State entries evicted by the entry or byte cap.
+    pub evictions: u64,
+    /// Credential sets purged after expiring.
+    pub expired_purged: u64,
+    /// Credential sets tracked now.
+    pub tracked_sets: u64,
+    /// Estimated bytes of state now.
+    pub state_bytes: u64,
+}
+
+pub(crate) type Lru<K, V> = LruCache<K, V, RandomState>;
+
+/// All tables.
+pub(crate) struct State {
+    pub sets: Lru<Fingerprint, CredSet>,
+    pub by_key: AHashMap<Arc<str>, Vec<Fingerprint>>,
+    pub instances: Lru<Arc<str>, InstanceInfo>,
+    /// IP → last time a non-instance identity used it.
+    pub ip_other: Lru<Box<str>, i64>,
+    pub created: Lru<Arc<str>, Creator>,
+    pub bytes: [usize; 4],
+    /// The latest event time seen (a monotone clock for purging).
+    pub clock: i64,
+    hasher: RandomState,
+}
+
+fn lru<K: std::hash::Hash + Eq, V>(h: &RandomState) -> Lru<K, V> {
+    LruCache::unbounded_with_hasher(h.clone())
+}
+
+impl State {
+    pub fn new(hash_seed: u64) -> State {
+        let h = RandomState::with_seeds(
+            hash_seed,
+            0x243f_6a88_85a3_08d3,
+            0x1319_8a2e_0370_7344,
+            0xa409_3822_299f_31d0,
+        );
+        State {
+            sets: lru(&h),
+            by_key: AHashMap::with_hasher(h.clone()),
+            instances: lru(&h),
+            ip_other: lru(&h),
+            created: lru(&h),
+            bytes: [0; 4],
+            clock: i64::MIN,
+            hasher: h,
+        }
+    }
+
+    pub fn total_bytes(&self) -> usize {
+        self.bytes.iter().sum()
+    }
+
+    /// Insert a new credential set (not yet present).
+    pub fn insert_set(&mut self, fp: Fingerprint, s: CredSet) {
+        self.bytes[0] += cost_set(&s);
+        self.by_key.entry(s.key.clone()).or_default().push(fp);
+        if let Some((_, old)) = self.sets.push(fp, s) {
+            // Same fingerprint replaced: undo its accounting (index already holds fp).
+            self.bytes[0] = self.bytes[0].saturating_sub(cost_set(&old));
+            self.unindex(&old.key, fp, true);
+        }
+    }
+
+    /// Drop `fp` from the key index (`keep_one` keeps one occurrence).
+    fn unindex(&mut self, key: &Arc<str>, fp: Fingerprint, keep_one: bool) {
+        if let Some(v) = self.by_key.get_mut(key) {
+            if let Some(p) = v.iter().position(|f| *f == fp) {
+                if !keep_one || v.iter().filter(|f| **f == fp).count() > 1 {
+                    v.swap_remove(p);
+                }
+            }
+            if v.is_empty() {
+                self.by_key.remove(key);
+            }
+        }
+    }
+
+    fn pop_set(&mut self) -> bool {
+        match self.sets.pop_lru() {
+            Some((fp, s)) => {
+                self.bytes[0] = self.bytes[0].saturating_sub(cost_set(&s));
+                self.unindex(&s.key, fp, false);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn touch_instance(&mut self, id: &str) -> &mut InstanceInfo {
+        if !self.instances.contains(id) {
+            let info = InstanceInfo::default();
+            self.bytes[1] += cost_instance(id, &info);
+            self.instances.push(Arc::from(id), info);
+        }
+        // Present now (just checked or inserted); fall back to a fresh entry otherwise.
+        self.instances
+            .get_or_insert_mut(Arc::from(id), InstanceInfo::default)
+    }
+
+    pub fn add_instance_ip(&mut self, id: &str, ip: &str, learned_by_use: bool) {
+        let before = self
+            .instances
+            .peek(id)
+            .map(|i| cost_instance(id, i))
+            .unwrap_or(0);
+        let info = self.touch_instance(id);
+        if learned_by_use {
+            info.tofu_done = true;
+        }
+        if !info.ips.iter().any(|k| &**k == ip) {
+            if info.ips.len() >= MAX_IPS_PER_INSTANCE {
+                info.ips.remove(0);
+            }
+            info.ips.push(ip.into());
+        }
+        let after = cost_instance(id, info);
+        let base = if before == 0 {
+            cost_instance(id, &InstanceInfo::default())
+        } else {
+            before
+        };
+        self.bytes[1] = self.bytes[1].saturating_sub(base) + after;
+    }
+
+    pub fn note_ip_other(&mut self, ip: &str, t: i64) {
+        if let Some(v) = self.ip_other.get_mut(ip) {
+            *v = (*v).max(t);
+            return;
+        }
+        self.bytes[2] += cost_ip(ip);
+        self.ip_other.push(ip.into(), t);
+    }
+
+    pub fn note_created(&mut self, key: &str, c: Creator) {
+        let cost = cost_created(key, &c);
+        if let Some((_, old)) = self.created.push(Arc::from(key), c) {
+            self.bytes[3] = self.bytes[3].saturating_sub(cost_created(key, &old));
+        }
+        self.bytes[3] += cost;
+    }
+
+    /// Enforce the caps; returns how many entries were evicted.
+    pub fn enforce_caps(&mut self, max_entries: usize, max_bytes: usize) -> u64 {
+        let mut n = 0;
+        while self.sets.len() > max_entries && self.pop_set() {
+            n += 1;
+        }
+        while self.instances.len() > max_entries {
+            if let Some((id, i)) = self.instances.pop_lru() {
+                self.bytes[1] = self.bytes[1].saturating_sub(cost_instance(&id, &i));
+                n += 1;
+            }
+        }
+        while self.ip_other.len() > max_entries {
+            if let Some((ip, _)) = self.ip_other.pop_lru() {
+                self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&ip));
+                n += 1;
+            }
+        }
+        while self.created.len() > max_entries {
+            if let Some((k, c)) = self.created.pop_lru() {
+                self.bytes[3] = self.bytes[3].saturating_sub(cost_created(&k, &c));
+                n += 1;
+            }
+        }
+        while self.total_bytes() > max_bytes {
+            // Evict from the table that holds the most bytes.
+            let biggest = (0..4).max_by_key(|&i| self.bytes[i]).unwrap_or(0);
+            let evicted = match biggest {
+                0 => self.pop_set(),
+                1 => match self.instances.pop_lru() {
+                    Some((id, i)) => {
+                        self.bytes[1] = self.bytes[1].saturating_sub(cost_instance(&id, &i));
+                        true
+                    }
+                    None => false,
+                },
+                2 => match self.ip_other.pop_lru() {
+                    Some((ip, _)) => {
+                        self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&ip));
+                        true
+                    }
+                    None => false,
+                },
+                _ => match self.created.pop_lru() {
+                    Some((k, c)) => {
+                        self.bytes[3] = self.bytes[3].saturating_sub(cost_created(&k, &c));
+                        true
+                    }
+                    None => false,
+                },
+            };
+            if !evicted {
+                // Accounting drift with an empty table: reset it and stop.
+                self.bytes[biggest] = 0;
+                if self.total_bytes() <= max_bytes {
+                    break;
+                }
+                continue;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Purge a bounded number of expired sets and stale IPs from the LRU ends.
+    pub fn purge(&mut self, grace: i64, ip_retention: i64) -> u64 {
+        let now = self.clock;
+        let mut purged = 0;
+        for _ in 0..8 {
+            match self.sets.peek_lru() {
+                Some((_, s)) if s.expires.saturating_add(grace) < now => {
+                    self.pop_set();
+                    purged += 1;
+                }
+                _ => break,
+            }
+        }
+        for _ in 0..8 {
+            match self.ip_other.peek_lru() {
+                Some((_, t)) if t.saturating_add(ip_retention) < now => {
+                    if let Some((ip, _)) = self.ip_other.pop_lru() {
+                        self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&ip));
+                    }
+                }
+                _ => break,
+            }
+        }
+        purged
+    }
+
+    /// Serialize everything, least recently used first.
+    pub fn snapshot(&self, config_digest: &str) -> Vec<u8> {
+        let body = SnapshotBody {
+            config_digest: config_digest.to_string(),
+            clock: self.clock,
+            sets: self
+                .sets
+                .iter()
+                .rev()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            instances: self
+                .instances
+                .iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ip_other: self
+                .ip_other
+                .iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            created: self
+                .created
+                .iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        // Serializing plain data into a Vec cannot fail.
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut out = Vec::with_capacity(json.len() + 64);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        out.extend_from_slice(&Sha256::digest(&json));
+        out.extend_from_slice(&json);
+        out
+    }
+
+    /// Build a complete new state from a snapshot, or refuse it.
+    pub fn restore(bytes: &[u8], config_digest: &str, hash_seed: u64) -> Result<State, Error> {
+        let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| {
+            Error::Snapshot("not a credlineage state snapshot (bad magic)".into())
+        })?;
+        let (ver, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| Error::Snapshot("truncated header".into()))?;
+        let ver = u32::from_le_bytes(*ver);
+        if ver != SNAPSHOT_VERSION {
+            return Err(Error::Snapshot(format!(
+                "snapshot format version {ver} is not supported (this build reads version {SNAPSHOT_VERSION})"
+            )));
+        }
+        let (digest, json) = rest
+            .split_first_chunk::<32>()
+            .ok_or_else(|| Error::Snapshot("truncated header".into()))?;
+        if Sha256::digest(json).as_slice() != digest {
+            return Err(Error::Snapshot(
+                "corrupt: checksum mismatch (truncated or modified)".into(),
+            ));
+        }
+        let body: SnapshotBody = serde_json::from_slice(json)
+            .map_err(|e| Error::Snapshot(format!("corrupt body: {e}")))?;
+        if body.config_digest != config_digest {
+            return Err(Error::Snapshot(format!(
+                "taken with a different configuration ({}), this enricher has ({config_digest})",
+                body.config_digest
+            )));
+        }
+        let mut st = State::new(hash_seed);
+        st.clock = body.clock;
+        for (fp, s) in body.sets {
+            if st.sets.contains(&fp) {
+                return Err(Error::Snapshot(format!("corrupt body: duplicate set {fp}")));
+            }
+            st.insert_set(fp, s);
+        }
+        for (id, info) in body.instances {
+            st.bytes[1] += cost_instance(&id, &info);
+            st.instances.push(id, info);
+        }
+        for (ip, t) in body.ip_other {
+            st.bytes[2] += cost_ip(&ip);
+            st.ip_other.push(ip, t);
+        }
+        for (k, c) in body.created {
+            st.note_created(&k, c);
+        }
+        Ok(st)
+    }
+
+    /// A portable 64-bit hash of an ARN.
+    pub fn arn_hash(arn: &str) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(arn.as_bytes())
+    }
+
+    #[allow(dead_code)]
+    pub fn hasher(&self) -> &RandomState {
+        &self.hasher
+    }
+}
+
+const MAGIC: &[u8] = b"CREDLINEAGE-STATE\n";
+/// Version of the snapshot format this build writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotBody {
+    config_digest: String,
+    clock: i64,
+    sets: Vec<(Fingerprint, CredSet)>,
+    instances: Vec<(Arc<str>, InstanceInfo)>,
+    ip_other: Vec<(Box<str>, i64)>,
+    created: Vec<(Arc<str>, Creator)>,
+}

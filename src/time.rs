@@ -1,0 +1,144 @@
+//! Parsing of the time spellings found in real CloudTrail (event times, session creation dates, credential expirations).
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+/// Unix seconds.
+pub type Secs = i64;
+
+/// Parse an ISO-8601 instant: extended (`2024-11-30T08:43:17Z`, with optional
+/// fraction or offset) or basic (`20131102T010628Z`) form. Fractions are
+/// truncated to the second. Returns `None` for anything else.
+pub fn parse_iso(s: &str) -> Option<Secs> {
+    let s = s.trim();
+    if s.len() < 15 || s.len() > 64 {
+        return None;
+    }
+    if let Some(t) = fast_iso_z(s.as_bytes()) {
+        return Some(t);
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Some(dt.timestamp());
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.fZ",
+        "%Y-%m-%dT%H:%M:%SZ",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y%m%dT%H%M%SZ",
+        "%Y%m%dT%H%M%S",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(n.and_utc().timestamp());
+        }
+    }
+    None
+}
+
+/// The common `YYYY-MM-DDTHH:MM:SSZ` shape, parsed without allocation.
+fn fast_iso_z(b: &[u8]) -> Option<Secs> {
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    };
+    let (y, mo, d, h, mi, s) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    Utc.with_ymd_and_hms(i32::try_from(y).ok()?, mo, d, h, mi, s)
+        .single()
+        .map(|t| t.timestamp())
+}
+
+/// Parse a credential expiration or key creation date: the console-style
+/// spellings `Sep 14, 2020, 7:01:26 AM` and `Nov 29, 2018 4:31:59 AM`, or ISO-8601.
+pub fn parse_expiration(s: &str) -> Option<Secs> {
+    let s = s.trim();
+    if s.len() > 64 {
+        return None;
+    }
+    if let Some(t) = parse_iso(s) {
+        return Some(t);
+    }
+    for fmt in ["%b %d, %Y, %I:%M:%S %p", "%b %d, %Y %I:%M:%S %p"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(n.and_utc().timestamp());
+        }
+    }
+    None
+}
+
+/// Format unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_iso(t: Secs) -> String {
+    match DateTime::<Utc>::from_timestamp(t, 0) {
+        Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => "1970-01-01T00:00:00Z".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_forms() {
+        assert_eq!(parse_iso("2024-11-30T08:43:17Z"), Some(1732956197));
+        assert_eq!(parse_iso("2024-11-30T08:43:17.123Z"), Some(1732956197));
+        assert_eq!(parse_iso("2024-11-30T08:43:17+00:00"), Some(1732956197));
+        assert_eq!(parse_iso("20131102T010628Z"), Some(1383354388));
+        assert_eq!(parse_iso("2024-02-30T08:43:17Z"), None);
+        assert_eq!(parse_iso("not a time"), None);
+        assert_eq!(parse_iso(""), None);
+    }
+
+    #[test]
+    fn expiration_forms() {
+        assert_eq!(
+            parse_expiration("Nov 30, 2024, 8:43:17 PM"),
+            parse_iso("2024-11-30T20:43:17Z")
+        );
+        assert_eq!(
+            parse_expiration("Sep 14, 2020, 7:01:26 AM"),
+            parse_iso("2020-09-14T07:01:26Z")
+        );
+        assert_eq!(
+            parse_expiration("Nov 29, 2018 4:31:59 AM"),
+            parse_iso("2018-11-29T04:31:59Z")
+        );
+        assert_eq!(
+            parse_expiration("Jul 30, 2024 12:53:13 PM"),
+            parse_iso("2024-07-30T12:53:13Z")
+        );
+        assert_eq!(
+            parse_expiration("Jul 30, 2024 12:53:13 AM"),
+            parse_iso("2024-07-30T00:53:13Z")
+        );
+        assert_eq!(parse_expiration("2024-11-30T20:43:17Z"), Some(1732999397));
+        assert_eq!(parse_expiration("Foo 99, 2024"), None);
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        assert_eq!(format_iso(1732999397), "2024-11-30T20:43:17Z");
+        assert_eq!(format_iso(i64::MAX), "1970-01-01T00:00:00Z");
+    }
+}
