@@ -347,6 +347,30 @@ impl Enricher {
         Ok((ann, has_own))
     }
 
+    /// The event time of a record (its `eventTime`, else `@timestamp`, in any
+    /// accepted wrapper), without touching the state. For ordering batches.
+    pub fn peek_time(&self, record: &[u8]) -> Option<i64> {
+        let outer = record::parse_outer(record, &self.config.string_fields, &|_| false).ok()??;
+        let pick = |ev: &Event<'_>| {
+            ev.event_time
+                .get()
+                .and_then(parse_iso)
+                .or_else(|| ev.timestamp.get().and_then(parse_iso))
+        };
+        if outer.event.is_cloudtrail() {
+            return pick(&outer.event);
+        }
+        if outer.detail.is_cloudtrail() {
+            return pick(&outer.detail).or_else(|| pick(&outer.event));
+        }
+        for s in &outer.strings {
+            if let Some(inner) = record::parse_inner(s) {
+                return pick(&inner).or_else(|| pick(&outer.event));
+            }
+        }
+        None
+    }
+
     fn event_time(&self, ev: &Event<'_>, outer: &Event<'_>, host_time: Option<i64>) -> i64 {
         ev.event_time
             .get()

@@ -57,4 +57,18 @@ impl Error {
             _ => None,
         }
     }
+
+    /// The same error about record `new_index` (for a caller that processed
+    /// records in another order than it read them, such as batch mode).
+    pub fn with_index(self, new_index: u64) -> Error {
+        match self {
+            Error::InvalidJson { reason, .. } => Error::InvalidJson {
+                index: new_index,
+                reason,
+            },
+            Error::NotObject { .. } => Error::NotObject { index: new_index },
+            Error::NotCloudTrail { .. } => Error::NotCloudTrail { index: new_index },
+            e => e,
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fingerprint;
+pub mod input;
 pub mod keyid;
 pub mod record;
 mod splice;

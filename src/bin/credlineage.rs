@@ -1,1 +1,569 @@
-fn main() {}
+//! The `credlineage` command: enrich CloudTrail files, directories or stdin into annotated NDJSON, and generate synthetic trails.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use credlineage::{Config, Enricher, Error, Outcome, Stats};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{self, BufRead, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "credlineage",
+    version,
+    about = "Annotate AWS CloudTrail records with credential lineage, session fingerprints, key-ID collisions and off-host EC2 credential use.",
+    long_about = "Annotate AWS CloudTrail records with credential lineage, session fingerprints, key-ID collisions and off-host EC2 credential use.\n\n\
+Every input record comes out exactly once, as one NDJSON line: the record's own bytes plus one added key (`credlineage` by default). \
+Records that are not CloudTrail, or not JSON at all, pass through unchanged and are counted.\n\n\
+Quick start:\n  credlineage enrich tests/fixtures/sample.jsonl\n  credlineage enrich AWSLogs/ -o enriched.jsonl --state state.bin\n  aws s3 cp s3://trail/AWSLogs/... - | gunzip | credlineage enrich -"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Annotate CloudTrail records from files, directories or stdin.
+    Enrich(EnrichArgs),
+    /// Write a deterministic synthetic CloudTrail trail as NDJSON (for demos, tests, benchmarks).
+    Generate(GenerateArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Order {
+    /// Process records in arrival order, writing each as soon as it is read.
+    Stream,
+    /// Read everything, process in eventTime order (stable), write in input order.
+    Time,
+}
+
+#[derive(Args)]
+struct EnrichArgs {
+    /// Files or directories to read (`.json`, `.jsonl`, `.ndjson`, `.json.gz`, …;
+    /// directories recursively, as in CloudTrail's `AWSLogs/` layout). `-` or nothing reads stdin.
+    paths: Vec<PathBuf>,
+    /// Write NDJSON here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Processing order. Default: `time` for files, `stream` for stdin.
+    #[arg(long, value_enum)]
+    order: Option<Order>,
+    /// Load state from FILE at start (if it exists) and save it there at exit (atomically).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// JSON configuration file (keys as in the README's configuration table); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Name of the added key.
+    #[arg(long, value_name = "NAME")]
+    namespace: Option<String>,
+    /// Write the fields as top-level keys with this prefix instead of one object.
+    #[arg(long, value_name = "PREFIX")]
+    flatten: Option<String>,
+    /// Field that may hold a whole record as a JSON string (repeatable; default: message, log).
+    #[arg(long = "string-field", value_name = "NAME")]
+    string_fields: Vec<String>,
+    /// Cap on entries in each state table.
+    #[arg(long, value_name = "N")]
+    max_entries: Option<usize>,
+    /// Cap on the estimated bytes of state.
+    #[arg(long, value_name = "BYTES")]
+    max_bytes: Option<usize>,
+    /// An operator-known CIDR (NAT gateway, VPC range): instance credentials used from it are not off-host. Repeatable.
+    #[arg(long = "known-cidr", value_name = "CIDR")]
+    known_cidrs: Vec<ipnet::IpNet>,
+    /// AWS's ip-ranges.json: instance credentials used from outside it are off-host (`outside_aws`).
+    #[arg(long, value_name = "FILE")]
+    aws_ip_ranges: Option<PathBuf>,
+    /// Do not flag instance credentials used from an IP that a person's identity used.
+    #[arg(long)]
+    no_ip_other_identity: bool,
+    /// Replace responseElements.credentials.sessionToken in the output records.
+    #[arg(long)]
+    redact_session_tokens: bool,
+    /// Never show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    /// No summary on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Number of records.
+    #[arg(short = 'n', long, default_value_t = 10_000)]
+    records: usize,
+    /// Seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of AWS accounts.
+    #[arg(long, default_value_t = 3)]
+    accounts: usize,
+    /// Deliver records up to this many seconds out of eventTime order.
+    #[arg(long, default_value_t = 0)]
+    disorder: u32,
+    /// Write here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Enrich(a) => enrich(a),
+        Command::Generate(a) => generate(a),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("credlineage: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn open_output(path: &Option<PathBuf>) -> Result<Box<dyn Write>, Error> {
+    Ok(match path {
+        Some(p) => Box::new(BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(p).map_err(|e| input_err(p, None, e))?,
+        )),
+        None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+    })
+}
+
+fn input_err(p: &Path, line: Option<u64>, e: impl std::fmt::Display) -> Error {
+    Error::Input {
+        source_name: p.display().to_string(),
+        line,
+        reason: e.to_string(),
+    }
+}
+
+fn generate(a: GenerateArgs) -> Result<ExitCode, Error> {
+    let mut out = open_output(&a.output)?;
+    let cfg = credlineage::generate::TrailConfig {
+        seed: a.seed,
+        records: a.records,
+        accounts: a.accounts.max(1),
+        disorder: a.disorder,
+        ..Default::default()
+    };
+    let w = |out: &mut Box<dyn Write>| -> io::Result<()> {
+        for r in credlineage::generate::trail(cfg) {
+            out.write_all(r.line.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    };
+    match w(&mut out) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(Error::Input {
+            source_name: "<output>".into(),
+            line: None,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn build_config(a: &EnrichArgs) -> Result<Config, Error> {
+    let mut c = match &a.config {
+        Some(p) => Config::from_json(&std::fs::read(p).map_err(|e| input_err(p, None, e))?)
+            .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?,
+        None => Config::default(),
+    };
+    if let Some(n) = &a.namespace {
+        c.namespace = n.clone();
+    }
+    if let Some(p) = &a.flatten {
+        c.flatten_prefix = Some(p.clone());
+    }
+    if !a.string_fields.is_empty() {
+        c.string_fields = a.string_fields.clone();
+    }
+    if let Some(n) = a.max_entries {
+        c.max_entries = n;
+    }
+    if let Some(n) = a.max_bytes {
+        c.max_bytes = n;
+    }
+    c.known_cidrs.extend(a.known_cidrs.iter().copied());
+    if let Some(p) = &a.aws_ip_ranges {
+        let bytes = std::fs::read(p).map_err(|e| input_err(p, None, e))?;
+        c.aws_ip_ranges = credlineage::config::parse_aws_ip_ranges(&bytes)?;
+    }
+    if a.no_ip_other_identity {
+        c.ip_used_by_other_identity = false;
+    }
+    if a.redact_session_tokens {
+        c.redact_session_tokens = true;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+/// Collect the input files: directories recursively (sorted), in argument order.
+fn collect_files(paths: &[PathBuf], bad: &mut u64) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut stack = vec![p.clone()];
+            let mut found = Vec::new();
+            while let Some(d) = stack.pop() {
+                match std::fs::read_dir(&d) {
+                    Ok(rd) => {
+                        for e in rd.flatten() {
+                            let path = e.path();
+                            if path.is_dir() {
+                                stack.push(path);
+                            } else if is_log_file(&path) {
+                                found.push(path);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("credlineage: {}: {e}", d.display());
+                        *bad += 1;
+                    }
+                }
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+fn is_log_file(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let name = name.strip_suffix(".gz").unwrap_or(name);
+    [".json", ".jsonl", ".ndjson", ".log"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+/// Read a whole file (or stdin), gunzipping when it starts with the gzip magic.
+fn read_all(p: &Path) -> io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    if p.as_os_str() == "-" {
+        io::stdin().lock().read_to_end(&mut raw)?;
+    } else {
+        raw = std::fs::read(p)?;
+    }
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len() * 8);
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+        return Ok(out);
+    }
+    Ok(raw)
+}
+
+struct Run {
+    enricher: Enricher,
+    bad_input: u64,
+    quiet: bool,
+}
+
+impl Run {
+    /// Count and name a record that could not be read. `input_index` is the
+    /// record's position in the input when it was processed out of order.
+    fn note(&mut self, src: &Path, line: u64, outcome: Outcome, input_index: Option<u64>) {
+        if let Outcome::Malformed(e) = outcome {
+            self.bad_input += 1;
+            if !self.quiet {
+                let e = match input_index {
+                    Some(i) => e.with_index(i),
+                    None => e,
+                };
+                eprintln!("credlineage: {}:{line}: {e}", src.display());
+            }
+        }
+    }
+}
+
+fn progress(total: Option<u64>, enabled: bool) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let pb = match total {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} records ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} records ({per_sec})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+    pb
+}
+
+fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>>, Error> {
+    let Some(p) = path else { return Ok(None) };
+    match std::fs::read(p) {
+        Ok(bytes) => {
+            e.restore(&bytes)
+                .map_err(|err| Error::Snapshot(format!("{}: {err}", p.display())))?;
+            Ok(Some(bytes))
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(input_err(p, None, err)),
+    }
+}
+
+/// Write the state to `path` atomically: a temporary file in the same directory, synced, then renamed.
+fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
+    let bytes = e.snapshot();
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|err| {
+        let _ = std::fs::remove_file(&tmp);
+        input_err(path, None, err)
+    })
+}
+
+fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
+    let config = build_config(&a)?;
+    let mut enricher = Enricher::new(config.clone())?;
+    enricher.set_hash_seed(random_seed());
+    let state_bytes = load_state(&mut enricher, &a.state)?;
+    let paths: Vec<PathBuf> = if a.paths.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        a.paths.clone()
+    };
+    let only_stdin = paths.iter().all(|p| p.as_os_str() == "-");
+    let order = a.order.unwrap_or(if only_stdin { Order::Stream } else { Order::Time });
+    let show = !a.no_progress && !a.quiet && io::stderr().is_terminal();
+    let mut run = Run {
+        enricher,
+        bad_input: 0,
+        quiet: a.quiet,
+    };
+    let mut out = open_output(&a.output)?;
+    let started = Instant::now();
+    let mut bytes_in = 0u64;
+    let files = collect_files(&paths, &mut run.bad_input);
+    let res = match order {
+        Order::Stream => stream(&mut run, &files, &mut out, show, &mut bytes_in),
+        Order::Time => batch(&mut run, &config, state_bytes.as_deref(), &files, &mut out, show, &mut bytes_in),
+    };
+    match res.and_then(|_| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            return Err(Error::Input {
+                source_name: a.output.as_ref().map_or("<stdout>".into(), |p| p.display().to_string()),
+                line: None,
+                reason: e.to_string(),
+            });
+        }
+    }
+    if let Some(p) = &a.state {
+        save_state(&run.enricher, p)?;
+    }
+    if !a.quiet {
+        summary(&run.enricher.stats(), started.elapsed().as_secs_f64(), bytes_in);
+    }
+    Ok(if run.bad_input > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish()
+}
+
+/// Streaming order: each record is written as soon as it is processed.
+fn stream(run: &mut Run, files: &[PathBuf], out: &mut dyn Write, show: bool, bytes_in: &mut u64) -> io::Result<()> {
+    let pb = progress(None, show);
+    let mut buf = Vec::with_capacity(1 << 16);
+    for f in files {
+        if f.as_os_str() == "-" {
+            // True streaming on stdin: line by line, never the whole input in memory.
+            let stdin = io::stdin();
+            let mut r = io::BufReader::with_capacity(1 << 20, stdin.lock());
+            let mut line = Vec::new();
+            let mut n = 0u64;
+            let mut gz_check = true;
+            loop {
+                line.clear();
+                if r.read_until(b'\n', &mut line)? == 0 {
+                    break;
+                }
+                if gz_check && line.starts_with(&[0x1f, 0x8b]) {
+                    // gzip on stdin: decompress the whole stream, then go on as a file.
+                    let mut rest = line.clone();
+                    r.read_to_end(&mut rest)?;
+                    let mut doc = Vec::new();
+                    flate2::read::MultiGzDecoder::new(&rest[..]).read_to_end(&mut doc)?;
+                    *bytes_in += doc.len() as u64;
+                    process_doc(run, f, &doc, out, &mut buf, &pb)?;
+                    break;
+                }
+                gz_check = false;
+                n += 1;
+                *bytes_in += line.len() as u64;
+                let l = trim_line(&line);
+                if l.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if l.starts_with(b"{\"Records\"") {
+                    process_doc(run, f, l, out, &mut buf, &pb)?;
+                    continue;
+                }
+                buf.clear();
+                let o = run.enricher.process_into(l, None, &mut buf);
+                run.note(f, n, o, None);
+                buf.push(b'\n');
+                out.write_all(&buf)?;
+                pb.inc(1);
+            }
+            continue;
+        }
+        match read_all(f) {
+            Ok(doc) => {
+                *bytes_in += doc.len() as u64;
+                process_doc(run, f, &doc, out, &mut buf, &pb)?;
+            }
+            Err(e) => {
+                eprintln!("credlineage: {}: {e}", f.display());
+                run.bad_input += 1;
+            }
+        }
+    }
+    pb.finish_and_clear();
+    Ok(())
+}
+
+fn trim_line(l: &[u8]) -> &[u8] {
+    let l = l.strip_suffix(b"\n").unwrap_or(l);
+    l.strip_suffix(b"\r").unwrap_or(l)
+}
+
+fn process_doc(run: &mut Run, f: &Path, doc: &[u8], out: &mut dyn Write, buf: &mut Vec<u8>, pb: &ProgressBar) -> io::Result<()> {
+    for piece in credlineage::input::split(doc) {
+        buf.clear();
+        let o = run.enricher.process_into(&piece.bytes, None, buf);
+        run.note(f, piece.line, o, None);
+        buf.push(b'\n');
+        out.write_all(buf)?;
+        pb.inc(1);
+    }
+    Ok(())
+}
+
+/// Time order: read everything, process in (stable) eventTime order in two
+/// passes (the first learns every credential set so collisions are marked on
+/// earlier records too), write in input order.
+fn batch(
+    run: &mut Run,
+    config: &Config,
+    state: Option<&[u8]>,
+    files: &[PathBuf],
+    out: &mut dyn Write,
+    show: bool,
+    bytes_in: &mut u64,
+) -> io::Result<()> {
+    struct Rec {
+        bytes: Vec<u8>,
+        file: usize,
+        line: u64,
+        time: i64,
+    }
+    let mut recs: Vec<Rec> = Vec::new();
+    let mut last_time = i64::MIN;
+    for (fi, f) in files.iter().enumerate() {
+        match read_all(f) {
+            Ok(doc) => {
+                *bytes_in += doc.len() as u64;
+                for p in credlineage::input::split(&doc) {
+                    let t = run.enricher.peek_time(&p.bytes).unwrap_or(last_time);
+                    last_time = t;
+                    recs.push(Rec {
+                        bytes: p.bytes.into_owned(),
+                        file: fi,
+                        line: p.line,
+                        time: t,
+                    });
+                }
+            }
+            Err(e) => {
+                eprintln!("credlineage: {}: {e}", f.display());
+                run.bad_input += 1;
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..recs.len()).collect();
+    order.sort_by_key(|&i| recs[i].time);
+    let pb = progress(Some(2 * recs.len() as u64), show);
+    // Pass 1: learn every credential set.
+    let mut first = Enricher::new(config.clone()).map_err(io::Error::other)?;
+    if let Some(s) = state {
+        first.restore(s).map_err(io::Error::other)?;
+    }
+    first.record_lookahead();
+    for &i in &order {
+        let _ = first.annotate(&recs[i].bytes, None);
+        pb.inc(1);
+    }
+    run.enricher.use_lookahead(first.take_lookahead());
+    drop(first);
+    // Pass 2: annotate, keeping outputs in input order.
+    let mut outs: Vec<Vec<u8>> = vec![Vec::new(); recs.len()];
+    for &i in &order {
+        let mut o = Vec::with_capacity(recs[i].bytes.len() + 512);
+        let outcome = run.enricher.process_into(&recs[i].bytes, None, &mut o);
+        run.note(&files[recs[i].file], recs[i].line, outcome, Some(i as u64));
+        outs[i] = o;
+        recs[i].bytes = Vec::new();
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    for o in outs {
+        out.write_all(&o)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn summary(s: &Stats, secs: f64, bytes_in: u64) {
+    let rate = if secs > 0.0 { s.records as f64 / secs } else { 0.0 };
+    let mbs = if secs > 0.0 { bytes_in as f64 / secs / 1e6 } else { 0.0 };
+    eprintln!(
+        "credlineage: {} records: {} annotated, {} passed through, {} malformed | {} key collisions, {} off-host EC2 uses, {} issuances ({} chained) | {} tracked sets, {} evictions, {} expired | {:.2} s, {:.0} records/s, {:.1} MB/s",
+        s.records,
+        s.annotated,
+        s.passed_through,
+        s.malformed,
+        s.collisions,
+        s.offhost,
+        s.issuances,
+        s.chained_issuances,
+        s.tracked_sets,
+        s.evictions,
+        s.expired_purged,
+        secs,
+        rate,
+        mbs
+    );
+}
