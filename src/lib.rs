@@ -1,1 +1,2 @@
 //! credlineage: stateful streaming enrichment of AWS CloudTrail records.
+pub mod generate;
