@@ -289,6 +289,15 @@ impl Enricher {
     ) -> Result<(Annotation, bool), Error> {
         let index = self.stats.records;
         self.stats.records += 1;
+        // JSON text is UTF-8 (RFC 8259); serde_json does not check the strings
+        // it skips, and an annotated record must come out as valid JSON.
+        if let Err(e) = std::str::from_utf8(record) {
+            self.stats.malformed += 1;
+            return Err(Error::InvalidJson {
+                index,
+                reason: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            });
+        }
         let fields = std::mem::take(&mut self.config.string_fields);
         let parsed = {
             let own = |k: &str| self.is_own_key(k);
@@ -385,14 +394,17 @@ impl Enricher {
             })
     }
 
-    fn record_set(&mut self, fp: Fingerprint, s: &CredSet) {
-        if let Some(r) = &mut self.recorder {
-            let start = s.issued.unwrap_or(s.first_seen);
-            let v = r.by_key.entry(s.key.clone()).or_default();
-            match v.iter_mut().find(|e| e.0 == fp) {
-                Some(e) => *e = (fp, start, s.expires),
-                None => v.push((fp, start, s.expires)),
-            }
+    /// Batch first pass: remember the liveness of set `fp` as it is now.
+    fn record_set(&mut self, fp: Fingerprint) {
+        let Some(r) = &mut self.recorder else { return };
+        let Some(s) = self.state.sets.peek(&fp) else {
+            return;
+        };
+        let entry = (fp, s.issued.unwrap_or(s.first_seen), s.expires);
+        let v = r.by_key.entry(s.key.clone()).or_default();
+        match v.iter_mut().find(|e| e.0 == fp) {
+            Some(e) => *e = entry,
+            None => v.push(entry),
         }
     }
 
@@ -512,8 +524,8 @@ impl Enricher {
                 complete: true,
                 parent: None,
             };
-            self.record_set(fp, &s);
             self.state.insert_set(fp, s);
+            self.record_set(fp);
             return Caller {
                 fp,
                 root: r,
@@ -588,8 +600,8 @@ impl Enricher {
             parent: None,
         };
         let expires = s.expires;
-        self.record_set(fp, &s);
         self.state.insert_set(fp, s);
+        self.record_set(fp);
         Caller {
             fp,
             root: r,
@@ -847,6 +859,12 @@ impl Enricher {
                 })
                 .unwrap_or_default(),
             "GetSessionToken" => ui.arn.get().unwrap_or("").to_string(),
+            // Calls with AssumeRoot credentials carry the member account's root ARN.
+            "AssumeRoot" => rp
+                .target_principal
+                .get()
+                .map(|a| format!("arn:aws:iam::{a}:root"))
+                .unwrap_or_default(),
             _ => re
                 .assumed_role_user
                 .arn
@@ -919,14 +937,24 @@ impl Enricher {
             complete,
             parent,
         };
-        self.record_set(fp, &s);
-        match self.state.sets.get_mut(&fp) {
+        let (r, depth) = match self.state.sets.get_mut(&fp) {
+            // A second copy of an issuance already observed (the role owner's
+            // cross-account copy, a duplicate delivery) that knows less about
+            // the caller must not overwrite the lineage learned from the first.
+            Some(existing) if existing.issuance_observed && !complete && existing.complete => {
+                (existing.root.clone(), existing.depth)
+            }
             Some(existing) => {
                 let issued = existing.issued;
                 *existing = CredSet { issued, ..s };
+                (r, depth)
             }
-            None => self.state.insert_set(fp, s),
-        }
+            None => {
+                self.state.insert_set(fp, s);
+                (r, depth)
+            }
+        };
+        self.record_set(fp);
         self.stats.issuances += 1;
         if chained {
             self.stats.chained_issuances += 1;
@@ -1066,8 +1094,52 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
     (n == 4).then(|| IpAddr::from(oct))
 }
 
-/// Replace every `"sessionToken":"…"` string value in `out[start..]` with `"<redacted>"`.
+/// Replace every `"sessionToken":"…"` string value in `out[start..]` with
+/// `"<redacted>"`, also inside records held as JSON strings (where the same
+/// text appears escaped: `\"sessionToken\":\"…\"`).
 fn redact_tokens(out: &mut Vec<u8>, start: usize) {
+    redact_plain(out, start);
+    redact_escaped(out, start);
+}
+
+fn redact_escaped(out: &mut Vec<u8>, start: usize) {
+    const NEEDLE: &[u8] = br#"\"sessionToken\""#;
+    let mut i = start;
+    while let Some(pos) = out
+        .get(i..)
+        .and_then(|s| s.windows(NEEDLE.len()).position(|w| w == NEEDLE))
+    {
+        let mut j = i + pos + NEEDLE.len();
+        while matches!(out.get(j), Some(b' ')) {
+            j += 1;
+        }
+        if out.get(j) != Some(&b':') {
+            i = j;
+            continue;
+        }
+        j += 1;
+        while matches!(out.get(j), Some(b' ')) {
+            j += 1;
+        }
+        if out.get(j..j + 2) != Some(br#"\""#.as_slice()) {
+            i = j;
+            continue;
+        }
+        // The escaped value ends at the next `\"` (a token holds no backslash).
+        let body = j + 2;
+        let Some(len) = out
+            .get(body..)
+            .and_then(|s| s.windows(2).position(|w| w == br#"\""#))
+        else {
+            return;
+        };
+        let end = body + len + 2;
+        out.splice(j..end, br#"\"<redacted>\""#.iter().copied());
+        i = j + 14;
+    }
+}
+
+fn redact_plain(out: &mut Vec<u8>, start: usize) {
     const NEEDLE: &[u8] = b"\"sessionToken\"";
     let mut i = start;
     while let Some(pos) = out

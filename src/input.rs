@@ -41,7 +41,10 @@ fn line_of(doc: &[u8], sub: &[u8]) -> u64 {
 fn unroll<'a>(doc: &'a [u8], body: &'a [u8]) -> Option<Vec<Piece<'a>>> {
     let raws: Vec<&RawValue> = match body.first() {
         Some(b'[') => serde_json::from_slice(body).ok()?,
-        Some(b'{') if body.starts_with(b"{\"Records\"") || body.windows(9).take(64).any(|w| w == b"\"Records\"") => {
+        Some(b'{')
+            if body.starts_with(b"{\"Records\"")
+                || body.windows(9).take(64).any(|w| w == b"\"Records\"") =>
+        {
             serde_json::from_slice::<RecordsDoc>(body).ok()?.records?
         }
         _ => return None,
@@ -70,7 +73,10 @@ pub fn split(doc: &[u8]) -> Vec<Piece<'_>> {
     if let Some(p) = unroll(doc, body) {
         return p;
     }
-    if matches!(body.first(), Some(b'{')) && body.contains(&b'\n') && serde_json::from_slice::<&RawValue>(body).is_ok() {
+    if matches!(body.first(), Some(b'{'))
+        && body.contains(&b'\n')
+        && serde_json::from_slice::<&RawValue>(body).is_ok()
+    {
         return vec![Piece {
             bytes: crate::to_single_line(body),
             line: line_of(doc, body),
@@ -110,14 +116,35 @@ mod tests {
 
     #[test]
     fn shapes() {
-        assert_eq!(texts("{\"a\":1}\n\n{\"b\":2}\r\n"), vec![("{\"a\":1}".into(), 1), ("{\"b\":2}".into(), 3)]);
-        assert_eq!(texts("{\"Records\":[{\"a\":1},\n {\"b\": 2}]}"), vec![("{\"a\":1}".into(), 1), ("{\"b\": 2}".into(), 2)]);
-        assert_eq!(texts("[\n {\n  \"a\": 1\n }\n]"), vec![("{\"a\":1}".into(), 2)]);
+        assert_eq!(
+            texts("{\"a\":1}\n\n{\"b\":2}\r\n"),
+            vec![("{\"a\":1}".into(), 1), ("{\"b\":2}".into(), 3)]
+        );
+        assert_eq!(
+            texts("{\"Records\":[{\"a\":1},\n {\"b\": 2}]}"),
+            vec![("{\"a\":1}".into(), 1), ("{\"b\": 2}".into(), 2)]
+        );
+        assert_eq!(
+            texts("[\n {\n  \"a\": 1\n }\n]"),
+            vec![("{\"a\":1}".into(), 2)]
+        );
         assert_eq!(texts("{\n\"a\": 1\n}"), vec![("{\"a\":1}".into(), 1)]);
-        assert_eq!(texts("not json\n{\"a\":1}"), vec![("not json".into(), 1), ("{\"a\":1}".into(), 2)]);
-        assert_eq!(texts("{\"Records\":[{\"a\":1}]}\n{\"b\":1}"), vec![("{\"a\":1}".into(), 1), ("{\"b\":1}".into(), 2)]);
+        assert_eq!(
+            texts("not json\n{\"a\":1}"),
+            vec![("not json".into(), 1), ("{\"a\":1}".into(), 2)]
+        );
+        assert_eq!(
+            texts("{\"Records\":[{\"a\":1}]}\n{\"b\":1}"),
+            vec![("{\"a\":1}".into(), 1), ("{\"b\":1}".into(), 2)]
+        );
         assert!(texts("  \n ").is_empty());
-        assert_eq!(texts("[1,\"x\"]"), vec![("1".into(), 1), ("\"x\"".into(), 1)]);
-        assert_eq!(texts("{\"Records\":5}"), vec![("{\"Records\":5}".into(), 1)]);
+        assert_eq!(
+            texts("[1,\"x\"]"),
+            vec![("1".into(), 1), ("\"x\"".into(), 1)]
+        );
+        assert_eq!(
+            texts("{\"Records\":5}"),
+            vec![("{\"Records\":5}".into(), 1)]
+        );
     }
 }

@@ -277,6 +277,7 @@ lenient_struct!(
         instance_id: S<'a> = "instanceId",
         public_ip: S<'a> = "publicIp",
         user_name: S<'a> = "userName",
+        target_principal: S<'a> = "targetPrincipal",
     }
 );
 lenient_struct!(

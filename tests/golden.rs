@@ -20,7 +20,11 @@ struct Run {
 fn cli(args: &[&str], stdin: Option<&[u8]>) -> Run {
     let mut c = Command::new(env!("CARGO_BIN_EXE_credlineage"));
     c.args(args).current_dir(fixtures());
-    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().expect("run credlineage");
     if let Some(input) = stdin {
@@ -48,7 +52,11 @@ fn golden(name: &str, actual: &[u8]) {
         for (i, (el, al)) in e.lines().zip(a.lines()).enumerate() {
             assert_eq!(el, al, "{name}: first difference at line {}", i + 1);
         }
-        assert_eq!(e.lines().count(), a.lines().count(), "{name}: line counts differ");
+        assert_eq!(
+            e.lines().count(),
+            a.lines().count(),
+            "{name}: line counts differ"
+        );
         panic!("{name}: output differs from the golden file");
     }
 }
@@ -94,10 +102,35 @@ fn s3_layout_directory_of_gzip_delivery_files() {
 #[test]
 fn hostile_lines_pass_through_and_are_named() {
     let r = cli(&["enrich", "hostile.jsonl"], None);
-    assert_eq!(r.code, 1, "bad input must show in the exit status: {}", r.stderr);
+    assert_eq!(
+        r.code, 1,
+        "bad input must show in the exit status: {}",
+        r.stderr
+    );
     let input = std::fs::read(fixtures().join("hostile.jsonl")).unwrap();
     assert_eq!(lines(&r.stdout), lines(&input));
-    assert!(r.stderr.contains("hostile.jsonl:1: record 0: invalid JSON"), "{}", r.stderr);
-    assert!(r.stderr.contains("hostile.jsonl:3: record 2: not a JSON object"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hostile.jsonl:1: record 0: invalid JSON"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("hostile.jsonl:3: record 2: not a JSON object"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("hostile.jsonl:19: record 18: invalid JSON: invalid UTF-8 at byte 42"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("19 records: 6 annotated, 5 passed through, 8 malformed"),
+        "{}",
+        r.stderr
+    );
     golden("hostile.expected.jsonl", &r.stdout);
 }

@@ -293,8 +293,10 @@ fn progress(total: Option<u64>, enabled: bool) -> ProgressBar {
     }
     let pb = match total {
         Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} records ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} records ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         ),
         None => ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} records ({per_sec})")
@@ -321,7 +323,10 @@ fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>
 /// Write the state to `path` atomically: a temporary file in the same directory, synced, then renamed.
 fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
     let bytes = e.snapshot();
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let write = || -> io::Result<()> {
@@ -347,7 +352,11 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
         a.paths.clone()
     };
     let only_stdin = paths.iter().all(|p| p.as_os_str() == "-");
-    let order = a.order.unwrap_or(if only_stdin { Order::Stream } else { Order::Time });
+    let order = a.order.unwrap_or(if only_stdin {
+        Order::Stream
+    } else {
+        Order::Time
+    });
     let show = !a.no_progress && !a.quiet && io::stderr().is_terminal();
     let mut run = Run {
         enricher,
@@ -360,14 +369,25 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
     let files = collect_files(&paths, &mut run.bad_input);
     let res = match order {
         Order::Stream => stream(&mut run, &files, &mut out, show, &mut bytes_in),
-        Order::Time => batch(&mut run, &config, state_bytes.as_deref(), &files, &mut out, show, &mut bytes_in),
+        Order::Time => batch(
+            &mut run,
+            &config,
+            state_bytes.as_deref(),
+            &files,
+            &mut out,
+            show,
+            &mut bytes_in,
+        ),
     };
     match res.and_then(|_| out.flush()) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => {
             return Err(Error::Input {
-                source_name: a.output.as_ref().map_or("<stdout>".into(), |p| p.display().to_string()),
+                source_name: a
+                    .output
+                    .as_ref()
+                    .map_or("<stdout>".into(), |p| p.display().to_string()),
                 line: None,
                 reason: e.to_string(),
             });
@@ -377,7 +397,11 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
         save_state(&run.enricher, p)?;
     }
     if !a.quiet {
-        summary(&run.enricher.stats(), started.elapsed().as_secs_f64(), bytes_in);
+        summary(
+            &run.enricher.stats(),
+            started.elapsed().as_secs_f64(),
+            bytes_in,
+        );
     }
     Ok(if run.bad_input > 0 {
         ExitCode::from(1)
@@ -394,7 +418,13 @@ fn random_seed() -> u64 {
 }
 
 /// Streaming order: each record is written as soon as it is processed.
-fn stream(run: &mut Run, files: &[PathBuf], out: &mut dyn Write, show: bool, bytes_in: &mut u64) -> io::Result<()> {
+fn stream(
+    run: &mut Run,
+    files: &[PathBuf],
+    out: &mut dyn Write,
+    show: bool,
+    bytes_in: &mut u64,
+) -> io::Result<()> {
     let pb = progress(None, show);
     let mut buf = Vec::with_capacity(1 << 16);
     for f in files {
@@ -460,7 +490,14 @@ fn trim_line(l: &[u8]) -> &[u8] {
     l.strip_suffix(b"\r").unwrap_or(l)
 }
 
-fn process_doc(run: &mut Run, f: &Path, doc: &[u8], out: &mut dyn Write, buf: &mut Vec<u8>, pb: &ProgressBar) -> io::Result<()> {
+fn process_doc(
+    run: &mut Run,
+    f: &Path,
+    doc: &[u8],
+    out: &mut dyn Write,
+    buf: &mut Vec<u8>,
+    pb: &ProgressBar,
+) -> io::Result<()> {
     for piece in credlineage::input::split(doc) {
         buf.clear();
         let o = run.enricher.process_into(&piece.bytes, None, buf);
@@ -547,8 +584,16 @@ fn batch(
 }
 
 fn summary(s: &Stats, secs: f64, bytes_in: u64) {
-    let rate = if secs > 0.0 { s.records as f64 / secs } else { 0.0 };
-    let mbs = if secs > 0.0 { bytes_in as f64 / secs / 1e6 } else { 0.0 };
+    let rate = if secs > 0.0 {
+        s.records as f64 / secs
+    } else {
+        0.0
+    };
+    let mbs = if secs > 0.0 {
+        bytes_in as f64 / secs / 1e6
+    } else {
+        0.0
+    };
     eprintln!(
         "credlineage: {} records: {} annotated, {} passed through, {} malformed | {} key collisions, {} off-host EC2 uses, {} issuances ({} chained) | {} tracked sets, {} evictions, {} expired | {:.2} s, {:.0} records/s, {:.1} MB/s",
         s.records,
