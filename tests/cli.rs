@@ -1,0 +1,264 @@
+//! End-to-end tests of the `credlineage` command as a user runs it: state files, stdin, gzip, config, bad inputs, the generator.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+struct Out {
+    stdout: Vec<u8>,
+    stderr: String,
+    code: i32,
+}
+
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Out {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_credlineage"));
+    c.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(i) = stdin {
+        let mut si = child.stdin.take().unwrap();
+        let data = i.to_vec();
+        std::thread::spawn(move || si.write_all(&data));
+    }
+    let o = child.wait_with_output().unwrap();
+    Out {
+        stdout: o.stdout,
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        code: o.status.code().unwrap_or(-1),
+    }
+}
+
+fn annotations(b: &[u8]) -> Vec<serde_json::Value> {
+    b.split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap()["credlineage"].clone())
+        .collect()
+}
+
+#[test]
+fn help_names_the_commands_and_flags() {
+    let o = run(&["--help"], None);
+    assert_eq!(o.code, 0);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("enrich") && s.contains("generate"), "{s}");
+    let o = run(&["enrich", "--help"], None);
+    let s = String::from_utf8_lossy(&o.stdout);
+    for flag in [
+        "--state",
+        "--order",
+        "--config",
+        "--known-cidr",
+        "--aws-ip-ranges",
+        "--output",
+    ] {
+        assert!(s.contains(flag), "enrich --help lacks {flag}: {s}");
+    }
+}
+
+#[test]
+fn state_file_carries_lineage_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(fixture("scenarios.jsonl"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let (a, b) = (lines[..6].join("\n"), lines[6..9].join("\n"));
+    let state = dir.path().join("state.bin");
+    let s = state.to_str().unwrap();
+    let o = run(&["enrich", "--state", s, "-"], Some(a.as_bytes()));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(state.exists());
+    let o = run(&["enrich", "--state", s, "-"], Some(b.as_bytes()));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let ann = annotations(&o.stdout);
+    // The new long-term key, created by the depth-2 session of the first run.
+    assert_eq!(ann[2]["lineage_root"], "AKIAQXAMPLEBACKDOOR1");
+    assert_eq!(ann[2]["created_by"]["lineage_root"], "AKIAQXAMPLEROOTKEY01");
+    // The chain built in the first run continues.
+    assert_eq!(ann[1]["lineage_depth"], 3);
+    // Saved atomically: no temporary file left; no token inside.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let bytes = std::fs::read(&state).unwrap();
+    assert!(!bytes.windows(16).any(|w| w == b"IQoJb3JpZ2luX2Vj"));
+}
+
+#[test]
+fn corrupt_state_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.bin");
+    std::fs::write(&state, b"CREDLINEAGE-STATE\nnot really").unwrap();
+    let o = run(
+        &["enrich", "--state", state.to_str().unwrap(), "-"],
+        Some(b"{}\n"),
+    );
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("snapshot refused"), "{}", o.stderr);
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        b"CREDLINEAGE-STATE\nnot really"
+    );
+}
+
+#[test]
+fn gzip_on_stdin_and_output_file() {
+    let gz = std::fs::read(
+        fixture("AWSLogs/017622104382/CloudTrail/us-east-1/2024/08/02/017622104382_CloudTrail_us-east-1_20240802T0825Z_steal.json.gz"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = run(&["enrich", "-o", out.to_str().unwrap()], Some(&gz));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.is_empty());
+    assert_eq!(annotations(&std::fs::read(out).unwrap()).len(), 25);
+}
+
+#[test]
+fn unreadable_file_is_named_and_the_run_goes_on() {
+    let o = run(
+        &[
+            "enrich",
+            "/nonexistent/trail.json",
+            fixture("scenarios.jsonl").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("/nonexistent/trail.json"), "{}", o.stderr);
+    assert_eq!(annotations(&o.stdout).len(), 40);
+    let o = run(
+        &["enrich", "--order", "stream", "/nonexistent/x.json.gz"],
+        None,
+    );
+    assert_eq!(o.code, 1);
+    // A corrupt gzip file: named, skipped.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json.gz");
+    std::fs::write(&bad, [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
+    let o = run(&["enrich", bad.to_str().unwrap()], None);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("bad.json.gz"), "{}", o.stderr);
+}
+
+#[test]
+fn config_file_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(
+        &cfg,
+        br#"{"namespace":"cl","known_cidrs":["45.33.32.0/24"]}"#,
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "enrich",
+            "--config",
+            cfg.to_str().unwrap(),
+            fixture("scenarios.jsonl").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let first: serde_json::Value =
+        serde_json::from_slice(o.stdout.split(|&c| c == b'\n').next().unwrap()).unwrap();
+    assert!(first.get("credlineage").is_none());
+    assert_eq!(first["cl"]["v"], 1);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !text.contains("new_ip_for_instance"),
+        "45.33.32.156 is a known CIDR now"
+    );
+    // Flatten via flag.
+    let o = run(
+        &[
+            "enrich",
+            "--flatten",
+            "cl_",
+            fixture("scenarios.jsonl").to_str().unwrap(),
+        ],
+        None,
+    );
+    let first: serde_json::Value =
+        serde_json::from_slice(o.stdout.split(|&c| c == b'\n').next().unwrap()).unwrap();
+    assert_eq!(first["cl_lineage_root"], "AKIAQXAMPLEROOTKEY01");
+    // A typo in the config is an error, not a silent default.
+    std::fs::write(&cfg, br#"{"namespcae":"cl"}"#).unwrap();
+    let o = run(
+        &["enrich", "--config", cfg.to_str().unwrap(), "-"],
+        Some(b""),
+    );
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("namespcae"), "{}", o.stderr);
+}
+
+#[test]
+fn aws_ip_ranges_file_enables_outside_aws() {
+    let dir = tempfile::tempdir().unwrap();
+    let ranges = dir.path().join("ip-ranges.json");
+    std::fs::write(&ranges, br#"{"prefixes":[{"ip_prefix":"54.200.0.0/16"},{"ip_prefix":"3.5.0.0/16"}],"ipv6_prefixes":[]}"#).unwrap();
+    let o = run(
+        &[
+            "enrich",
+            "--aws-ip-ranges",
+            ranges.to_str().unwrap(),
+            fixture("scenarios.jsonl").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let a = annotations(&o.stdout);
+    assert_eq!(a[20]["offhost_reason"], "outside_aws", "{}", a[20]);
+    assert_eq!(a[17]["ec2_cred_offhost"], false);
+}
+
+#[test]
+fn generate_is_deterministic_and_enrichable() {
+    let a = run(&["generate", "-n", "2000", "--seed", "9"], None);
+    let b = run(&["generate", "-n", "2000", "--seed", "9"], None);
+    let c = run(&["generate", "-n", "2000", "--seed", "10"], None);
+    assert_eq!(a.code, 0);
+    assert_eq!(a.stdout, b.stdout);
+    assert_ne!(a.stdout, c.stdout);
+    let o = run(&["enrich"], Some(&a.stdout));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(annotations(&o.stdout).len(), 2000);
+    assert!(
+        o.stderr.contains("2000 records: 2000 annotated"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn stream_and_time_order_agree_on_sorted_input_except_lookahead() {
+    let trail = run(&["generate", "-n", "3000", "--seed", "3"], None);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("trail.jsonl");
+    std::fs::write(&f, &trail.stdout).unwrap();
+    let t = run(&["enrich", f.to_str().unwrap()], None);
+    let s = run(&["enrich", "--order", "stream", f.to_str().unwrap()], None);
+    let (ta, sa) = (annotations(&t.stdout), annotations(&s.stdout));
+    assert_eq!(ta.len(), sa.len());
+    for (x, y) in ta.iter().zip(&sa) {
+        assert_eq!(x["lineage_root"], y["lineage_root"]);
+        assert_eq!(x["session_fingerprint"], y["session_fingerprint"]);
+    }
+}
