@@ -44,6 +44,14 @@ mod splice;
 pub mod state;
 pub mod time;
 
+// Host bindings: each small, each behind its own feature.
+#[cfg(feature = "component")]
+mod component;
+#[cfg(all(feature = "fluent-bit", target_arch = "wasm32"))]
+pub mod fluent_bit;
+#[cfg(feature = "js")]
+pub mod js;
+
 pub use annotation::Annotation;
 pub use config::Config;
 pub use engine::{Enricher, Lookahead, Outcome};
