@@ -51,7 +51,13 @@ pub struct Enricher {
     prefix: Vec<u8>,
     lookahead: Option<Lookahead>,
     recorder: Option<Lookahead>,
+    /// Record count at which the next full sweep of expired state runs.
+    next_sweep: u64,
 }
+
+/// A full sweep of expired state runs at most once per this many records
+/// (or per as many records as there are tracked sets, whichever is more).
+const SWEEP_MIN: u64 = 65_536;
 
 /// The caller's credential set, as resolved for one call.
 struct Caller {
@@ -159,6 +165,7 @@ impl Enricher {
             config,
             lookahead: None,
             recorder: None,
+            next_sweep: SWEEP_MIN,
         })
     }
 
@@ -353,6 +360,12 @@ impl Enricher {
             self.config.expired_grace_secs,
             self.config.ip_retention_secs,
         );
+        if self.stats.records >= self.next_sweep {
+            self.stats.expired_purged += self
+                .state
+                .sweep(self.config.expired_grace_secs, self.config.ip_retention_secs);
+            self.next_sweep = self.stats.records + (self.state.sets.len() as u64).max(SWEEP_MIN);
+        }
         Ok((ann, has_own))
     }
 
@@ -1206,6 +1219,29 @@ mod tests {
         assert!(is_instance_id("i-0123456789abcdef0"));
         assert!(!is_instance_id("i-"));
         assert!(!is_instance_id("aws-go-sdk-1722375070115152000"));
+    }
+
+    #[test]
+    fn expired_sets_are_swept_even_behind_a_long_term_key() {
+        let mut e = Enricher::new(Config::default()).unwrap();
+        let ui = r#""userIdentity":{"type":"IAMUser","accountId":"1","arn":"arn:aws:iam::1:user/u","accessKeyId":"AKIAOLDKEY"}"#;
+        let issue = format!(
+            r#"{{"eventName":"AssumeRole","eventSource":"sts.amazonaws.com","eventTime":"2024-01-01T00:00:00Z",{ui},
+            "requestParameters":{{"roleArn":"arn:aws:iam::1:role/r","roleSessionName":"s"}},
+            "responseElements":{{"credentials":{{"accessKeyId":"ASIATEMP","expiration":"2024-01-01T01:00:00Z"}}}}}}"#
+        );
+        e.process(issue.as_bytes(), None);
+        assert_eq!(e.stats().tracked_sets, 2);
+        // The long-term key stays least recently used; hours later, unrelated
+        // calls by another key push the clock on.
+        let other = r#"{"eventName":"ListBuckets","eventSource":"s3.amazonaws.com","eventTime":"2024-01-01T05:00:00Z",
+            "userIdentity":{"type":"IAMUser","accountId":"1","arn":"arn:aws:iam::1:user/v","accessKeyId":"AKIANEWKEY"}}"#;
+        for _ in 0..SWEEP_MIN {
+            e.process(other.as_bytes(), None);
+        }
+        let s = e.stats();
+        assert_eq!(s.expired_purged, 1, "{s:?}");
+        assert_eq!(s.tracked_sets, 2, "the two long-term keys remain: {s:?}");
     }
 
     #[test]

@@ -332,6 +332,38 @@ impl State {
         purged
     }
 
+    /// Remove every expired set and stale IP (a full pass; the caller runs it
+    /// rarely enough that its cost per record stays constant). Needed because
+    /// long-term keys never expire and can sit at the LRU end, where
+    /// [`purge`](Self::purge) stops.
+    pub fn sweep(&mut self, grace: i64, ip_retention: i64) -> u64 {
+        let now = self.clock;
+        let expired: Vec<Fingerprint> = self
+            .sets
+            .iter()
+            .filter(|(_, s)| s.expires.saturating_add(grace) < now)
+            .map(|(fp, _)| *fp)
+            .collect();
+        for fp in &expired {
+            if let Some(s) = self.sets.pop(fp) {
+                self.bytes[0] = self.bytes[0].saturating_sub(cost_set(&s));
+                self.unindex(&s.key, *fp, false);
+            }
+        }
+        let stale: Vec<Box<str>> = self
+            .ip_other
+            .iter()
+            .filter(|(_, t)| t.saturating_add(ip_retention) < now)
+            .map(|(ip, _)| ip.clone())
+            .collect();
+        for ip in stale {
+            if self.ip_other.pop(&ip).is_some() {
+                self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&ip));
+            }
+        }
+        expired.len() as u64
+    }
+
     /// Serialize everything, least recently used first.
     pub fn snapshot(&self, config_digest: &str) -> Vec<u8> {
         let body = SnapshotBody {
