@@ -5,9 +5,10 @@ use crate::fingerprint::{self, Fingerprint};
 use crate::keyid::{self, KeyKind};
 use crate::record::{self, Event, Outer};
 use crate::splice;
-use crate::state::{Creator, CredSet, Root, State, Stats};
+use crate::state::{Creator, Root, SetInfo, State, Stats};
 use crate::time::{parse_expiration, parse_iso};
 use crate::{Config, Error};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -413,8 +414,8 @@ impl Enricher {
         let Some(s) = self.state.sets.peek(&fp) else {
             return;
         };
-        let entry = (fp, s.issued.unwrap_or(s.first_seen), s.expires);
-        let v = r.by_key.entry(s.key.clone()).or_default();
+        let entry = (fp, s.start, s.expires);
+        let v = r.by_key.entry(Arc::from(s.key.as_str())).or_default();
         match v.iter_mut().find(|e| e.0 == fp) {
             Some(e) => *e = entry,
             None => v.push(entry),
@@ -424,64 +425,50 @@ impl Enricher {
     /// Number of distinct live sets that use `key` at `t`.
     fn live_count(&self, key: &str, t: i64) -> u32 {
         let tol = self.config.match_tolerance_secs;
-        let mut seen: Vec<Fingerprint> = Vec::new();
-        if let Some(fps) = self.state.by_key.get(key) {
-            for fp in fps {
-                if let Some(s) = self.state.sets.peek(fp) {
-                    if s.live_at(t, tol) && !seen.contains(fp) {
-                        seen.push(*fp);
-                    }
+        let mut seen: SmallVec<[Fingerprint; 4]> = SmallVec::new();
+        for (fp, s) in self.state.sets_of(key) {
+            if s.live_at(t, tol) && !seen.contains(&fp) {
+                seen.push(fp);
+            }
+        }
+        if let Some(v) = self.lookahead.as_ref().and_then(|l| l.by_key.get(key)) {
+            for (fp, start, end) in v {
+                if start.saturating_sub(tol) <= t && t <= *end && !seen.contains(fp) {
+                    seen.push(*fp);
                 }
             }
         }
-        if let Some(l) = &self.lookahead {
-            if let Some(v) = l.by_key.get(key) {
-                for (fp, start, end) in v {
-                    if start.saturating_sub(tol) <= t && t <= *end && !seen.contains(fp) {
-                        seen.push(*fp);
-                    }
-                }
-            }
-        }
-        seen.len() as u32
+        u32::try_from(seen.len()).unwrap_or(u32::MAX)
     }
 
     /// Find the set a temporary-credential call belongs to.
-    fn find_temp(
-        &mut self,
-        key: &str,
-        arn_hash: u64,
-        created: Option<i64>,
-        t: i64,
-    ) -> Option<Fingerprint> {
-        let tol = self.config.match_tolerance_secs;
-        let fps = self.state.by_key.get(key)?;
-        let mut best: Option<(Fingerprint, i64)> = None;
-        for fp in fps {
-            let Some(s) = self.state.sets.peek(fp) else {
-                continue;
-            };
+    fn find_temp(&self, key: &str, arn_hash: u64, created: Option<i64>, t: i64) -> Option<Fingerprint> {
+        let tol = self.config.match_tolerance_secs.unsigned_abs();
+        let mut best: Option<(Fingerprint, u64)> = None;
+        let mut latest: Option<(Fingerprint, i64)> = None;
+        for (fp, s) in self.state.sets_of(key) {
             if s.arn_hash != arn_hash {
                 continue;
             }
-            match (created, s.issued) {
+            match (created, s.issued()) {
                 (Some(c), Some(i)) => {
-                    let d = (c - i).abs();
+                    let d = c.abs_diff(i);
                     if d <= tol && best.is_none_or(|(_, bd)| d < bd) {
-                        best = Some((*fp, d));
+                        best = Some((fp, d));
                     }
                 }
                 (None, _) => {
                     // No creationDate on the call: the latest set issued by now.
-                    let start = s.issued.unwrap_or(s.first_seen);
-                    if start <= t.saturating_add(tol) && best.is_none_or(|(_, b)| -start < b) {
-                        best = Some((*fp, -start));
+                    if s.start <= t.saturating_add(self.config.match_tolerance_secs)
+                        && latest.is_none_or(|(_, b)| s.start > b)
+                    {
+                        latest = Some((fp, s.start));
                     }
                 }
                 (Some(_), None) => {}
             }
         }
-        best.map(|(fp, _)| fp)
+        best.map(|(fp, _)| fp).or(latest.map(|(fp, _)| fp))
     }
 
     /// Resolve (and create when new) the credential set the call was made with.
@@ -511,9 +498,9 @@ impl Enricher {
             if let Some(s) = self.state.sets.get(&fp) {
                 return Caller {
                     fp,
-                    root: s.root.clone(),
+                    root: s.root(),
                     depth: s.depth,
-                    complete: s.complete,
+                    complete: s.complete(),
                     parent: s.parent,
                     expires: s.expires,
                     expiration_observed: false,
@@ -524,8 +511,8 @@ impl Enricher {
             } else {
                 root(RootType::AccessKey, key.to_string())
             };
-            let s = CredSet {
-                key: Arc::from(key),
+            let s = SetInfo {
+                key: key.to_string(),
                 arn_hash: State::arn_hash(ui.arn.get().unwrap_or("")),
                 issued: None,
                 first_seen: t,
@@ -555,12 +542,12 @@ impl Enricher {
             if let Some(s) = self.state.sets.get(&fp) {
                 return Caller {
                     fp,
-                    root: s.root.clone(),
+                    root: s.root(),
                     depth: s.depth,
-                    complete: s.complete,
+                    complete: s.complete(),
                     parent: s.parent,
                     expires: s.expires,
-                    expiration_observed: s.expiration_observed,
+                    expiration_observed: s.expiration_observed(),
                 };
             }
         }
@@ -597,8 +584,8 @@ impl Enricher {
             )
         };
         let fp = fingerprint::temporary(key, arn, created);
-        let s = CredSet {
-            key: Arc::from(key),
+        let s = SetInfo {
+            key: key.to_string(),
             arn_hash,
             issued: created,
             first_seen: t,
@@ -937,8 +924,8 @@ impl Enricher {
             Some(fp) => fp,
             None => fingerprint::temporary(new_key, &arn, Some(t)),
         };
-        let s = CredSet {
-            key: Arc::from(new_key),
+        let s = SetInfo {
+            key: new_key.to_string(),
             arn_hash,
             issued: Some(t),
             first_seen: t,
@@ -954,12 +941,13 @@ impl Enricher {
             // A second copy of an issuance already observed (the role owner's
             // cross-account copy, a duplicate delivery) that knows less about
             // the caller must not overwrite the lineage learned from the first.
-            Some(existing) if existing.issuance_observed && !complete && existing.complete => {
-                (existing.root.clone(), existing.depth)
+            Some(existing) if existing.issuance_observed() && !complete && existing.complete() => {
+                (existing.root(), existing.depth)
             }
             Some(existing) => {
-                let issued = existing.issued;
-                *existing = CredSet { issued, ..s };
+                // Keep the provisional set's own issue time (its fingerprint was built on it).
+                let issued = existing.issued().or(s.issued);
+                *existing = SetInfo { issued, ..s }.into();
                 (r, depth)
             }
             None => {

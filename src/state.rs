@@ -3,7 +3,9 @@
 use crate::Error;
 use crate::annotation::RootType;
 use crate::fingerprint::Fingerprint;
-use ahash::{AHashMap, RandomState};
+use ahash::RandomState;
+use smallvec::SmallVec;
+use std::collections::HashMap;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -16,11 +18,71 @@ pub(crate) struct Root {
     pub id: Arc<str>,
 }
 
-/// One credential set (SPEC 3.3).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct CredSet {
-    pub key: Arc<str>,
-    /// xxh3 of the session principal ARN (portable across builds).
+/// An access key ID, stored inline when short (all real IDs are 20 characters).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum KeyId {
+    Inline { len: u8, buf: [u8; 22] },
+    Heap(Box<str>),
+}
+
+impl KeyId {
+    pub fn new(s: &str) -> KeyId {
+        let b = s.as_bytes();
+        if b.len() <= 22 {
+            let mut buf = [0u8; 22];
+            buf[..b.len()].copy_from_slice(b);
+            KeyId::Inline {
+                len: b.len() as u8,
+                buf,
+            }
+        } else {
+            KeyId::Heap(s.into())
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Built from a &str cut at its own length: always valid UTF-8.
+            KeyId::Inline { len, buf } => std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or(""),
+            KeyId::Heap(s) => s,
+        }
+    }
+    fn heap_bytes(&self) -> usize {
+        match self {
+            KeyId::Inline { .. } => 0,
+            KeyId::Heap(s) => s.len() + 16,
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(KeyId::new(&s))
+    }
+}
+
+/// A portable 64-bit hash of a key ID, for the key index.
+pub(crate) fn key_hash(key: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+}
+
+/// Everything known about a credential set, in the convenient wide form the
+/// rules build; stored compactly as a [`CredSet`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SetInfo {
+    pub key: String,
     pub arn_hash: u64,
     /// Issue time; `None` when neither an issuance nor a creationDate was seen.
     pub issued: Option<i64>,
@@ -36,11 +98,78 @@ pub(crate) struct CredSet {
     pub parent: Option<Fingerprint>,
 }
 
+const ISSUED_KNOWN: u8 = 1;
+const EXPIRATION_OBSERVED: u8 = 2;
+const ISSUANCE_OBSERVED: u8 = 4;
+const COMPLETE: u8 = 8;
+
+/// One credential set (SPEC 3.3), packed: it is the unit of state, and a
+/// million of them must fit in 256 MB.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CredSet {
+    pub key: KeyId,
+    /// xxh3 of the session principal ARN (portable across builds).
+    pub arn_hash: u64,
+    /// Issue time when known, else the first time the set was seen.
+    pub start: i64,
+    /// End of liveness.
+    pub expires: i64,
+    pub root_id: Arc<str>,
+    pub parent: Option<Fingerprint>,
+    pub depth: u32,
+    pub root_kind: RootType,
+    flags: u8,
+}
+
+impl From<SetInfo> for CredSet {
+    fn from(i: SetInfo) -> CredSet {
+        let mut flags = 0;
+        for (on, bit) in [
+            (i.issued.is_some(), ISSUED_KNOWN),
+            (i.expiration_observed, EXPIRATION_OBSERVED),
+            (i.issuance_observed, ISSUANCE_OBSERVED),
+            (i.complete, COMPLETE),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        CredSet {
+            key: KeyId::new(&i.key),
+            arn_hash: i.arn_hash,
+            start: i.issued.unwrap_or(i.first_seen),
+            expires: i.expires,
+            root_id: i.root.id,
+            parent: i.parent,
+            depth: i.depth,
+            root_kind: i.root.kind,
+            flags,
+        }
+    }
+}
+
 impl CredSet {
+    pub fn issued(&self) -> Option<i64> {
+        (self.flags & ISSUED_KNOWN != 0).then_some(self.start)
+    }
+    pub fn expiration_observed(&self) -> bool {
+        self.flags & EXPIRATION_OBSERVED != 0
+    }
+    pub fn issuance_observed(&self) -> bool {
+        self.flags & ISSUANCE_OBSERVED != 0
+    }
+    pub fn complete(&self) -> bool {
+        self.flags & COMPLETE != 0
+    }
+    pub fn root(&self) -> Root {
+        Root {
+            kind: self.root_kind,
+            id: self.root_id.clone(),
+        }
+    }
     /// Live at `t` (SPEC 3.4), with the issuance matching tolerance at the start.
     pub fn live_at(&self, t: i64, tol: i64) -> bool {
-        let start = self.issued.unwrap_or(self.first_seen);
-        start.saturating_sub(tol) <= t && t <= self.expires
+        self.start.saturating_sub(tol) <= t && t <= self.expires
     }
 }
 
@@ -67,8 +196,10 @@ pub(crate) const MAX_IPS_PER_INSTANCE: usize = 16;
 const NODE: usize = 64;
 
 pub(crate) fn cost_set(s: &CredSet) -> usize {
-    // set node + its by_key slot (shared key string counted once)
-    NODE + std::mem::size_of::<CredSet>() + s.key.len() + 40
+    // LRU node (fingerprint, set, links) + its LRU map slot + its key-index
+    // slot, with hash-table slack; calibrated against measured RSS
+    // (`cargo run --release --example state_memory`: ~233 B per set).
+    NODE + std::mem::size_of::<CredSet>() + s.key.heap_bytes() + 80
 }
 fn cost_instance(id: &str, i: &InstanceInfo) -> usize {
     NODE + id.len() + 32 + i.ips.iter().map(|ip| ip.len() + 16).sum::<usize>()
@@ -114,7 +245,8 @@ pub(crate) type Lru<K, V> = LruCache<K, V, RandomState>;
 /// All tables.
 pub(crate) struct State {
     pub sets: Lru<Fingerprint, CredSet>,
-    pub by_key: AHashMap<Arc<str>, Vec<Fingerprint>>,
+    /// xxh3(key ID) → the sets using that key ID (almost always one).
+    pub by_key: HashMap<u64, SmallVec<[Fingerprint; 1]>, RandomState>,
     pub instances: Lru<Arc<str>, InstanceInfo>,
     /// IP → last time a non-instance identity used it.
     pub ip_other: Lru<Box<str>, i64>,
@@ -139,7 +271,7 @@ impl State {
         );
         State {
             sets: lru(&h),
-            by_key: AHashMap::with_hasher(h.clone()),
+            by_key: HashMap::with_hasher(h.clone()),
             instances: lru(&h),
             ip_other: lru(&h),
             created: lru(&h),
@@ -154,9 +286,13 @@ impl State {
     }
 
     /// Insert a new credential set (not yet present).
-    pub fn insert_set(&mut self, fp: Fingerprint, s: CredSet) {
+    pub fn insert_set(&mut self, fp: Fingerprint, s: SetInfo) {
+        self.insert_packed(fp, CredSet::from(s));
+    }
+
+    fn insert_packed(&mut self, fp: Fingerprint, s: CredSet) {
         self.bytes[0] += cost_set(&s);
-        self.by_key.entry(s.key.clone()).or_default().push(fp);
+        self.by_key.entry(key_hash(s.key.as_str())).or_default().push(fp);
         if let Some((_, old)) = self.sets.push(fp, s) {
             // Same fingerprint replaced: undo its accounting (index already holds fp).
             self.bytes[0] = self.bytes[0].saturating_sub(cost_set(&old));
@@ -164,16 +300,31 @@ impl State {
         }
     }
 
+    /// The sets that use key ID `key`.
+    pub fn sets_of<'s>(&'s self, key: &'s str) -> impl Iterator<Item = (Fingerprint, &'s CredSet)> + 's {
+        self.by_key
+            .get(&key_hash(key))
+            .into_iter()
+            .flatten()
+            .filter_map(move |fp| {
+                self.sets
+                    .peek(fp)
+                    .filter(|s| s.key.as_str() == key)
+                    .map(|s| (*fp, s))
+            })
+    }
+
     /// Drop `fp` from the key index (`keep_one` keeps one occurrence).
-    fn unindex(&mut self, key: &Arc<str>, fp: Fingerprint, keep_one: bool) {
-        if let Some(v) = self.by_key.get_mut(key) {
+    fn unindex(&mut self, key: &KeyId, fp: Fingerprint, keep_one: bool) {
+        let h = key_hash(key.as_str());
+        if let Some(v) = self.by_key.get_mut(&h) {
             if let Some(p) = v.iter().position(|f| *f == fp) {
                 if !keep_one || v.iter().filter(|f| **f == fp).count() > 1 {
                     v.swap_remove(p);
                 }
             }
             if v.is_empty() {
-                self.by_key.remove(key);
+                self.by_key.remove(&h);
             }
         }
     }
@@ -440,7 +591,7 @@ impl State {
             if st.sets.contains(&fp) {
                 return Err(Error::Snapshot(format!("corrupt body: duplicate set {fp}")));
             }
-            st.insert_set(fp, s);
+            st.insert_packed(fp, s);
         }
         for (id, info) in body.instances {
             st.bytes[1] += cost_instance(&id, &info);
