@@ -299,17 +299,21 @@ impl Enricher {
         self.stats.records += 1;
         // JSON text is UTF-8 (RFC 8259); serde_json does not check the strings
         // it skips, and an annotated record must come out as valid JSON.
-        if let Err(e) = std::str::from_utf8(record) {
-            self.stats.malformed += 1;
-            return Err(Error::InvalidJson {
-                index,
-                reason: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            });
-        }
+        let text = match simdutf8::basic::from_utf8(record) {
+            Ok(text) => text,
+            Err(_) => {
+                self.stats.malformed += 1;
+                let at = std::str::from_utf8(record).err().map_or(0, |e| e.valid_up_to());
+                return Err(Error::InvalidJson {
+                    index,
+                    reason: format!("invalid UTF-8 at byte {at}"),
+                });
+            }
+        };
         let fields = std::mem::take(&mut self.config.string_fields);
         let parsed = {
             let own = |k: &str| self.is_own_key(k);
-            record::parse_outer(record, &fields, &own)
+            record::parse_outer(text, &fields, &own)
         };
         self.config.string_fields = fields;
         let outer: Outer<'_> = match parsed {
@@ -373,7 +377,8 @@ impl Enricher {
     /// The event time of a record (its `eventTime`, else `@timestamp`, in any
     /// accepted wrapper), without touching the state. For ordering batches.
     pub fn peek_time(&self, record: &[u8]) -> Option<i64> {
-        let outer = record::parse_outer(record, &self.config.string_fields, &|_| false).ok()??;
+        let text = simdutf8::basic::from_utf8(record).ok()?;
+        let outer = record::parse_outer(text, &self.config.string_fields, &|_| false).ok()??;
         let pick = |ev: &Event<'_>| {
             ev.event_time
                 .get()

@@ -433,11 +433,12 @@ impl<'de, 'c> DeserializeSeed<'de> for OuterSeed<'c> {
 
 /// Parse one input object. `Err` = not valid JSON; `Ok(None)` = valid JSON but not an object.
 pub fn parse_outer<'a>(
-    bytes: &'a [u8],
+    text: &'a str,
     string_fields: &[String],
     is_own_key: &dyn Fn(&str) -> bool,
 ) -> Result<Option<Outer<'a>>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // From &str: the whole input is known UTF-8, so no per-string re-check.
+    let mut de = serde_json::Deserializer::from_str(text);
     let v = OuterSeed {
         string_fields,
         is_own_key,
@@ -460,7 +461,7 @@ mod tests {
     use super::*;
 
     fn outer(b: &[u8]) -> Outer<'_> {
-        parse_outer(b, &["message".to_string()], &|k| k == "credlineage")
+        parse_outer(std::str::from_utf8(b).unwrap(), &["message".to_string()], &|k| k == "credlineage")
             .unwrap()
             .unwrap()
     }
@@ -494,10 +495,10 @@ mod tests {
 
     #[test]
     fn not_objects() {
-        assert!(parse_outer(b"[1]", &[], &|_| false).unwrap().is_none());
-        assert!(parse_outer(b"\"s\"", &[], &|_| false).unwrap().is_none());
-        assert!(parse_outer(b"{", &[], &|_| false).is_err());
-        assert!(parse_outer(b"{} x", &[], &|_| false).is_err());
+        assert!(parse_outer("[1]", &[], &|_| false).unwrap().is_none());
+        assert!(parse_outer("\"s\"", &[], &|_| false).unwrap().is_none());
+        assert!(parse_outer("{", &[], &|_| false).is_err());
+        assert!(parse_outer("{} x", &[], &|_| false).is_err());
     }
 
     #[test]

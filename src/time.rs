@@ -89,9 +89,18 @@ pub fn parse_expiration(s: &str) -> Option<Secs> {
 
 /// Format unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_iso(t: Secs) -> String {
+    use chrono::{Datelike, Timelike};
     match DateTime::<Utc>::from_timestamp(t, 0) {
-        Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        None => "1970-01-01T00:00:00Z".to_string(),
+        Some(dt) if (0..=9999).contains(&dt.year()) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second()
+        ),
+        _ => "1970-01-01T00:00:00Z".to_string(),
     }
 }
 

@@ -1,0 +1,147 @@
+//! In-process throughput, one run, side by side: credlineage's enrichment against reading the same JSON with serde_json (`IgnoredAny`), sonic-rs, and a full parse-modify-serialize; plus the scale series.
+//!
+//! `cargo run --release --example throughput -- compare 100000`
+//! `cargo run --release --example throughput -- scale 10000 100000 1000000 10000000`
+//!
+//! Records come from the synthetic trail generator (realistic mix, ~1.2 KB
+//! each). Generation is not timed: the scale series generates in chunks of
+//! 100,000 and times only the enrichment of each chunk, so 10M records need
+//! no 12 GB buffer.
+
+use credlineage::generate::{trail, TrailConfig};
+use credlineage::{Config, Enricher};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn make(seed: u64, n: usize) -> Vec<Vec<u8>> {
+    trail(TrailConfig {
+        seed,
+        records: n,
+        ..Default::default()
+    })
+    .map(|r| r.line.into_bytes())
+    .collect()
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let s = Instant::now();
+    f();
+    s.elapsed()
+}
+
+fn row(name: &str, n: usize, bytes: u64, d: Duration, base: Option<Duration>) {
+    let secs = d.as_secs_f64();
+    let ratio = base.map_or(String::from("-"), |b| format!("{:.2}", b.as_secs_f64() / secs));
+    println!(
+        "| {name} | {:.0} | {:.1} | {ratio} |",
+        n as f64 / secs,
+        bytes as f64 / secs / 1e6
+    );
+}
+
+fn compare(n: usize) {
+    let recs = make(1, n);
+    let bytes: u64 = recs.iter().map(|r| r.len() as u64).sum();
+    println!("{n} records, {:.1} MB, avg {} B/record\n", bytes as f64 / 1e6, bytes / n.max(1) as u64);
+    println!("| path | records/s | MB/s | credlineage ÷ this (time) |");
+    println!("|---|---|---|---|");
+    let mut out = Vec::with_capacity(16384);
+    let mut e = Enricher::new(Config::default()).expect("config");
+    let ours = time(|| {
+        for r in &recs {
+            out.clear();
+            e.process_into(r, None, &mut out);
+            black_box(&out);
+        }
+    });
+    let serde = time(|| {
+        for r in &recs {
+            black_box(serde_json::from_slice::<serde::de::IgnoredAny>(r).ok());
+        }
+    });
+    let sonic = time(|| {
+        for r in &recs {
+            black_box(sonic_rs::from_slice::<serde::de::IgnoredAny>(r).ok());
+        }
+    });
+    let mut e2 = Enricher::new(Config::default()).expect("config");
+    let owned = time(|| {
+        for r in &recs {
+            let Ok((ann, _)) = e2.annotate(r, None) else { continue };
+            let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(r).unwrap_or_default();
+            v.insert("credlineage".into(), serde_json::from_slice(&ann.to_json()).unwrap_or_default());
+            black_box(serde_json::to_vec(&v).ok());
+        }
+    });
+    row("credlineage enrich (borrowed parse + splice)", n, bytes, ours, None);
+    row("serde_json validate (IgnoredAny)", n, bytes, serde, Some(ours));
+    row("sonic-rs validate (IgnoredAny)", n, bytes, sonic, Some(ours));
+    row("full parse-modify-serialize (serde_json::Value)", n, bytes, owned, Some(ours));
+    println!(
+        "\ncredlineage throughput = {:.0}% of serde_json validation, {:.0}% of sonic-rs validation",
+        100.0 * serde.as_secs_f64() / ours.as_secs_f64(),
+        100.0 * sonic.as_secs_f64() / ours.as_secs_f64()
+    );
+}
+
+fn scale(ns: &[usize]) {
+    println!("| records | records/s | MB/s | ns/record | tracked sets | evictions |");
+    println!("|---|---|---|---|---|---|");
+    for &n in ns {
+        let mut e = Enricher::new(Config::default()).expect("config");
+        let mut out = Vec::with_capacity(16384);
+        let (mut spent, mut bytes, mut done) = (Duration::ZERO, 0u64, 0usize);
+        let mut it = trail(TrailConfig {
+            seed: 2,
+            records: n,
+            ..Default::default()
+        });
+        while done < n {
+            let chunk: Vec<Vec<u8>> = it.by_ref().take(100_000).map(|r| r.line.into_bytes()).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            bytes += chunk.iter().map(|r| r.len() as u64).sum::<u64>();
+            done += chunk.len();
+            spent += time(|| {
+                for r in &chunk {
+                    out.clear();
+                    e.process_into(r, None, &mut out);
+                    black_box(&out);
+                }
+            });
+        }
+        let s = e.stats();
+        let secs = spent.as_secs_f64();
+        println!(
+            "| {done} | {:.0} | {:.1} | {:.0} | {} | {} |",
+            done as f64 / secs,
+            bytes as f64 / secs / 1e6,
+            secs * 1e9 / done as f64,
+            s.tracked_sets,
+            s.evictions
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let nums: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    match args.first().map(String::as_str) {
+        // Only the enrichment loop, for profilers (`perf record`).
+        Some("profile") => {
+            let recs = make(1, nums.first().copied().unwrap_or(100_000));
+            let mut e = Enricher::new(Config::default()).expect("config");
+            let mut out = Vec::with_capacity(16384);
+            for _ in 0..5 {
+                for r in &recs {
+                    out.clear();
+                    e.process_into(r, None, &mut out);
+                    black_box(&out);
+                }
+            }
+        }
+        Some("scale") => scale(if nums.is_empty() { &[10_000, 100_000] } else { &nums }),
+        _ => compare(nums.first().copied().unwrap_or(100_000)),
+    }
+}
