@@ -423,7 +423,12 @@ impl Enricher {
         let v = r.by_key.entry(Arc::from(s.key.as_str())).or_default();
         match v.iter_mut().find(|e| e.0 == fp) {
             Some(e) => *e = entry,
-            None => v.push(entry),
+            None => {
+                if v.len() >= crate::state::MAX_SETS_PER_KEY {
+                    v.remove(0);
+                }
+                v.push(entry)
+            }
         }
     }
 
@@ -446,34 +451,44 @@ impl Enricher {
         u32::try_from(seen.len()).unwrap_or(u32::MAX)
     }
 
-    /// Find the set a temporary-credential call belongs to.
-    fn find_temp(&self, key: &str, arn_hash: u64, created: Option<i64>, t: i64) -> Option<Fingerprint> {
-        let tol = self.config.match_tolerance_secs.unsigned_abs();
-        let mut best: Option<(Fingerprint, u64)> = None;
-        let mut latest: Option<(Fingerprint, i64)> = None;
+    /// Find the set a temporary-credential call belongs to (or, with
+    /// `provisional_only`, the set an issuance adopts: one created by calls
+    /// that arrived before it). Ties break on the fingerprint, so the answer
+    /// does not depend on the order the state was built or restored in.
+    fn find_temp(
+        &self,
+        key: &str,
+        arn_hash: u64,
+        created: Option<i64>,
+        t: i64,
+        provisional_only: bool,
+    ) -> Option<Fingerprint> {
+        let tol = self.config.match_tolerance_secs;
+        let mut best: Option<(u64, Fingerprint)> = None;
+        let mut latest: Option<(i64, Fingerprint)> = None;
         for (fp, s) in self.state.sets_of(key) {
-            if s.arn_hash != arn_hash {
+            if s.arn_hash != arn_hash || (provisional_only && s.issuance_observed()) {
                 continue;
             }
             match (created, s.issued()) {
                 (Some(c), Some(i)) => {
                     let d = c.abs_diff(i);
-                    if d <= tol && best.is_none_or(|(_, bd)| d < bd) {
-                        best = Some((fp, d));
+                    if d <= tol.unsigned_abs() && best.is_none_or(|b| (d, fp) < b) {
+                        best = Some((d, fp));
                     }
                 }
                 (None, _) => {
                     // No creationDate on the call: the latest set issued by now.
-                    if s.start <= t.saturating_add(self.config.match_tolerance_secs)
-                        && latest.is_none_or(|(_, b)| s.start > b)
+                    if s.start <= t.saturating_add(tol)
+                        && latest.is_none_or(|(b, bfp)| (s.start, std::cmp::Reverse(fp)) > (b, std::cmp::Reverse(bfp)))
                     {
-                        latest = Some((fp, s.start));
+                        latest = Some((s.start, fp));
                     }
                 }
                 (Some(_), None) => {}
             }
         }
-        best.map(|(fp, _)| fp).or(latest.map(|(fp, _)| fp))
+        best.map(|(_, fp)| fp).or(latest.map(|(_, fp)| fp))
     }
 
     /// Resolve (and create when new) the credential set the call was made with.
@@ -529,7 +544,7 @@ impl Enricher {
                 complete: true,
                 parent: None,
             };
-            self.state.insert_set(fp, s);
+            self.stats.evictions += self.state.insert_set(fp, s);
             self.record_set(fp);
             return Caller {
                 fp,
@@ -543,7 +558,7 @@ impl Enricher {
         }
         let arn = ui.arn.get().unwrap_or("");
         let arn_hash = State::arn_hash(arn);
-        if let Some(fp) = self.find_temp(key, arn_hash, created, t) {
+        if let Some(fp) = self.find_temp(key, arn_hash, created, t, false) {
             if let Some(s) = self.state.sets.get(&fp) {
                 return Caller {
                     fp,
@@ -605,7 +620,7 @@ impl Enricher {
             parent: None,
         };
         let expires = s.expires;
-        self.state.insert_set(fp, s);
+        self.stats.evictions += self.state.insert_set(fp, s);
         self.record_set(fp);
         Caller {
             fp,
@@ -702,7 +717,8 @@ impl Enricher {
                     ann.issued = Some(issued);
                 }
                 if name == "AssumeRole" {
-                    let role = ev.request_parameters.role_arn.get();
+                    let rp = ev.request_parameters();
+                    let role = rp.role_arn.get();
                     let issuer = ui.session_context.session_issuer.arn.get();
                     ann.self_assume = role.is_some()
                         && role == issuer
@@ -710,7 +726,7 @@ impl Enricher {
                 }
             } else if source == "iam.amazonaws.com" && name == "CreateAccessKey" {
                 if let (Some(newk), Some(c)) =
-                    (ev.response_elements.access_key.access_key_id.get(), &caller)
+                    (ev.response_elements().access_key.access_key_id.get(), &caller)
                 {
                     self.state.note_created(
                         newk,
@@ -810,22 +826,18 @@ impl Enricher {
                 .get()
                 .map(|a| root(RootType::IamUserSession, format!("user:{a}"))),
             "SAMLUser" => {
-                let p = ui
-                    .identity_provider
-                    .get()
-                    .or(ev.request_parameters.principal_arn.get())?;
-                let u = ui.user_name.get().or(ev.response_elements.subject.get())?;
+                let (rp, re) = (ev.request_parameters(), ev.response_elements());
+                let p = ui.identity_provider.get().or(rp.principal_arn.get())?;
+                let u = ui.user_name.get().or(re.subject.get())?;
                 Some(root(RootType::Saml, format!("saml:{p}/{u}")))
             }
             "WebIdentityUser" => {
-                let p = ui
-                    .identity_provider
-                    .get()
-                    .or(ev.response_elements.provider.get())?;
+                let re = ev.response_elements();
+                let p = ui.identity_provider.get().or(re.provider.get())?;
                 let u = ui
                     .user_name
                     .get()
-                    .or(ev.response_elements.subject_from_web_identity_token.get())?;
+                    .or(re.subject_from_web_identity_token.get())?;
                 Some(root(RootType::WebIdentity, format!("web_identity:{p}/{u}")))
             }
             _ => None,
@@ -841,11 +853,12 @@ impl Enricher {
         caller_type: CredentialType,
         t: i64,
     ) -> Option<Issued> {
-        let creds = &ev.response_elements.credentials;
+        let re = ev.response_elements();
+        let creds = &re.credentials;
         let new_key = creds.access_key_id.get()?;
         let ui = &ev.user_identity;
-        let rp = &ev.request_parameters;
-        let re = &ev.response_elements;
+        let rp = ev.request_parameters();
+        let rp = &rp;
         let acct = ui
             .account_id
             .get()
@@ -925,7 +938,7 @@ impl Enricher {
         let expires = expiration.unwrap_or(ttl_end);
         let arn_hash = State::arn_hash(&arn);
         // Calls that arrived before their issuance created a provisional set: upgrade it.
-        let fp = match self.find_temp(new_key, arn_hash, Some(t), t) {
+        let fp = match self.find_temp(new_key, arn_hash, Some(t), t, true) {
             Some(fp) => fp,
             None => fingerprint::temporary(new_key, &arn, Some(t)),
         };
@@ -956,7 +969,7 @@ impl Enricher {
                 (r, depth)
             }
             None => {
-                self.state.insert_set(fp, s);
+                self.stats.evictions += self.state.insert_set(fp, s);
                 (r, depth)
             }
         };
@@ -978,7 +991,8 @@ impl Enricher {
     fn learn_instance_ips(&mut self, ev: &Event<'_>, name: &str) {
         match name {
             "RunInstances" => {
-                for inst in &ev.response_elements.instances_set.items.0 {
+                let re = ev.response_elements();
+                for inst in &re.instances_set.items.0 {
                     let Some(id) = inst.instance_id.get().filter(|i| is_instance_id(i)) else {
                         continue;
                     };
@@ -996,7 +1010,7 @@ impl Enricher {
                 }
             }
             "AssociateAddress" => {
-                let rp = &ev.request_parameters;
+                let rp = ev.request_parameters();
                 if let (Some(id), Some(ip)) = (rp.instance_id.get(), rp.public_ip.get()) {
                     if is_instance_id(id) {
                         self.state

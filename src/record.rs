@@ -7,10 +7,31 @@
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
-/// A string field: `Some` only when the JSON value is a string.
+// Every field is first read as raw JSON text (which only fails when the
+// record is not valid JSON) and then decoded from that text, where any
+// failure -- a lone surrogate escape, a number out of range, the wrong type --
+// makes just that field absent instead of the whole record unreadable.
+
+/// Read the next value as raw JSON text.
+fn raw<'de, D: Deserializer<'de>>(d: D) -> Result<&'de str, D::Error> {
+    <&'de RawValue>::deserialize(d).map(RawValue::get)
+}
+
+/// Decode raw JSON text as a string, if it is one.
+fn decode_str(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        // Valid JSON without escapes: the text is the string itself.
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
+}
+
+/// A string field: `Some` only when the JSON value is a (decodable) string.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct S<'a>(pub Option<Cow<'a, str>>);
 
@@ -28,118 +49,70 @@ impl<'a> S<'a> {
     }
 }
 
-/// Consume the rest of a map or sequence without keeping anything.
-fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
-    while seq.next_element::<IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
-/// Implements the non-matching visitor methods as "absent".
-macro_rules! ignore_other_shapes {
-    () => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-    };
-}
-
 impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = S<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<S<'a>, E> {
-                Ok(S(Some(Cow::Borrowed(v))))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<S<'a>, E> {
-                Ok(S(Some(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<S<'a>, E> {
-                Ok(S(Some(Cow::Owned(v))))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<S<'a>, A::Error> {
-                drain_map(map)?;
-                Ok(S(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<S<'a>, A::Error> {
-                drain_seq(seq)?;
-                Ok(S(None))
-            }
-            ignore_other_shapes!();
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
+        Ok(S(decode_str(raw(d)?)))
     }
 }
 
-/// A field that is present with any non-null value (`sessionContext.ec2RoleDelivery` is `"1.0"` or `"2.0"`).
+/// A member that is kept as raw JSON text and decoded only when a rule needs
+/// it (`requestParameters`, `responseElements`: large, and needed by few events).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Raw<'a>(pub Option<&'a str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Raw(Some(raw(d)?)))
+    }
+}
+
+/// A field that is present with any value but `null` or `""` (`sessionContext.ec2RoleDelivery` is `"1.0"` or `"2.0"`).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Present(pub bool);
 
 impl<'de> Deserialize<'de> for Present {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Present;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Present, E> {
-                Ok(Present(!v.is_empty()))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Present, E> {
-                Ok(Present(true))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Present, E> {
-                Ok(Present(true))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Present, E> {
-                Ok(Present(true))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Present, E> {
-                Ok(Present(true))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Present, E> {
-                Ok(Present(false))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Present, E> {
-                Ok(Present(false))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Present, A::Error> {
-                drain_map(map)?;
-                Ok(Present(true))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Present, A::Error> {
-                drain_seq(seq)?;
-                Ok(Present(true))
-            }
-        }
-        d.deserialize_any(V)
+        let r = raw(d)?;
+        Ok(Present(r != "null" && r != "\"\""))
     }
 }
 
-/// A JSON array of lenient items, keeping at most [`MAX_ITEMS`]; absent when not an array.
+/// A map key. Keys are read strictly (unlike values): serde_json's lenient
+/// byte mode would also let raw control characters through, i.e. invalid JSON.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Consume the rest of a map or sequence without keeping anything.
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// A JSON array of lenient items, keeping at most [`MAX_ITEMS`]; empty when not an array.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Items<T>(pub Vec<T>);
 
@@ -152,13 +125,13 @@ impl<T> Default for Items<T> {
 /// How many array items a list field keeps (the rest is validated and skipped).
 pub const MAX_ITEMS: usize = 64;
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
+impl<'de: 'a, 'a, T: Deserialize<'a>> Deserialize<'de> for Items<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<T>(std::marker::PhantomData<T>);
         impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
             type Value = Items<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
+                f.write_str("an array")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
                 let mut v = Vec::new();
@@ -171,16 +144,15 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
                 drain_seq(seq)?;
                 Ok(Items(v))
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Items<T>, A::Error> {
-                drain_map(map)?;
-                Ok(Items::default())
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Items<T>, E> {
-                Ok(Items::default())
-            }
-            ignore_other_shapes!();
         }
-        d.deserialize_any(V(std::marker::PhantomData))
+        let r: &'a str = raw(d)?;
+        if !r.starts_with('[') {
+            return Ok(Items::default());
+        }
+        let mut de = serde_json::Deserializer::from_str(r);
+        Ok(de
+            .deserialize_seq(V(std::marker::PhantomData))
+            .unwrap_or_default())
     }
 }
 
@@ -204,34 +176,34 @@ macro_rules! lenient_struct {
                     _ => Ok(false),
                 }
             }
-        }
-        impl<'de: 'a, 'a> Deserialize<'de> for $name<'a> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            /// Decode from the raw JSON text of one value; anything but an object reads as all-absent.
+            pub fn from_raw(raw: &'a str) -> Self {
                 struct V<'a>(std::marker::PhantomData<&'a ()>);
                 impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
                     type Value = $name<'a>;
                     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str("any JSON value")
+                        f.write_str("an object")
                     }
                     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$name<'a>, A::Error> {
                         let mut out = $name::default();
-                        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
-                            if !out.visit_field(&k, &mut map)? {
+                        while let Some(k) = map.next_key::<Key<'de>>()? {
+                            if !out.visit_field(k.as_str(), &mut map)? {
                                 map.next_value::<IgnoredAny>()?;
                             }
                         }
                         Ok(out)
                     }
-                    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$name<'a>, A::Error> {
-                        drain_seq(seq)?;
-                        Ok(Default::default())
-                    }
-                    fn visit_str<E: de::Error>(self, _: &str) -> Result<$name<'a>, E> {
-                        Ok(Default::default())
-                    }
-                    ignore_other_shapes!();
                 }
-                d.deserialize_any(V(std::marker::PhantomData))
+                if !raw.starts_with('{') {
+                    return Self::default();
+                }
+                let mut de = serde_json::Deserializer::from_str(raw);
+                de.deserialize_map(V(std::marker::PhantomData)).unwrap_or_default()
+            }
+        }
+        impl<'de: 'a, 'a> Deserialize<'de> for $name<'a> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok(Self::from_raw(raw(d)?))
             }
         }
     };
@@ -350,15 +322,23 @@ lenient_struct!(
         vpc_endpoint_account_id: S<'a> = "vpcEndpointAccountId",
         recipient_account_id: S<'a> = "recipientAccountId",
         user_identity: UserIdentity<'a> = "userIdentity",
-        request_parameters: RequestParameters<'a> = "requestParameters",
-        response_elements: ResponseElements<'a> = "responseElements",
+        request_parameters: Raw<'a> = "requestParameters",
+        response_elements: Raw<'a> = "responseElements",
     }
 );
 
-impl Event<'_> {
+impl<'a> Event<'a> {
     /// Whether this object is a CloudTrail record (SPEC 2: at least `eventName` and `eventSource`).
     pub fn is_cloudtrail(&self) -> bool {
         self.event_name.get().is_some() && self.event_source.get().is_some()
+    }
+    /// `requestParameters`, decoded now (only the events whose rules need it pay for it).
+    pub fn request_parameters(&self) -> RequestParameters<'a> {
+        self.request_parameters.0.map(RequestParameters::from_raw).unwrap_or_default()
+    }
+    /// `responseElements`, decoded now.
+    pub fn response_elements(&self) -> ResponseElements<'a> {
+        self.response_elements.0.map(ResponseElements::from_raw).unwrap_or_default()
     }
 }
 
@@ -395,20 +375,21 @@ impl<'de, 'c> Visitor<'de> for OuterSeed<'c> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out = Outer::default();
-        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(k) = map.next_key::<Key<'de>>()? {
+            let k = k.as_str();
             out.members += 1;
-            if (self.is_own_key)(&k) {
+            if (self.is_own_key)(k) {
                 out.own_keys += 1;
                 map.next_value::<IgnoredAny>()?;
             } else if k == "detail" {
                 out.detail = map.next_value()?;
             } else if k == "detail-type" {
                 out.detail_type = map.next_value()?;
-            } else if self.string_fields.iter().any(|f| *f == k) {
+            } else if self.string_fields.iter().any(|f| f == k) {
                 if let S(Some(s)) = map.next_value::<S<'de>>()? {
                     out.strings.push(s);
                 }
-            } else if !out.event.visit_field(&k, &mut map)? {
+            } else if !out.event.visit_field(k, &mut map)? {
                 map.next_value::<IgnoredAny>()?;
             }
         }
@@ -421,7 +402,21 @@ impl<'de, 'c> Visitor<'de> for OuterSeed<'c> {
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
         Ok(None)
     }
-    ignore_other_shapes!();
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
 impl<'de, 'c> DeserializeSeed<'de> for OuterSeed<'c> {
@@ -448,11 +443,10 @@ pub fn parse_outer<'a>(
     Ok(v)
 }
 
-/// Parse a record held as a JSON string: the inner text must be a CloudTrail object.
+/// Parse a record held as a JSON string: the inner text must be one CloudTrail object.
 pub fn parse_inner(text: &str) -> Option<Event<'_>> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let ev = Event::deserialize(&mut de).ok()?;
-    de.end().ok()?;
+    let raw = serde_json::from_str::<&RawValue>(text).ok()?.get();
+    let ev = Event::from_raw(raw);
     ev.is_cloudtrail().then_some(ev)
 }
 
@@ -475,9 +469,7 @@ mod tests {
         assert!(o.event.event_name.get().is_none());
         assert!(o.event.user_identity.arn.get().is_none());
         assert!(
-            o.event
-                .response_elements
-                .credentials
+            o.event.response_elements().credentials
                 .access_key_id
                 .get()
                 .is_none()
@@ -520,7 +512,7 @@ mod tests {
         s.push_str("]}}}");
         let o = outer(s.as_bytes());
         assert_eq!(
-            o.event.response_elements.instances_set.items.0.len(),
+            o.event.response_elements().instances_set.items.0.len(),
             MAX_ITEMS
         );
     }

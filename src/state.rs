@@ -192,6 +192,11 @@ pub(crate) struct InstanceInfo {
 /// At most this many known IPs are kept per instance (oldest dropped).
 pub(crate) const MAX_IPS_PER_INSTANCE: usize = 16;
 
+/// At most this many credential sets share one key ID; a further one evicts
+/// the oldest of them. Real collisions involve two or three sets; the cap
+/// keeps the per-record work bounded when forged records pile sets onto one ID.
+pub const MAX_SETS_PER_KEY: usize = 32;
+
 /// Fixed per-entry overhead estimate of an LRU node plus hash slot.
 const NODE: usize = 64;
 
@@ -199,7 +204,10 @@ pub(crate) fn cost_set(s: &CredSet) -> usize {
     // LRU node (fingerprint, set, links) + its LRU map slot + its key-index
     // slot, with hash-table slack; calibrated against measured RSS
     // (`cargo run --release --example state_memory`: ~233 B per set).
-    NODE + std::mem::size_of::<CredSet>() + s.key.heap_bytes() + 80
+    // The root string is often shared between sets (an Arc) but can be long
+    // text from the record (`user:<ARN>`): count it every time, to stay an
+    // upper bound.
+    NODE + std::mem::size_of::<CredSet>() + s.key.heap_bytes() + s.root_id.len() + 80
 }
 fn cost_instance(id: &str, i: &InstanceInfo) -> usize {
     NODE + id.len() + 32 + i.ips.iter().map(|ip| ip.len() + 16).sum::<usize>()
@@ -286,8 +294,38 @@ impl State {
     }
 
     /// Insert a new credential set (not yet present).
-    pub fn insert_set(&mut self, fp: Fingerprint, s: SetInfo) {
-        self.insert_packed(fp, CredSet::from(s));
+    /// Insert a new credential set; returns how many sets were evicted to
+    /// respect [`MAX_SETS_PER_KEY`].
+    pub fn insert_set(&mut self, fp: Fingerprint, s: SetInfo) -> u64 {
+        let s = CredSet::from(s);
+        let mut evicted = 0;
+        while self
+            .by_key
+            .get(&key_hash(s.key.as_str()))
+            .is_some_and(|v| v.len() >= MAX_SETS_PER_KEY)
+        {
+            let oldest = {
+                let mut same: Vec<(i64, Fingerprint)> = self
+                    .sets_of(s.key.as_str())
+                    .filter(|(f, _)| *f != fp)
+                    .map(|(f, c)| (c.start, f))
+                    .collect();
+                if same.len() < MAX_SETS_PER_KEY {
+                    break;
+                }
+                same.sort();
+                same[0].1
+            };
+            if let Some(old) = self.sets.pop(&oldest) {
+                self.bytes[0] = self.bytes[0].saturating_sub(cost_set(&old));
+                self.unindex(&old.key, oldest, false);
+                evicted += 1;
+            } else {
+                break;
+            }
+        }
+        self.insert_packed(fp, s);
+        evicted
     }
 
     fn insert_packed(&mut self, fp: Fingerprint, s: CredSet) {
@@ -557,6 +595,11 @@ impl State {
 
     /// Build a complete new state from a snapshot, or refuse it.
     pub fn restore(bytes: &[u8], config_digest: &str, hash_seed: u64) -> Result<State, Error> {
+        if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
+            return Err(Error::Snapshot(
+                "truncated header (bad magic: too short to be a credlineage snapshot)".into(),
+            ));
+        }
         let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| {
             Error::Snapshot("not a credlineage state snapshot (bad magic)".into())
         })?;
