@@ -311,9 +311,12 @@ fn through_serve(input: &[u8], expected_lines: usize, extra: &[&str]) -> Vec<u8>
     let mut t = target.accept();
     let mut got = read_lines(&mut t, expected_lines);
     client.join().unwrap();
+    // Read to the end while the server shuts down: it waits for the target
+    // to close after its own end of stream.
+    let rest = thread::spawn(move || read_to_eof(&mut t));
     let exit = server.terminate();
     assert_eq!(exit.code, 0, "{}", exit.stderr);
-    got.extend(read_to_eof(&mut t));
+    got.extend(rest.join().unwrap());
     got
 }
 
@@ -419,6 +422,7 @@ fn listens_on_ipv6_loopback_too() {
     send_all(server.addr, &input);
     let mut t = target.accept();
     assert!(read_lines(&mut t, 40) == expected);
+    drop(t);
     assert_eq!(server.terminate().code, 0);
 }
 
@@ -450,6 +454,7 @@ fn concurrent_connections_share_one_state() {
     assert_eq!(ann[1]["lineage_depth"], 3);
     assert_eq!(ann[2]["created_by"]["lineage_root"], "AKIAQXAMPLEROOTKEY01");
     drop(conn_a);
+    drop(t);
     assert_eq!(server.terminate().code, 0);
 }
 
@@ -492,6 +497,7 @@ fn many_concurrent_connections_lose_nothing_and_keep_each_order() {
         next[c] += 1;
     }
     assert_eq!(next, [2000; 8]);
+    drop(t);
     assert_eq!(server.terminate().code, 0);
 }
 
@@ -588,6 +594,7 @@ fn oversized_lines_stream_through_unchanged_and_unmixed() {
         .map(|i| format!("{{\"small\":{i}}}\n").into_bytes())
         .collect();
     assert_eq!(small, want.iter().map(|v| &v[..]).collect::<Vec<_>>());
+    drop(t);
     let exit = server.terminate();
     assert_eq!(exit.code, 0, "{}", exit.stderr);
     assert!(
@@ -652,7 +659,9 @@ fn back_pressure_bounds_memory_and_loses_nothing() {
         thread::sleep(Duration::from_millis(20));
     }
     let stalled_at = written.load(Ordering::Relaxed);
-    eprintln!("client stalled at {stalled_at} bytes; RSS {baseline} KiB at start, {max_rss} KiB max");
+    eprintln!(
+        "client stalled at {stalled_at} bytes; RSS {baseline} KiB at start, {max_rss} KiB max"
+    );
     assert!(
         stalled_at < (TOTAL / 2) as u64,
         "stalled only at {stalled_at} bytes"
@@ -705,6 +714,7 @@ fn sigterm_saves_state_and_a_new_serve_continues_the_lineage() {
     let mut t = target.accept();
     assert!(read_lines(&mut t, 6) == expected[..6].concat());
     // The client stays connected: SIGTERM closes it after a short drain.
+    let rest = thread::spawn(move || read_to_eof(&mut t));
     let exit = server.terminate();
     assert_eq!(exit.code, 0, "{}", exit.stderr);
     assert!(
@@ -716,7 +726,7 @@ fn sigterm_saves_state_and_a_new_serve_continues_the_lineage() {
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
     assert_eq!(names.len(), 1, "temporary file left behind");
     drop(client);
-    assert!(read_to_eof(&mut t).is_empty());
+    assert!(rest.join().unwrap().is_empty(), "more than the 6 lines");
 
     let target = Target::new();
     let server = Server::start(&["--forward", &target.addr(), "--state", st]);
@@ -729,6 +739,7 @@ fn sigterm_saves_state_and_a_new_serve_continues_the_lineage() {
     );
     let ann: Vec<Value> = lines(&got).into_iter().map(annotation).collect();
     assert_eq!(ann[1]["lineage_depth"], 3);
+    drop(t);
     assert_eq!(server.terminate().code, 0);
 }
 
@@ -783,6 +794,7 @@ fn forward_target_down_at_start_then_up() {
     let target = Target::on(&taddr);
     let mut t = target.accept();
     assert!(read_lines(&mut t, 40) == expected);
+    drop(t);
     let exit = server.terminate();
     assert_eq!(exit.code, 0, "{}", exit.stderr);
 }
@@ -807,6 +819,7 @@ fn forward_target_restart_is_reconnected() {
     client.shutdown(Shutdown::Write).unwrap();
     let mut t = target.accept();
     assert!(read_lines(&mut t, 20) == expected[20..].concat());
+    drop(t);
     let exit = server.terminate();
     assert_eq!(exit.code, 0, "{}", exit.stderr);
     assert!(exit.stderr.contains("1 reconnects"), "{}", exit.stderr);
@@ -917,6 +930,109 @@ fn garbage_and_abrupt_clients_do_not_disturb_the_others() {
     let have = rest.iter().filter(|&&c| c == b'\n').count();
     rest.extend(read_lines(&mut t, 40usize.saturating_sub(have)));
     assert!(rest == expected, "a clean client was disturbed");
+    drop(t);
     let exit = server.terminate();
     assert_eq!(exit.code, 0, "{}", exit.stderr);
+}
+
+/// Refusals at start: a corrupt state file, an address in use, a bad timeout.
+#[test]
+fn bad_state_busy_address_and_bad_flags_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.bin");
+    std::fs::write(&state, b"CREDLINEAGE-STATE\nnot really").unwrap();
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    for (args, msg) in [
+        (
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--state",
+                state.to_str().unwrap(),
+            ],
+            "snapshot refused",
+        ),
+        (vec!["--listen", busy_addr.as_str()], "--listen"),
+        (
+            vec!["--listen", "127.0.0.1:0", "--shutdown-timeout=-1"],
+            "--shutdown-timeout",
+        ),
+        (
+            vec!["--listen", "127.0.0.1:0", "--queue-bytes", "0"],
+            "--queue-bytes",
+        ),
+    ] {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                panic!("serve {args:?} did not exit");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        b"CREDLINEAGE-STATE\nnot really",
+        "refused state file was touched"
+    );
+}
+
+/// A second signal during a drain that cannot finish (target down) exits at
+/// once, status 1, without saving the state.
+#[test]
+fn a_second_signal_exits_at_once() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.bin");
+    let mut server = Server::start(&[
+        "--forward",
+        &format!("127.0.0.1:{port}"),
+        "--shutdown-timeout",
+        "60",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    send_all(server.addr, &read_fixture("scenarios.jsonl"));
+    let until = Instant::now() + WAIT;
+    while !server.stderr().contains("connection 1 ended") {
+        assert!(Instant::now() < until, "{}", server.stderr());
+        thread::sleep(Duration::from_millis(20));
+    }
+    server.signal("TERM");
+    while !server.stderr().contains("stopping") {
+        assert!(Instant::now() < until, "{}", server.stderr());
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    server.signal("TERM");
+    let exit = server.wait();
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(exit.code, 1, "{}", exit.stderr);
+    assert!(!state.exists(), "state saved despite the forced exit");
 }

@@ -325,8 +325,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             "--max-line-bytes, --queue-bytes and --max-connections must be at least 1".into(),
         ));
     }
+    // At most a day, so deadline arithmetic cannot overflow.
     let drain = Duration::try_from_secs_f64(a.shutdown_timeout)
-        .map_err(|e| arg_err("--shutdown-timeout", e))?;
+        .map_err(|e| arg_err("--shutdown-timeout", e))?
+        .min(Duration::from_secs(86_400));
     let mut enricher = Enricher::new(config)?;
     enricher.set_hash_seed(random_seed());
     load_state(&mut enricher, &a.engine.state)?;
