@@ -82,6 +82,11 @@ impl Server {
     }
 
     fn start_on(listen: &str, args: &[&str]) -> Server {
+        Server::spawn(listen, args, true)
+    }
+
+    /// With `read_stdout` false, the server's stdout is a pipe nobody reads.
+    fn spawn(listen: &str, args: &[&str], read_stdout: bool) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", listen])
             .args(args)
@@ -90,10 +95,17 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut out = child.stdout.take().unwrap();
+        // Unread, the pipe stays open in `child` until the server exits.
+        let out = if read_stdout {
+            child.stdout.take()
+        } else {
+            None
+        };
         let stdout = thread::spawn(move || {
             let mut v = Vec::new();
-            let _ = out.read_to_end(&mut v);
+            if let Some(mut out) = out {
+                let _ = out.read_to_end(&mut v);
+            }
             v
         });
         let mut err = child.stderr.take().unwrap();
@@ -1035,4 +1047,49 @@ fn a_second_signal_exits_at_once() {
     assert!(t0.elapsed() < Duration::from_secs(5));
     assert_eq!(exit.code, 1, "{}", exit.stderr);
     assert!(!state.exists(), "state saved despite the forced exit");
+}
+
+/// Without `--forward`, a stdout that nobody reads blocks the writer for
+/// good: shutdown still ends shortly after `--shutdown-timeout`, saves the
+/// state and reports the records it could not write (exit 1).
+#[test]
+fn shutdown_ends_even_when_stdout_is_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.bin");
+    let server = Server::spawn(
+        "127.0.0.1:0",
+        &[
+            "--shutdown-timeout",
+            "1",
+            "--queue-bytes",
+            "65536",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        false,
+    );
+    let input = run_cli(&["generate", "-n", "3000"], b"");
+    let addr = server.addr;
+    // The client ends up blocked too; the server closes it at shutdown.
+    let client = thread::spawn(move || {
+        let mut s = connect(addr);
+        let _ = s.write_all(&input);
+    });
+    let until = Instant::now() + WAIT;
+    while !server.stderr().contains("connection 1 from") {
+        assert!(Instant::now() < until, "{}", server.stderr());
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(1000));
+    let t0 = Instant::now();
+    let exit = server.terminate();
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "shutdown took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(exit.code, 1, "{}", exit.stderr);
+    assert!(exit.stderr.contains("still blocked"), "{}", exit.stderr);
+    assert!(state.exists(), "state not saved: {}", exit.stderr);
+    client.join().unwrap();
 }

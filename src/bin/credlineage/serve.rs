@@ -360,14 +360,16 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
     let outq: Arc<Queue<Out>> = Arc::new(Queue::new(a.queue_bytes));
     let started = Instant::now();
 
+    let enricher = Arc::new(Mutex::new(enricher));
     let enrich_thread = {
         let (inq, outq, sh) = (Arc::clone(&inq), Arc::clone(&outq), Arc::clone(&sh));
+        let e = Arc::clone(&enricher);
         thread::Builder::new()
             .name("enrich".into())
             .spawn(move || {
                 let _in = CloseOnDrop(Arc::clone(&inq));
                 let _out = CloseOnDrop(Arc::clone(&outq));
-                enrich_loop(enricher, &inq, &outq, &sh)
+                enrich_loop(&e, &inq, &outq, &sh)
             })
             .map_err(|e| arg_err("thread", e))?
     };
@@ -394,30 +396,53 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
     // delivers the output queue (until the timeout; then it counts the rest).
     let t0 = Instant::now();
     let deadline = t0 + drain;
+    let hard = deadline + FINISH_WAIT + Duration::from_secs(1);
     let _ = sh.read_deadline.set(t0 + drain / 2);
     sh.log(format_args!(
         "stopping: draining {} connection(s), then the queues (at most {:.1} s)",
         readers.iter().filter(|h| !h.is_finished()).count(),
         drain.as_secs_f64()
     ));
+    let mut stuck = false;
     for r in &readers {
-        wait_for(r, deadline, &sh);
+        stuck |= !wait_for(r, deadline, hard, &sh);
     }
-    for r in readers {
-        let _ = r.join();
-    }
+    // Closing the input queue also frees readers stuck on a full queue.
     inq.close();
-    wait_for(&enrich_thread, deadline, &sh);
-    let enricher = enrich_thread.join();
-    wait_for(&forward_thread, deadline, &sh);
-    if forward_thread.join().is_err() {
-        eprintln!("credlineage serve: the forwarder thread failed");
+    for r in readers {
+        if wait_for(&r, deadline, hard + POLL * 5, &sh) {
+            let _ = r.join();
+        }
+    }
+    let mut failed = false;
+    if !wait_for(&enrich_thread, deadline, hard, &sh) {
+        // Stuck on a full output queue behind a stuck forwarder: free it.
+        stuck = true;
+        outq.close();
+    }
+    if wait_for(&enrich_thread, deadline, hard + POLL * 5, &sh) {
+        failed |= enrich_thread.join().is_err();
+    }
+    if wait_for(&forward_thread, deadline, hard, &sh) {
+        failed |= forward_thread.join().is_err();
+    } else {
+        stuck = true;
+    }
+    if stuck {
+        outq.close();
+        let left = count_left(&inq, &outq);
+        Counters::add(&sh.c.undelivered, left);
+        eprintln!(
+            "credlineage serve: still blocked after the shutdown timeout (output not being read); {left} queued records not delivered, more may be lost in flight"
+        );
+    }
+    if failed {
+        eprintln!("credlineage serve: a worker thread failed");
     }
 
-    let Ok(enricher) = enricher else {
-        eprintln!("credlineage serve: the enrichment thread failed; state not saved");
-        return Ok(ExitCode::from(2));
-    };
+    // The enrichment thread never holds the lock while it waits, so this
+    // does not block even if that thread is stuck.
+    let enricher = lock_enricher(&enricher);
     let saved = match &a.engine.state {
         Some(p) => save_state(&enricher, p),
         None => Ok(()),
@@ -441,24 +466,49 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
         );
     }
     saved?;
-    Ok(if Counters::get(&c.undelivered) > 0 {
+    Ok(if Counters::get(&c.undelivered) > 0 || stuck || failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-/// Wait for a thread to finish; once `deadline` has passed, set the abort flag
-/// (so a forwarder stuck on a dead target gives up) and keep waiting.
-fn wait_for<T>(h: &JoinHandle<T>, deadline: Instant, sh: &Shared) {
+/// Wait for a thread to finish. Once `deadline` has passed, set the abort
+/// flag (a forwarder stuck on a dead target then gives up); at `hard`, stop
+/// waiting (a write to a stdout nobody reads cannot be interrupted). Whether
+/// it finished.
+fn wait_for<T>(h: &JoinHandle<T>, deadline: Instant, hard: Instant, sh: &Shared) -> bool {
     while !h.is_finished() {
-        if Instant::now() >= deadline && !sh.abort.swap(true, Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= deadline && !sh.abort.swap(true, Ordering::Relaxed) {
             sh.log(format_args!(
                 "shutdown timeout reached: giving up on what is still queued"
             ));
         }
+        if now >= hard {
+            return false;
+        }
         thread::sleep(Duration::from_millis(10));
     }
+    true
+}
+
+/// Records in items left in the queues by threads that are stuck.
+fn count_left(inq: &Queue<In>, outq: &Queue<Out>) -> u64 {
+    let mut n = 0;
+    while let Some(i) = inq.try_pop() {
+        n += match i {
+            In::Lines { bytes, .. } => count_lines(&bytes),
+            In::Long { end, .. } => u64::from(end),
+        };
+    }
+    while let Some(o) = outq.try_pop() {
+        n += match o {
+            Out::Lines { records, .. } => records,
+            Out::Long { end, .. } => u64::from(end),
+        };
+    }
+    n
 }
 
 /// Accept clients until a stop signal; one reader thread each.
@@ -540,7 +590,14 @@ struct Closed;
 
 impl Lines<'_> {
     fn push(&self, item: In, size: usize, hold: Hold) -> Result<(), Closed> {
-        self.q.push(self.conn, item, size, hold).map_err(|_| Closed)
+        self.q.push(self.conn, item, size, hold).map_err(|item| {
+            let lost = match item {
+                In::Lines { bytes, .. } => count_lines(&bytes),
+                In::Long { end, .. } => u64::from(end),
+            };
+            Counters::add(&self.sh.c.undelivered, lost);
+            Closed
+        })
     }
 
     fn flush(&mut self) -> Result<(), Closed> {
@@ -722,30 +779,24 @@ fn reader(conn: u64, mut s: TcpStream, q: &Queue<In>, sh: &Shared, max_line: usi
 // The enrichment thread
 // ---------------------------------------------------------------------------
 
-fn enrich_loop(mut e: Enricher, inq: &Queue<In>, outq: &Queue<Out>, sh: &Shared) -> Enricher {
-    let mut out = Vec::new();
-    let mut records = 0u64;
+fn lock_enricher(e: &Mutex<Enricher>) -> MutexGuard<'_, Enricher> {
+    e.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The one enrichment thread. The enricher is locked only while an item is
+/// processed, never while waiting on the output queue, so the main thread can
+/// always take a snapshot at shutdown.
+fn enrich_loop(e: &Mutex<Enricher>, inq: &Queue<In>, outq: &Queue<Out>, sh: &Shared) {
     let mut bad = Vec::new();
     let mut reported = 0u64;
-    let send = |out: &mut Vec<u8>, records: &mut u64| {
-        if out.is_empty() {
-            return;
-        }
-        let bytes = std::mem::take(out);
-        let size = bytes.len();
-        let n = std::mem::take(records);
-        if outq
-            .push(0, Out::Lines { bytes, records: n }, size, Hold::No)
-            .is_err()
-        {
-            Counters::add(&sh.c.undelivered, n);
-        }
-    };
     while let Some(item) = inq.pop() {
-        match item {
+        let (out, records) = match item {
             In::Lines { conn, first, bytes } => {
+                let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 2);
+                let mut records = 0u64;
+                let mut g = lock_enricher(e);
                 for (i, line) in bytes.split_inclusive(|&c| c == b'\n').enumerate() {
-                    records += enrich_line(&mut e, trim_line(line), &mut out, &mut bad);
+                    records += enrich_line(&mut g, trim_line(line), &mut out, &mut bad);
                     for err in bad.drain(..) {
                         reported += 1;
                         if reported <= MAX_REPORTED {
@@ -760,27 +811,28 @@ fn enrich_loop(mut e: Enricher, inq: &Queue<In>, outq: &Queue<Out>, sh: &Shared)
                             ));
                         }
                     }
-                    if out.len() >= BATCH {
-                        send(&mut out, &mut records);
-                    }
                 }
-                send(&mut out, &mut records);
-            }
-            In::Long { bytes, end } => {
-                send(&mut out, &mut records);
-                let size = bytes.len();
-                if outq
-                    .push(0, Out::Long { bytes, end }, size, Hold::No)
-                    .is_err()
-                    && end
-                {
-                    Counters::add(&sh.c.undelivered, 1);
+                drop(g);
+                if out.is_empty() {
+                    continue;
                 }
+                (
+                    Out::Lines {
+                        bytes: out,
+                        records,
+                    },
+                    records,
+                )
             }
+            In::Long { bytes, end } => (Out::Long { bytes, end }, u64::from(end)),
+        };
+        let size = match &out {
+            Out::Lines { bytes, .. } | Out::Long { bytes, .. } => bytes.len(),
+        };
+        if outq.push(0, out, size, Hold::No).is_err() {
+            Counters::add(&sh.c.undelivered, records);
         }
     }
-    send(&mut out, &mut records);
-    e
 }
 
 // ---------------------------------------------------------------------------
