@@ -1,4 +1,4 @@
-//! The `credlineage` command: enrich CloudTrail files, directories or stdin into annotated NDJSON, and generate synthetic trails.
+//! The `credlineage` command: enrich CloudTrail files, directories or stdin into annotated NDJSON, serve the same over TCP for Vector, and generate synthetic trails.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use credlineage::{Config, Enricher, Error, Outcome, Stats};
@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod serve;
+
 #[derive(Parser)]
 #[command(
     name = "credlineage",
@@ -16,7 +18,7 @@ use std::time::Instant;
     long_about = "Annotate AWS CloudTrail records with credential lineage, session fingerprints, key-ID collisions and off-host EC2 credential use.\n\n\
 Every input record comes out exactly once, as one NDJSON line: the record's own bytes plus one added key (`credlineage` by default). \
 Records that are not CloudTrail, or not JSON at all, pass through unchanged and are counted.\n\n\
-Quick start:\n  credlineage enrich tests/fixtures/sample.jsonl\n  credlineage enrich AWSLogs/ -o enriched.jsonl --state state.bin\n  aws s3 cp s3://trail/AWSLogs/... - | gunzip | credlineage enrich -"
+Quick start:\n  credlineage enrich tests/fixtures/sample.jsonl\n  credlineage enrich AWSLogs/ -o enriched.jsonl --state state.bin\n  aws s3 cp s3://trail/AWSLogs/... - | gunzip | credlineage enrich -\n  credlineage serve --listen 127.0.0.1:9400 --forward 127.0.0.1:9401 --state state.bin   # sidecar for Vector (docs/serve.md)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,6 +31,8 @@ enum Command {
     Enrich(EnrichArgs),
     /// Write a deterministic synthetic CloudTrail trail as NDJSON (for demos, tests, benchmarks).
     Generate(GenerateArgs),
+    /// TCP sidecar for Vector: newline-delimited JSON in on `--listen`, enriched NDJSON out to `--forward` (or stdout), all connections sharing one state.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,6 +54,19 @@ struct EnrichArgs {
     /// Processing order. Default: `time` for files, `stream` for stdin.
     #[arg(long, value_enum)]
     order: Option<Order>,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Never show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    /// No summary on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// The state file and configuration flags, shared by `enrich` and `serve`.
+#[derive(Args)]
+struct EngineArgs {
     /// Load state from FILE at start (if it exists) and save it there at exit (atomically).
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
@@ -83,12 +100,6 @@ struct EnrichArgs {
     /// Replace responseElements.credentials.sessionToken in the output records.
     #[arg(long)]
     redact_session_tokens: bool,
-    /// Never show a progress bar.
-    #[arg(long)]
-    no_progress: bool,
-    /// No summary on stderr.
-    #[arg(short, long)]
-    quiet: bool,
 }
 
 #[derive(Args)]
@@ -115,6 +126,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Enrich(a) => enrich(a),
         Command::Generate(a) => generate(a),
+        Command::Serve(a) => serve::serve(a),
     };
     match r {
         Ok(code) => code,
@@ -170,7 +182,7 @@ fn generate(a: GenerateArgs) -> Result<ExitCode, Error> {
     }
 }
 
-fn build_config(a: &EnrichArgs) -> Result<Config, Error> {
+fn build_config(a: &EngineArgs) -> Result<Config, Error> {
     let mut c = match &a.config {
         Some(p) => Config::from_json(&std::fs::read(p).map_err(|e| input_err(p, None, e))?)
             .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?,
@@ -342,10 +354,10 @@ fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
 }
 
 fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
-    let config = build_config(&a)?;
+    let config = build_config(&a.engine)?;
     let mut enricher = Enricher::new(config.clone())?;
     enricher.set_hash_seed(random_seed());
-    let state_bytes = load_state(&mut enricher, &a.state)?;
+    let state_bytes = load_state(&mut enricher, &a.engine.state)?;
     let paths: Vec<PathBuf> = if a.paths.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -393,7 +405,7 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
             });
         }
     }
-    if let Some(p) = &a.state {
+    if let Some(p) = &a.engine.state {
         save_state(&run.enricher, p)?;
     }
     if !a.quiet {
@@ -435,6 +447,7 @@ fn stream(
             let mut line = Vec::new();
             let mut n = 0u64;
             let mut gz_check = true;
+            let mut bad = Vec::new();
             loop {
                 line.clear();
                 if r.read_until(b'\n', &mut line)? == 0 {
@@ -453,20 +466,13 @@ fn stream(
                 gz_check = false;
                 n += 1;
                 *bytes_in += line.len() as u64;
-                let l = trim_line(&line);
-                if l.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                if l.starts_with(b"{\"Records\"") {
-                    process_doc(run, f, l, out, &mut buf, &pb)?;
-                    continue;
-                }
                 buf.clear();
-                let o = run.enricher.process_into(l, None, &mut buf);
-                run.note(f, n, o, None);
-                buf.push(b'\n');
+                let records = enrich_line(&mut run.enricher, trim_line(&line), &mut buf, &mut bad);
+                for e in bad.drain(..) {
+                    run.note(f, n, Outcome::Malformed(e), None);
+                }
                 out.write_all(&buf)?;
-                pb.inc(1);
+                pb.inc(records);
             }
             continue;
         }
@@ -483,6 +489,38 @@ fn stream(
     }
     pb.finish_and_clear();
     Ok(())
+}
+
+/// Enrich one line of an NDJSON stream (without its newline) into `out`: one
+/// output line, ending in `\n`, per record — several when the line is an S3
+/// delivery file (`{"Records": [...]}`), none when it is blank. The errors of
+/// records that could not be read (passed through unchanged) are pushed to
+/// `malformed`. Returns the number of records written. `enrich` on stdin and
+/// `serve` both use it, so they give the same bytes.
+fn enrich_line(
+    e: &mut Enricher,
+    line: &[u8],
+    out: &mut Vec<u8>,
+    malformed: &mut Vec<Error>,
+) -> u64 {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return 0;
+    }
+    let mut one = |bytes: &[u8]| {
+        if let Outcome::Malformed(err) = e.process_into(bytes, None, out) {
+            malformed.push(err);
+        }
+        out.push(b'\n');
+    };
+    if line.starts_with(b"{\"Records\"") {
+        let pieces = credlineage::input::split(line);
+        for p in &pieces {
+            one(&p.bytes);
+        }
+        return pieces.len() as u64;
+    }
+    one(line);
+    1
 }
 
 fn trim_line(l: &[u8]) -> &[u8] {

@@ -1,0 +1,1181 @@
+//! `credlineage serve`: a TCP sidecar for Vector — newline-delimited JSON in on `--listen`, enriched NDJSON out to `--forward` (or stdout), every connection sharing one state.
+//!
+//! Threads and queues; every queue is bounded in bytes:
+//!
+//! ```text
+//! client ─▶ reader ─┐
+//! client ─▶ reader ─┼─▶ [input queue] ─▶ enricher ─▶ [output queue] ─▶ forwarder ─▶ --forward (TCP) or stdout
+//! client ─▶ reader ─┘                  (one Enricher)
+//! ```
+//!
+//! * One reader thread per client connection (at most `--max-connections`)
+//!   cuts the byte stream into lines and pushes batches of whole lines.
+//! * One enrichment thread owns the only `Enricher`: lines from every
+//!   connection update one state, in the order they reached the queue.
+//! * One forwarder thread writes to the downstream TCP connection and
+//!   reconnects with backoff when it drops.
+//!
+//! Back-pressure: when the forward target stops reading, the forwarder blocks,
+//! the output queue fills, the enricher blocks, the input queue fills and the
+//! readers stop reading their sockets, so TCP flow control pushes back on the
+//! clients (Vector's `socket` sink then buffers or blocks by its own `buffer`
+//! settings). Nothing is dropped and nothing grows past the bounds.
+//!
+//! A line longer than `--max-line-bytes` is not buffered whole: it is passed on
+//! unchanged (not enriched) in pieces, and while it streams, other
+//! connections wait so the pieces are never interleaved with other lines.
+//!
+//! The design, the bounds and the shutdown sequence are in `docs/serve.md`.
+
+use super::{
+    EngineArgs, build_config, enrich_line, load_state, random_seed, save_state, summary, trim_line,
+};
+use clap::Args;
+use credlineage::{Enricher, Error};
+use std::collections::VecDeque;
+use std::io::{self, BufWriter, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Bytes read from a client socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// Socket read timeout: how often readers look at the shutdown flag.
+const POLL: Duration = Duration::from_millis(100);
+/// At shutdown, a client that has sent nothing for this long is closed.
+const DRAIN_IDLE: Duration = Duration::from_millis(250);
+/// A client that stops sending in the middle of an oversized line (holding
+/// the other connections back) is cut off after this long.
+const LONG_LINE_IDLE: Duration = Duration::from_secs(5);
+/// Batches of lines moved through the queues are cut at about this size.
+const BATCH: usize = 256 * 1024;
+/// Accounting overhead of one queue item, on top of its bytes.
+const ITEM_OVERHEAD: usize = 64;
+/// Reconnect backoff to `--forward`: doubles from MIN to MAX.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Write timeout on the forward connection: how often a blocked forwarder
+/// looks at the abort flag.
+const WRITE_POLL: Duration = Duration::from_millis(200);
+/// At exit, how long to wait for the forward target to close its side.
+const FINISH_WAIT: Duration = Duration::from_secs(2);
+/// Malformed-record messages printed on stderr before they are only counted.
+const MAX_REPORTED: u64 = 20;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Accept newline-delimited JSON on this address (a Vector `socket` sink
+    /// with `mode = "tcp"`, `encoding.codec = "json"`). Port 0 picks a free port;
+    /// the bound address is printed on stderr as `listening on ADDR`.
+    #[arg(long, value_name = "ADDR")]
+    listen: String,
+    /// Send enriched NDJSON to this address (a Vector `socket` source with
+    /// `mode = "tcp"`, `decoding.codec = "json"`), reconnecting with backoff.
+    /// Without it, enriched lines go to stdout.
+    #[arg(long, value_name = "ADDR")]
+    forward: Option<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Longest line that is enriched. A longer line is passed on unchanged
+    /// (not enriched), streamed in pieces, never held whole in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    max_line_bytes: usize,
+    /// Bytes that each of the two queues (received lines, enriched lines) may
+    /// hold before readers stop reading their sockets (back-pressure).
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    queue_bytes: usize,
+    /// Most client connections served at once; further ones wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    max_connections: usize,
+    /// On SIGTERM/SIGINT: seconds allowed for the drain. Clients are read
+    /// until idle for 250 ms (for at most half of it); queued lines are
+    /// delivered until it runs out, then counted as undelivered.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    shutdown_timeout: f64,
+    /// No summary and no connection messages on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+// ---------------------------------------------------------------------------
+// Shared flags and counters
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    bytes_in: AtomicU64,
+    lines_in: AtomicU64,
+    /// Lines longer than `--max-line-bytes`, passed on without enrichment.
+    oversized: AtomicU64,
+    /// Of those, cut off by a lost forward connection or the shutdown deadline.
+    oversized_cut: AtomicU64,
+    records_out: AtomicU64,
+    /// Records that could not be delivered before the shutdown deadline (or
+    /// after stdout was closed).
+    undelivered: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+impl Counters {
+    fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+    fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+struct Shared {
+    /// Set by SIGTERM/SIGINT (or a closed stdout): stop accepting, drain.
+    stop: Arc<AtomicBool>,
+    /// Set when the shutdown deadline has passed: stop waiting for the
+    /// forward target; what is still queued is counted as undelivered.
+    abort: AtomicBool,
+    /// When readers stop reading at shutdown (set once, at shutdown).
+    read_deadline: OnceLock<Instant>,
+    quiet: bool,
+    c: Counters,
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+    fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+    fn log(&self, msg: std::fmt::Arguments) {
+        if !self.quiet {
+            eprintln!("credlineage serve: {msg}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A FIFO bounded in bytes, with an exclusive owner for oversized lines
+// ---------------------------------------------------------------------------
+
+/// What a push does to the queue's owner.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Nothing.
+    No,
+    /// Become (or stay) the owner: other connections' pushes wait.
+    Keep,
+    /// Give ownership up.
+    Release,
+}
+
+/// A FIFO bounded by the bytes it holds. A push waits while the queue is
+/// full (an item larger than the whole bound still passes when the queue is
+/// empty) or while another connection owns it. `close` makes pushes fail;
+/// pops drain what is left, then return `None`.
+struct Queue<T> {
+    inner: Mutex<QInner<T>>,
+    readable: Condvar,
+    writable: Condvar,
+    cap: usize,
+}
+
+struct QInner<T> {
+    items: VecDeque<(T, usize)>,
+    bytes: usize,
+    closed: bool,
+    owner: Option<u64>,
+}
+
+impl<T> Queue<T> {
+    fn new(cap: usize) -> Queue<T> {
+        Queue {
+            inner: Mutex::new(QInner {
+                items: VecDeque::new(),
+                bytes: 0,
+                closed: false,
+                owner: None,
+            }),
+            readable: Condvar::new(),
+            writable: Condvar::new(),
+            cap,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QInner<T>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Append `item` (accounted as `size` bytes) for connection `who`,
+    /// waiting for room and ownership. Gives the item back if the queue is closed.
+    fn push(&self, who: u64, item: T, size: usize, hold: Hold) -> Result<(), T> {
+        let size = size.saturating_add(ITEM_OVERHEAD);
+        let mut g = self.lock();
+        loop {
+            if g.closed {
+                return Err(item);
+            }
+            let mine = g.owner.is_none_or(|o| o == who);
+            let room = g.bytes == 0 || g.bytes.saturating_add(size) <= self.cap;
+            if mine && room {
+                break;
+            }
+            g = self.writable.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.bytes = g.bytes.saturating_add(size);
+        g.items.push_back((item, size));
+        match hold {
+            Hold::No => {}
+            Hold::Keep => g.owner = Some(who),
+            Hold::Release => g.owner = None,
+        }
+        drop(g);
+        self.readable.notify_one();
+        if hold == Hold::Release {
+            self.writable.notify_all();
+        }
+        Ok(())
+    }
+
+    fn take(&self, mut g: MutexGuard<'_, QInner<T>>) -> Option<T> {
+        let (item, size) = g.items.pop_front()?;
+        g.bytes = g.bytes.saturating_sub(size);
+        drop(g);
+        self.writable.notify_all();
+        Some(item)
+    }
+
+    /// The next item, if one is there now.
+    fn try_pop(&self) -> Option<T> {
+        let g = self.lock();
+        self.take(g)
+    }
+
+    /// The next item, waiting for one; `None` once closed and empty.
+    fn pop(&self) -> Option<T> {
+        let mut g = self.lock();
+        loop {
+            if !g.items.is_empty() {
+                return self.take(g);
+            }
+            if g.closed {
+                return None;
+            }
+            g = self.readable.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.readable.notify_all();
+        self.writable.notify_all();
+    }
+}
+
+/// Closes a queue when its consumer (or producer) thread ends, even by a
+/// panic, so the threads on the other side never wait forever.
+struct CloseOnDrop<T>(Arc<Queue<T>>);
+
+impl<T> Drop for CloseOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Received from clients.
+enum In {
+    /// Whole lines of one connection, each ending in `\n`; `first` is the
+    /// connection's one-based line number of the first of them.
+    Lines {
+        conn: u64,
+        first: u64,
+        bytes: Vec<u8>,
+    },
+    /// A piece of a line longer than `--max-line-bytes`, passed on unchanged;
+    /// the last piece (`end`) ends in `\n`.
+    Long { bytes: Vec<u8>, end: bool },
+}
+
+/// To deliver.
+enum Out {
+    /// Enriched lines, each ending in `\n`.
+    Lines { bytes: Vec<u8>, records: u64 },
+    /// A piece of an oversized line (see [`In::Long`]).
+    Long { bytes: Vec<u8>, end: bool },
+}
+
+// ---------------------------------------------------------------------------
+// The command
+// ---------------------------------------------------------------------------
+
+fn arg_err(flag: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Input {
+        source_name: flag.to_string(),
+        line: None,
+        reason: reason.to_string(),
+    }
+}
+
+pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
+    let config = build_config(&a.engine)?;
+    if a.max_line_bytes == 0 || a.queue_bytes == 0 || a.max_connections == 0 {
+        return Err(Error::Config(
+            "--max-line-bytes, --queue-bytes and --max-connections must be at least 1".into(),
+        ));
+    }
+    // At most a day, so deadline arithmetic cannot overflow.
+    let drain = Duration::try_from_secs_f64(a.shutdown_timeout)
+        .map_err(|e| arg_err("--shutdown-timeout", e))?
+        .min(Duration::from_secs(86_400));
+    let mut enricher = Enricher::new(config)?;
+    enricher.set_hash_seed(random_seed());
+    load_state(&mut enricher, &a.engine.state)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for &sig in signal_hook::consts::TERM_SIGNALS {
+        // A second signal while draining exits at once (status 1, state not saved).
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .map_err(|e| arg_err("signal handler", e))?;
+    }
+
+    let listener = TcpListener::bind(&a.listen).map_err(|e| arg_err("--listen", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| arg_err("--listen", e))?;
+    let local = listener.local_addr().map_err(|e| arg_err("--listen", e))?;
+    // Always printed: with port 0 it is the only way to learn the port.
+    eprintln!("credlineage serve: listening on {local}");
+
+    let sh = Arc::new(Shared {
+        stop,
+        abort: AtomicBool::new(false),
+        read_deadline: OnceLock::new(),
+        quiet: a.quiet,
+        c: Counters::default(),
+    });
+    let inq: Arc<Queue<In>> = Arc::new(Queue::new(a.queue_bytes));
+    let outq: Arc<Queue<Out>> = Arc::new(Queue::new(a.queue_bytes));
+    let started = Instant::now();
+
+    let enricher = Arc::new(Mutex::new(enricher));
+    let enrich_thread = {
+        let (inq, outq, sh) = (Arc::clone(&inq), Arc::clone(&outq), Arc::clone(&sh));
+        let e = Arc::clone(&enricher);
+        thread::Builder::new()
+            .name("enrich".into())
+            .spawn(move || {
+                let _in = CloseOnDrop(Arc::clone(&inq));
+                let _out = CloseOnDrop(Arc::clone(&outq));
+                enrich_loop(&e, &inq, &outq, &sh)
+            })
+            .map_err(|e| arg_err("thread", e))?
+    };
+    let forward_thread = {
+        let (outq, sh) = (Arc::clone(&outq), Arc::clone(&sh));
+        let forward = a.forward.clone();
+        thread::Builder::new()
+            .name("forward".into())
+            .spawn(move || {
+                let _out = CloseOnDrop(Arc::clone(&outq));
+                match forward {
+                    Some(addr) => forward_loop(&outq, &mut TcpSink::new(addr), &sh),
+                    None => forward_loop(&outq, &mut StdoutSink::new(), &sh),
+                }
+            })
+            .map_err(|e| arg_err("thread", e))?
+    };
+
+    let readers = accept_loop(&listener, &inq, &sh, a.max_connections, a.max_line_bytes);
+    drop(listener);
+
+    // Shutdown: readers drain their clients (until idle, closed, or half the
+    // timeout), then the enricher drains the input queue, then the forwarder
+    // delivers the output queue (until the timeout; then it counts the rest).
+    let t0 = Instant::now();
+    let deadline = t0 + drain;
+    let hard = deadline + FINISH_WAIT + Duration::from_secs(1);
+    let _ = sh.read_deadline.set(t0 + drain / 2);
+    sh.log(format_args!(
+        "stopping: draining {} connection(s), then the queues (at most {:.1} s)",
+        readers.iter().filter(|h| !h.is_finished()).count(),
+        drain.as_secs_f64()
+    ));
+    let mut stuck = false;
+    for r in &readers {
+        stuck |= !wait_for(r, deadline, hard, &sh);
+    }
+    // Closing the input queue also frees readers stuck on a full queue.
+    inq.close();
+    for r in readers {
+        if wait_for(&r, deadline, hard + POLL * 5, &sh) {
+            let _ = r.join();
+        }
+    }
+    let mut failed = false;
+    if !wait_for(&enrich_thread, deadline, hard, &sh) {
+        // Stuck on a full output queue behind a stuck forwarder: free it.
+        stuck = true;
+        outq.close();
+    }
+    if wait_for(&enrich_thread, deadline, hard + POLL * 5, &sh) {
+        failed |= enrich_thread.join().is_err();
+    }
+    if wait_for(&forward_thread, deadline, hard, &sh) {
+        failed |= forward_thread.join().is_err();
+    } else {
+        stuck = true;
+    }
+    if stuck {
+        outq.close();
+        let left = count_left(&inq, &outq);
+        Counters::add(&sh.c.undelivered, left);
+        eprintln!(
+            "credlineage serve: still blocked after the shutdown timeout (output not being read); {left} queued records not delivered, more may be lost in flight"
+        );
+    }
+    if failed {
+        eprintln!("credlineage serve: a worker thread failed");
+    }
+
+    // The enrichment thread never holds the lock while it waits, so this
+    // does not block even if that thread is stuck.
+    let enricher = lock_enricher(&enricher);
+    let saved = match &a.engine.state {
+        Some(p) => save_state(&enricher, p),
+        None => Ok(()),
+    };
+    let c = &sh.c;
+    if !a.quiet {
+        summary(
+            &enricher.stats(),
+            started.elapsed().as_secs_f64(),
+            Counters::get(&c.bytes_in),
+        );
+        eprintln!(
+            "credlineage serve: {} connections, {} lines in, {} records out, {} oversized lines passed on unenriched ({} cut off), {} reconnects to --forward, {} undelivered",
+            Counters::get(&c.connections),
+            Counters::get(&c.lines_in),
+            Counters::get(&c.records_out),
+            Counters::get(&c.oversized),
+            Counters::get(&c.oversized_cut),
+            Counters::get(&c.reconnects),
+            Counters::get(&c.undelivered),
+        );
+    }
+    saved?;
+    Ok(if Counters::get(&c.undelivered) > 0 || stuck || failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Wait for a thread to finish. Once `deadline` has passed, set the abort
+/// flag (a forwarder stuck on a dead target then gives up); at `hard`, stop
+/// waiting (a write to a stdout nobody reads cannot be interrupted). Whether
+/// it finished.
+fn wait_for<T>(h: &JoinHandle<T>, deadline: Instant, hard: Instant, sh: &Shared) -> bool {
+    while !h.is_finished() {
+        let now = Instant::now();
+        if now >= deadline && !sh.abort.swap(true, Ordering::Relaxed) {
+            sh.log(format_args!(
+                "shutdown timeout reached: giving up on what is still queued"
+            ));
+        }
+        if now >= hard {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Records in items left in the queues by threads that are stuck.
+fn count_left(inq: &Queue<In>, outq: &Queue<Out>) -> u64 {
+    let mut n = 0;
+    while let Some(i) = inq.try_pop() {
+        n += match i {
+            In::Lines { bytes, .. } => count_lines(&bytes),
+            In::Long { end, .. } => u64::from(end),
+        };
+    }
+    while let Some(o) = outq.try_pop() {
+        n += match o {
+            Out::Lines { records, .. } => records,
+            Out::Long { end, .. } => u64::from(end),
+        };
+    }
+    n
+}
+
+/// Accept clients until a stop signal; one reader thread each.
+fn accept_loop(
+    listener: &TcpListener,
+    inq: &Arc<Queue<In>>,
+    sh: &Arc<Shared>,
+    max_connections: usize,
+    max_line: usize,
+) -> Vec<JoinHandle<()>> {
+    let mut readers: Vec<JoinHandle<()>> = Vec::new();
+    let mut next_id = 0u64;
+    let mut last_error: Option<Instant> = None;
+    while !sh.stopping() {
+        readers.retain(|h| !h.is_finished());
+        if readers.len() >= max_connections {
+            thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        match listener.accept() {
+            Ok((s, peer)) => {
+                next_id += 1;
+                let id = next_id;
+                Counters::add(&sh.c.connections, 1);
+                if let Err(e) = s.set_nonblocking(false) {
+                    sh.log(format_args!("connection {id} from {peer}: {e}"));
+                    continue;
+                }
+                sh.log(format_args!("connection {id} from {peer}"));
+                let (q, shr) = (Arc::clone(inq), Arc::clone(sh));
+                match thread::Builder::new()
+                    .name(format!("conn-{id}"))
+                    .spawn(move || reader(id, s, &q, &shr, max_line))
+                {
+                    Ok(h) => readers.push(h),
+                    Err(e) => sh.log(format_args!("connection {id}: cannot start a thread: {e}")),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // E.g. out of file descriptors: say so (at most once a second) and back off.
+                if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    sh.log(format_args!("accept: {e}"));
+                    last_error = Some(Instant::now());
+                }
+                thread::sleep(POLL);
+            }
+        }
+    }
+    readers
+}
+
+// ---------------------------------------------------------------------------
+// Readers: bytes to lines
+// ---------------------------------------------------------------------------
+
+/// The line cutter of one connection.
+struct Lines<'a> {
+    conn: u64,
+    q: &'a Queue<In>,
+    sh: &'a Shared,
+    max_line: usize,
+    /// The start of a line whose newline has not arrived (never more than `max_line` bytes).
+    pending: Vec<u8>,
+    /// Inside an oversized line: its pieces go straight through.
+    long: bool,
+    /// Whole lines not yet pushed.
+    batch: Vec<u8>,
+    batch_first: u64,
+    /// One-based number of the line being read.
+    line_no: u64,
+}
+
+/// The queue was closed (the enrichment thread is gone).
+struct Closed;
+
+impl Lines<'_> {
+    fn push(&self, item: In, size: usize, hold: Hold) -> Result<(), Closed> {
+        self.q.push(self.conn, item, size, hold).map_err(|item| {
+            let lost = match item {
+                In::Lines { bytes, .. } => count_lines(&bytes),
+                In::Long { end, .. } => u64::from(end),
+            };
+            Counters::add(&self.sh.c.undelivered, lost);
+            Closed
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), Closed> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.batch);
+        let size = bytes.len();
+        let item = In::Lines {
+            conn: self.conn,
+            first: self.batch_first,
+            bytes,
+        };
+        self.push(item, size, Hold::No)
+    }
+
+    fn push_long(&mut self, bytes: Vec<u8>, end: bool) -> Result<(), Closed> {
+        let size = bytes.len();
+        let hold = if end { Hold::Release } else { Hold::Keep };
+        self.push(In::Long { bytes, end }, size, hold)?;
+        self.long = !end;
+        if end {
+            self.line_no += 1;
+        }
+        Ok(())
+    }
+
+    /// Cut `data` into lines.
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), Closed> {
+        while !data.is_empty() {
+            let nl = data.iter().position(|&c| c == b'\n');
+            let take = nl.map_or(data.len(), |i| i + 1);
+            let (piece, rest) = data.split_at(take);
+            data = rest;
+            if self.long {
+                self.push_long(piece.to_vec(), nl.is_some())?;
+                continue;
+            }
+            let len = self.pending.len() + nl.unwrap_or(piece.len());
+            if len > self.max_line {
+                // Too long to enrich: pass it on unchanged, in pieces, holding
+                // the queue so no other line lands between them.
+                self.flush()?;
+                let mut first = std::mem::take(&mut self.pending);
+                first.extend_from_slice(piece);
+                Counters::add(&self.sh.c.oversized, 1);
+                Counters::add(&self.sh.c.lines_in, 1);
+                self.sh.log(format_args!(
+                    "connection {}: line {} is longer than --max-line-bytes ({}): passed on unchanged, not enriched",
+                    self.conn, self.line_no, self.max_line
+                ));
+                self.push_long(first, nl.is_some())?;
+                continue;
+            }
+            if nl.is_none() {
+                self.pending.extend_from_slice(piece);
+                continue;
+            }
+            if self.batch.is_empty() {
+                self.batch_first = self.line_no;
+                if self.pending.is_empty() {
+                    self.batch.extend_from_slice(piece);
+                } else {
+                    self.batch = std::mem::take(&mut self.pending);
+                    self.batch.extend_from_slice(piece);
+                }
+            } else {
+                self.batch.extend_from_slice(&self.pending);
+                self.batch.extend_from_slice(piece);
+                self.pending.clear();
+            }
+            if self.pending.capacity() > 4 * READ_CHUNK {
+                self.pending = Vec::new();
+            }
+            self.line_no += 1;
+            Counters::add(&self.sh.c.lines_in, 1);
+            if self.batch.len() >= BATCH {
+                self.flush()?;
+            }
+        }
+        self.flush()
+    }
+
+    /// The connection ends: an unterminated last line is passed on as a line.
+    fn finish(&mut self, why: &str) -> Result<(), Closed> {
+        if self.long {
+            self.sh.log(format_args!(
+                "connection {}: {why} inside an oversized line; it is ended there",
+                self.conn
+            ));
+            return self.push_long(b"\n".to_vec(), true);
+        }
+        if !self.pending.is_empty() {
+            if why != "closed" {
+                self.sh.log(format_args!(
+                    "connection {}: {why} with an unterminated line of {} bytes; passed on as it is",
+                    self.conn,
+                    self.pending.len()
+                ));
+            }
+            let mut last = std::mem::take(&mut self.pending);
+            last.push(b'\n');
+            if self.batch.is_empty() {
+                self.batch_first = self.line_no;
+            }
+            self.batch.extend_from_slice(&last);
+            self.line_no += 1;
+            Counters::add(&self.sh.c.lines_in, 1);
+        }
+        self.flush()
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+fn reader(conn: u64, mut s: TcpStream, q: &Queue<In>, sh: &Shared, max_line: usize) {
+    if let Err(e) = s.set_read_timeout(Some(POLL)) {
+        sh.log(format_args!("connection {conn}: {e}"));
+        return;
+    }
+    let mut lines = Lines {
+        conn,
+        q,
+        sh,
+        max_line,
+        pending: Vec::new(),
+        long: false,
+        batch: Vec::new(),
+        batch_first: 1,
+        line_no: 1,
+    };
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut last_data = Instant::now();
+    let mut drain_from: Option<Instant> = None;
+    let why: String = loop {
+        if drain_from.is_none() && sh.stopping() {
+            drain_from = Some(Instant::now());
+        }
+        if drain_from.is_some() && sh.read_deadline.get().is_some_and(|d| Instant::now() >= *d) {
+            break "shutdown".into();
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break "closed".into(),
+            Ok(n) => {
+                last_data = Instant::now();
+                Counters::add(&sh.c.bytes_in, n as u64);
+                if lines.feed(buf.get(..n).unwrap_or_default()).is_err() {
+                    return;
+                }
+            }
+            Err(e) if is_timeout(&e) => {
+                if let Some(d) = drain_from {
+                    if last_data.max(d).elapsed() >= DRAIN_IDLE {
+                        break "shutdown".into();
+                    }
+                }
+                if lines.long && last_data.elapsed() >= LONG_LINE_IDLE {
+                    break "idle".into();
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break e.to_string(),
+        }
+    };
+    let _ = lines.finish(&why);
+    let _ = s.shutdown(Shutdown::Both);
+    sh.log(format_args!(
+        "connection {conn} ended ({why}) after {} lines",
+        lines.line_no - 1
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// The enrichment thread
+// ---------------------------------------------------------------------------
+
+fn lock_enricher(e: &Mutex<Enricher>) -> MutexGuard<'_, Enricher> {
+    e.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The one enrichment thread. The enricher is locked only while an item is
+/// processed, never while waiting on the output queue, so the main thread can
+/// always take a snapshot at shutdown.
+fn enrich_loop(e: &Mutex<Enricher>, inq: &Queue<In>, outq: &Queue<Out>, sh: &Shared) {
+    let mut bad = Vec::new();
+    let mut reported = 0u64;
+    while let Some(item) = inq.pop() {
+        let (out, records) = match item {
+            In::Lines { conn, first, bytes } => {
+                let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 2);
+                let mut records = 0u64;
+                let mut g = lock_enricher(e);
+                for (i, line) in bytes.split_inclusive(|&c| c == b'\n').enumerate() {
+                    records += enrich_line(&mut g, trim_line(line), &mut out, &mut bad);
+                    for err in bad.drain(..) {
+                        reported += 1;
+                        if reported <= MAX_REPORTED {
+                            sh.log(format_args!(
+                                "connection {conn}: line {}: {err} (passed on unchanged){}",
+                                first + i as u64,
+                                if reported == MAX_REPORTED {
+                                    "; further ones are only counted"
+                                } else {
+                                    ""
+                                }
+                            ));
+                        }
+                    }
+                }
+                drop(g);
+                if out.is_empty() {
+                    continue;
+                }
+                (
+                    Out::Lines {
+                        bytes: out,
+                        records,
+                    },
+                    records,
+                )
+            }
+            In::Long { bytes, end } => (Out::Long { bytes, end }, u64::from(end)),
+        };
+        let size = match &out {
+            Out::Lines { bytes, .. } | Out::Long { bytes, .. } => bytes.len(),
+        };
+        if outq.push(0, out, size, Hold::No).is_err() {
+            Counters::add(&sh.c.undelivered, records);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The forwarder
+// ---------------------------------------------------------------------------
+
+trait Sink {
+    fn send(&mut self, item: Out, sh: &Shared);
+    /// The queue is empty for now: flush.
+    fn idle(&mut self, sh: &Shared);
+    /// Everything has been sent.
+    fn finish(&mut self, sh: &Shared);
+}
+
+fn forward_loop(q: &Queue<Out>, sink: &mut dyn Sink, sh: &Shared) {
+    loop {
+        let item = match q.try_pop() {
+            Some(i) => i,
+            None => {
+                sink.idle(sh);
+                match q.pop() {
+                    Some(i) => i,
+                    None => break,
+                }
+            }
+        };
+        sink.send(item, sh);
+    }
+    sink.finish(sh);
+}
+
+fn count_lines(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+/// Without `--forward`: enriched lines on stdout.
+struct StdoutSink {
+    w: BufWriter<io::Stdout>,
+    broken: bool,
+}
+
+impl StdoutSink {
+    fn new() -> StdoutSink {
+        StdoutSink {
+            w: BufWriter::with_capacity(1 << 16, io::stdout()),
+            broken: false,
+        }
+    }
+
+    fn fail(&mut self, e: &io::Error, sh: &Shared) {
+        if !self.broken {
+            eprintln!("credlineage serve: stdout: {e}; stopping");
+            self.broken = true;
+            sh.stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Sink for StdoutSink {
+    fn send(&mut self, item: Out, sh: &Shared) {
+        let (bytes, records) = match &item {
+            Out::Lines { bytes, records } => (bytes, *records),
+            Out::Long { bytes, end } => (bytes, u64::from(*end)),
+        };
+        if self.broken {
+            Counters::add(&sh.c.undelivered, records);
+            return;
+        }
+        match self.w.write_all(bytes) {
+            Ok(()) => Counters::add(&sh.c.records_out, records),
+            Err(e) => {
+                self.fail(&e, sh);
+                Counters::add(&sh.c.undelivered, records);
+            }
+        }
+    }
+
+    fn idle(&mut self, sh: &Shared) {
+        if !self.broken {
+            if let Err(e) = self.w.flush() {
+                self.fail(&e, sh);
+            }
+        }
+    }
+
+    fn finish(&mut self, sh: &Shared) {
+        self.idle(sh);
+    }
+}
+
+/// Where an oversized line being streamed stands.
+enum LongState {
+    /// Not inside one.
+    Idle,
+    /// Pieces have gone out on the connection of this epoch.
+    Sending(u64),
+    /// Cut off: drop the rest of its pieces.
+    Skipping,
+}
+
+/// `--forward ADDR`: one TCP connection, reconnected with backoff.
+struct TcpSink {
+    addr: String,
+    conn: Option<TcpStream>,
+    /// Incremented on every new connection.
+    epoch: u64,
+    backoff: Duration,
+    /// The current outage has been reported.
+    reported_down: bool,
+    long: LongState,
+}
+
+impl TcpSink {
+    fn new(addr: String) -> TcpSink {
+        TcpSink {
+            addr,
+            conn: None,
+            epoch: 0,
+            backoff: BACKOFF_MIN,
+            reported_down: false,
+            long: LongState::Idle,
+        }
+    }
+
+    fn try_connect(&self) -> io::Result<TcpStream> {
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolves to nothing");
+        for addr in self.addr.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    s.set_nodelay(true)?;
+                    s.set_write_timeout(Some(WRITE_POLL))?;
+                    return Ok(s);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Make sure there is a connection, retrying with backoff; false only on abort.
+    fn connect(&mut self, sh: &Shared) -> bool {
+        while self.conn.is_none() {
+            if sh.aborted() {
+                return false;
+            }
+            match self.try_connect() {
+                Ok(s) => {
+                    self.conn = Some(s);
+                    self.epoch += 1;
+                    if self.epoch > 1 {
+                        Counters::add(&sh.c.reconnects, 1);
+                    }
+                    sh.log(format_args!("forwarding to {}", self.addr));
+                    self.backoff = BACKOFF_MIN;
+                    self.reported_down = false;
+                }
+                Err(e) => {
+                    if !self.reported_down {
+                        sh.log(format_args!(
+                            "cannot connect to --forward {}: {e}; retrying (records wait in the queue)",
+                            self.addr
+                        ));
+                        self.reported_down = true;
+                    }
+                    let until = Instant::now() + self.backoff;
+                    while Instant::now() < until && !sh.aborted() {
+                        thread::sleep(Duration::from_millis(20));
+                    }
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        true
+    }
+
+    fn lost(&mut self, why: &dyn std::fmt::Display, sh: &Shared) {
+        if let Some(s) = self.conn.take() {
+            let _ = s.shutdown(Shutdown::Both);
+            sh.log(format_args!(
+                "connection to --forward {} lost: {why}; reconnecting",
+                self.addr
+            ));
+        }
+    }
+
+    /// A downstream that has closed its end is noticed before writing to it
+    /// (a write to a half-closed socket may "succeed" and be lost). A socket
+    /// source never sends anything, so anything readable is discarded.
+    fn check_alive(&mut self, sh: &Shared) {
+        let Some(s) = self.conn.as_mut() else { return };
+        if let Err(e) = s.set_nonblocking(true) {
+            return self.lost(&e, sh);
+        }
+        let mut buf = [0u8; 4096];
+        let dead: Option<String> = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break Some("closed by the peer".into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Some(e.to_string()),
+            }
+        };
+        let dead = dead.or_else(|| s.set_nonblocking(false).err().map(|e| e.to_string()));
+        if let Some(why) = dead {
+            self.lost(&why, sh);
+        }
+    }
+
+    /// Give up an oversized line partway (its start went out on a lost
+    /// connection, or the shutdown deadline passed).
+    fn cut(&mut self, end: bool, sh: &Shared) {
+        Counters::add(&sh.c.oversized_cut, 1);
+        Counters::add(&sh.c.undelivered, 1);
+        sh.log(format_args!(
+            "an oversized line could not be delivered whole; the rest of it is dropped"
+        ));
+        self.long = if end {
+            LongState::Idle
+        } else {
+            LongState::Skipping
+        };
+    }
+
+    fn send_lines(&mut self, bytes: &[u8], records: u64, sh: &Shared) {
+        self.check_alive(sh);
+        let mut off = 0;
+        while off < bytes.len() {
+            if sh.aborted() {
+                Counters::add(
+                    &sh.c.undelivered,
+                    count_lines(bytes.get(off..).unwrap_or_default()),
+                );
+                return;
+            }
+            if !self.connect(sh) {
+                continue;
+            }
+            let Some(s) = self.conn.as_mut() else {
+                continue;
+            };
+            match s.write(bytes.get(off..).unwrap_or_default()) {
+                Ok(0) => {
+                    self.lost(&"wrote 0 bytes", sh);
+                    off = line_start(bytes, off);
+                }
+                Ok(n) => off += n,
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Resend from the start of the line that was cut: lines
+                    // written whole before the error count as delivered.
+                    self.lost(&e, sh);
+                    off = line_start(bytes, off);
+                }
+            }
+        }
+        Counters::add(&sh.c.records_out, records);
+    }
+
+    fn send_long(&mut self, bytes: &[u8], end: bool, sh: &Shared) {
+        match self.long {
+            LongState::Skipping => {
+                if end {
+                    self.long = LongState::Idle;
+                }
+                return;
+            }
+            LongState::Idle => self.check_alive(sh),
+            LongState::Sending(_) => {}
+        }
+        let mut off = 0;
+        while off < bytes.len() {
+            if sh.aborted() {
+                return self.cut(end, sh);
+            }
+            if !self.connect(sh) {
+                continue;
+            }
+            if let LongState::Sending(epoch) = self.long {
+                if epoch != self.epoch {
+                    return self.cut(end, sh);
+                }
+            }
+            let Some(s) = self.conn.as_mut() else {
+                continue;
+            };
+            match s.write(bytes.get(off..).unwrap_or_default()) {
+                Ok(0) => self.lost(&"wrote 0 bytes", sh),
+                Ok(n) => {
+                    off += n;
+                    if matches!(self.long, LongState::Idle) {
+                        self.long = LongState::Sending(self.epoch);
+                    }
+                }
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.lost(&e, sh),
+            }
+        }
+        if end {
+            self.long = LongState::Idle;
+            Counters::add(&sh.c.records_out, 1);
+        }
+    }
+}
+
+/// Offset of the start of the line that holds `off`.
+fn line_start(b: &[u8], off: usize) -> usize {
+    b.get(..off)
+        .and_then(|p| p.iter().rposition(|&c| c == b'\n'))
+        .map_or(0, |i| i + 1)
+}
+
+impl Sink for TcpSink {
+    fn send(&mut self, item: Out, sh: &Shared) {
+        match item {
+            Out::Lines { bytes, records } => self.send_lines(&bytes, records, sh),
+            Out::Long { bytes, end } => self.send_long(&bytes, end, sh),
+        }
+    }
+
+    fn idle(&mut self, _sh: &Shared) {}
+
+    /// Close the write side and wait (at most `FINISH_WAIT`, or until the
+    /// shutdown deadline) for the peer to close its side: it has then read
+    /// everything.
+    fn finish(&mut self, sh: &Shared) {
+        let Some(s) = self.conn.as_mut() else { return };
+        if s.shutdown(Shutdown::Write).is_err() || s.set_read_timeout(Some(POLL)).is_err() {
+            return;
+        }
+        let until = Instant::now() + FINISH_WAIT;
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                    if sh.aborted() || Instant::now() >= until {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
