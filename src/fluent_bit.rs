@@ -21,16 +21,16 @@
 //!   command nor a reactor" warning.
 //! * **Never traps, only ever returns one JSON object.** Fluent Bit drops a
 //!   record whose call trapped, and a filter result that is not valid JSON
-//!   corrupts its heap (`filter_wasm.c` frees the previous record's buffer a
-//!   second time). So: a readable JSON object comes back enriched, or
-//!   unchanged when it is not a CloudTrail record or cannot be parsed by the
-//!   enricher (nested deeper than 128 levels, a number out of `f64` range);
-//!   anything that is not exactly one valid JSON object — invalid JSON or
-//!   UTF-8, an array or scalar, a NUL byte, empty input, a null pointer, a
-//!   range outside linear memory — comes back as `{}`. Fluent Bit only ever
-//!   hands over an object it serialized itself, so that last case means a
-//!   broken host; `{}` keeps one record out per record in, with its timestamp
-//!   and metadata, and leaks nothing.
+//!   corrupts its heap (`filter_wasm.c` then frees the previous record's
+//!   parse buffer a second time). So a readable JSON object comes back
+//!   enriched, or unchanged when it is not a CloudTrail record or the
+//!   enricher refuses it (a number beyond `f64` or a lone surrogate escape
+//!   in a field it reads). Anything that is not exactly one valid JSON
+//!   object — invalid JSON or UTF-8, an array or scalar, a NUL byte, empty
+//!   input, a null pointer, a range outside linear memory — comes back as
+//!   `{}`. Fluent Bit only ever hands over an object it serialized itself,
+//!   so that last case means a broken host; `{}` keeps one record out per
+//!   record in, with its timestamp and metadata, and leaks nothing.
 //! * **Configuration.** Fluent Bit passes no arguments and no environment
 //!   to the module, only the directories listed in `Accessible_Paths`. On the
 //!   first call the filter reads [`CONFIG_PATH`] (a JSON [`Config`]); when it

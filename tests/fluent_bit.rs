@@ -642,7 +642,8 @@ fn hostile_records_never_trap_and_always_return_one_object() {
             b"{}".to_vec(),
         ),
     ];
-    // Valid objects the enricher cannot parse come back unchanged.
+    // Valid objects that are no CloudTrail record or that the enricher
+    // refuses come back unchanged.
     for (what, rec) in [
         (
             "200,000 nested arrays",
@@ -658,6 +659,10 @@ fn hostile_records_never_trap_and_always_return_one_object() {
             .concat(),
         ),
         ("number beyond f64", br#"{"a":1e400,"b":-0.5E-3}"#.to_vec()),
+        (
+            "eventTime beyond f64",
+            br#"{"eventName":"A","eventSource":"s","eventTime":1e400}"#.to_vec(),
+        ),
         (
             "lone surrogate escape",
             br#"{"eventName":"\ud800","eventSource":"s3.amazonaws.com"}"#.to_vec(),
