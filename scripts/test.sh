@@ -21,6 +21,9 @@ cargo check --lib --no-default-features
 step "cargo check --target wasm32-unknown-unknown (32-bit: usize and pointer-width bugs show here first)"
 cargo check --lib --no-default-features --target wasm32-unknown-unknown
 
+step "cargo clippy on the Fluent Bit module (wasm32-wasip1)"
+cargo clippy --lib --target wasm32-wasip1 --no-default-features --features fluent-bit -- -D warnings
+
 step "cargo test (unit, rules, golden CLI, hostile input, property tests)"
 cargo test --release --all-targets
 cargo test --release --doc
