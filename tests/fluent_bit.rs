@@ -700,7 +700,9 @@ fn hostile_records_never_trap_and_always_return_one_object() {
             show(rec),
             show(want)
         );
-        if out != *rec && !too_deep(&out) {
+        // (serde_json's `Value` cannot hold 1e400: that output was compared
+        // with the native bytes above, which is the stronger check.)
+        if out != *rec && !too_deep(&out) && !what.contains("beyond f64") {
             assert_object(&out, what);
         }
         let g = &good[i % good.len()];
