@@ -24,6 +24,9 @@ cargo check --lib --no-default-features --target wasm32-unknown-unknown
 step "cargo clippy on the Fluent Bit module (wasm32-wasip1)"
 cargo clippy --lib --target wasm32-wasip1 --no-default-features --features fluent-bit -- -D warnings
 
-step "cargo test (unit, rules, golden CLI, hostile input, property tests)"
+step "cargo test (unit, SPEC rules, golden CLI, hostile input, properties, serve, WASM hosts)"
 cargo test --release --all-targets
 cargo test --release --doc
+
+step "SIEM side: Sigma rules through pySigma, Elastic and Splunk files (pipelines/)"
+./scripts/test-siem.sh
