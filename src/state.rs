@@ -200,6 +200,11 @@ pub const MAX_SETS_PER_KEY: usize = 32;
 /// Fixed per-entry overhead estimate of an LRU node plus hash slot.
 const NODE: usize = 64;
 
+/// Estimated bytes of one `CredSet` value: its size on a 64-bit target, as a
+/// constant so the estimate (and so the byte cap's evictions, and so the
+/// output) is the same on 32-bit WASM as natively (SPEC 5, deterministic).
+const CRED_SET: usize = 88;
+
 pub(crate) fn cost_set(s: &CredSet) -> usize {
     // LRU node (fingerprint, set, links) + its LRU map slot + its key-index
     // slot, with hash-table slack; calibrated against measured RSS
@@ -207,7 +212,7 @@ pub(crate) fn cost_set(s: &CredSet) -> usize {
     // The root string is often shared between sets (an Arc) but can be long
     // text from the record (`user:<ARN>`): count it every time, to stay an
     // upper bound.
-    NODE + std::mem::size_of::<CredSet>() + s.key.heap_bytes() + s.root_id.len() + 80
+    NODE + CRED_SET + s.key.heap_bytes() + s.root_id.len() + 80
 }
 fn cost_instance(id: &str, i: &InstanceInfo) -> usize {
     NODE + id.len() + 32 + i.ips.iter().map(|ip| ip.len() + 16).sum::<usize>()
@@ -262,7 +267,6 @@ pub(crate) struct State {
     pub bytes: [usize; 4],
     /// The latest event time seen (a monotone clock for purging).
     pub clock: i64,
-    hasher: RandomState,
 }
 
 fn lru<K: std::hash::Hash + Eq, V>(h: &RandomState) -> Lru<K, V> {
@@ -285,7 +289,6 @@ impl State {
             created: lru(&h),
             bytes: [0; 4],
             clock: i64::MIN,
-            hasher: h,
         }
     }
 
@@ -654,11 +657,6 @@ impl State {
     pub fn arn_hash(arn: &str) -> u64 {
         xxhash_rust::xxh3::xxh3_64(arn.as_bytes())
     }
-
-    #[allow(dead_code)]
-    pub fn hasher(&self) -> &RandomState {
-        &self.hasher
-    }
 }
 
 const MAGIC: &[u8] = b"CREDLINEAGE-STATE\n";
@@ -674,4 +672,13 @@ struct SnapshotBody {
     instances: Vec<(Arc<str>, InstanceInfo)>,
     ip_other: Vec<(Box<str>, i64)>,
     created: Vec<(Arc<str>, Creator)>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cred_set_size_constant_matches_64_bit_layout() {
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(std::mem::size_of::<super::CredSet>(), super::CRED_SET);
+    }
 }
