@@ -66,9 +66,14 @@ pub(crate) const MAX_IPS_PER_INSTANCE: usize = 16;
 /// Fixed per-entry overhead estimate of an LRU node plus hash slot.
 const NODE: usize = 64;
 
+/// Estimated bytes of one `CredSet` value: its size on a 64-bit target, as a
+/// constant so the estimate (and so the byte cap's evictions, and so the
+/// output) is the same on 32-bit WASM as natively (SPEC 5, deterministic).
+const CRED_SET: usize = 104;
+
 pub(crate) fn cost_set(s: &CredSet) -> usize {
     // set node + its by_key slot (shared key string counted once)
-    NODE + std::mem::size_of::<CredSet>() + s.key.len() + 40
+    NODE + CRED_SET + s.key.len() + 40
 }
 fn cost_instance(id: &str, i: &InstanceInfo) -> usize {
     NODE + id.len() + 32 + i.ips.iter().map(|ip| ip.len() + 16).sum::<usize>()
