@@ -3,7 +3,7 @@
 //! `cargo bench --bench enrich` (results in `target/criterion/`); the
 //! side-by-side table with jq and the scale series is `scripts/bench.sh`.
 
-use credlineage::generate::{trail, TrailConfig};
+use credlineage::generate::{TrailConfig, trail};
 use credlineage::{Config, Enricher};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -61,7 +61,9 @@ fn benches(c: &mut Criterion) {
             || Enricher::new(Config::default()).expect("config"),
             |mut e| {
                 for r in &recs {
-                    let Ok((ann, _)) = e.annotate(r, None) else { continue };
+                    let Ok((ann, _)) = e.annotate(r, None) else {
+                        continue;
+                    };
                     let mut v: serde_json::Map<String, serde_json::Value> =
                         serde_json::from_slice(r).unwrap_or_default();
                     let a: serde_json::Value =

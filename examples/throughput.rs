@@ -8,7 +8,7 @@
 //! 100,000 and times only the enrichment of each chunk, so 10M records need
 //! no 12 GB buffer.
 
-use credlineage::generate::{trail, TrailConfig};
+use credlineage::generate::{TrailConfig, trail};
 use credlineage::{Config, Enricher};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -31,7 +31,9 @@ fn time(f: impl FnOnce()) -> Duration {
 
 fn row(name: &str, n: usize, bytes: u64, d: Duration, base: Option<Duration>) {
     let secs = d.as_secs_f64();
-    let ratio = base.map_or(String::from("-"), |b| format!("{:.2}", b.as_secs_f64() / secs));
+    let ratio = base.map_or(String::from("-"), |b| {
+        format!("{:.2}", b.as_secs_f64() / secs)
+    });
     println!(
         "| {name} | {:.0} | {:.1} | {ratio} |",
         n as f64 / secs,
@@ -42,7 +44,11 @@ fn row(name: &str, n: usize, bytes: u64, d: Duration, base: Option<Duration>) {
 fn compare(n: usize) {
     let recs = make(1, n);
     let bytes: u64 = recs.iter().map(|r| r.len() as u64).sum();
-    println!("{n} records, {:.1} MB, avg {} B/record\n", bytes as f64 / 1e6, bytes / n.max(1) as u64);
+    println!(
+        "{n} records, {:.1} MB, avg {} B/record\n",
+        bytes as f64 / 1e6,
+        bytes / n.max(1) as u64
+    );
     println!("| path | records/s | MB/s | credlineage ÷ this (time) |");
     println!("|---|---|---|---|");
     let mut out = Vec::with_capacity(16384);
@@ -67,16 +73,46 @@ fn compare(n: usize) {
     let mut e2 = Enricher::new(Config::default()).expect("config");
     let owned = time(|| {
         for r in &recs {
-            let Ok((ann, _)) = e2.annotate(r, None) else { continue };
-            let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(r).unwrap_or_default();
-            v.insert("credlineage".into(), serde_json::from_slice(&ann.to_json()).unwrap_or_default());
+            let Ok((ann, _)) = e2.annotate(r, None) else {
+                continue;
+            };
+            let mut v: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(r).unwrap_or_default();
+            v.insert(
+                "credlineage".into(),
+                serde_json::from_slice(&ann.to_json()).unwrap_or_default(),
+            );
             black_box(serde_json::to_vec(&v).ok());
         }
     });
-    row("credlineage enrich (borrowed parse + splice)", n, bytes, ours, None);
-    row("serde_json validate (IgnoredAny)", n, bytes, serde, Some(ours));
-    row("sonic-rs validate (IgnoredAny)", n, bytes, sonic, Some(ours));
-    row("full parse-modify-serialize (serde_json::Value)", n, bytes, owned, Some(ours));
+    row(
+        "credlineage enrich (borrowed parse + splice)",
+        n,
+        bytes,
+        ours,
+        None,
+    );
+    row(
+        "serde_json validate (IgnoredAny)",
+        n,
+        bytes,
+        serde,
+        Some(ours),
+    );
+    row(
+        "sonic-rs validate (IgnoredAny)",
+        n,
+        bytes,
+        sonic,
+        Some(ours),
+    );
+    row(
+        "full parse-modify-serialize (serde_json::Value)",
+        n,
+        bytes,
+        owned,
+        Some(ours),
+    );
     println!(
         "\ncredlineage throughput = {:.0}% of serde_json validation, {:.0}% of sonic-rs validation",
         100.0 * serde.as_secs_f64() / ours.as_secs_f64(),
@@ -97,7 +133,11 @@ fn scale(ns: &[usize]) {
             ..Default::default()
         });
         while done < n {
-            let chunk: Vec<Vec<u8>> = it.by_ref().take(100_000).map(|r| r.line.into_bytes()).collect();
+            let chunk: Vec<Vec<u8>> = it
+                .by_ref()
+                .take(100_000)
+                .map(|r| r.line.into_bytes())
+                .collect();
             if chunk.is_empty() {
                 break;
             }
@@ -141,7 +181,11 @@ fn main() {
                 }
             }
         }
-        Some("scale") => scale(if nums.is_empty() { &[10_000, 100_000] } else { &nums }),
+        Some("scale") => scale(if nums.is_empty() {
+            &[10_000, 100_000]
+        } else {
+            &nums
+        }),
         _ => compare(nums.first().copied().unwrap_or(100_000)),
     }
 }

@@ -8,6 +8,17 @@ step "toolchain pieces a fresh machine lacks"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
 rustup component add rustfmt clippy
 rustup target add wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2
+# The JS package test (tests/js.rs) needs Node >= 18 with npm, and the
+# wasm-bindgen CLI of exactly the wasm-bindgen crate's version (a one-time
+# build from crates.io, ~5 min on 2 cores; not --locked: its lock file pins a
+# webpki-roots release the registry may not serve).
+for tool in node npm; do
+  command -v "$tool" >/dev/null || { echo "$tool not found: the JS tests need Node >= 18 and npm" >&2; exit 1; }
+done
+wb=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }')" != "$wb" ]; then
+  cargo install wasm-bindgen-cli --version "$wb"
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -21,10 +32,12 @@ cargo check --lib --no-default-features
 step "cargo check --target wasm32-unknown-unknown (32-bit: usize and pointer-width bugs show here first)"
 cargo check --lib --no-default-features --target wasm32-unknown-unknown
 
-step "cargo clippy on the Fluent Bit module (wasm32-wasip1)"
+step "cargo clippy for the WASM surfaces (Fluent Bit on wasm32-wasip1, component on wasm32-wasip2, JS on wasm32-unknown-unknown)"
 cargo clippy --lib --target wasm32-wasip1 --no-default-features --features fluent-bit -- -D warnings
+cargo clippy --lib --target wasm32-wasip2 --no-default-features --features component -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features js -- -D warnings
 
-step "cargo test (unit, SPEC rules, golden CLI, hostile input, properties, serve, WASM hosts)"
+step "cargo test (unit, SPEC rules, golden CLI, hostile input, properties, serve, Fluent Bit module and WIT component in wasmtime, JS package in Node)"
 cargo test --release --all-targets
 cargo test --release --doc
 

@@ -303,7 +303,9 @@ impl Enricher {
             Ok(text) => text,
             Err(_) => {
                 self.stats.malformed += 1;
-                let at = std::str::from_utf8(record).err().map_or(0, |e| e.valid_up_to());
+                let at = std::str::from_utf8(record)
+                    .err()
+                    .map_or(0, |e| e.valid_up_to());
                 return Err(Error::InvalidJson {
                     index,
                     reason: format!("invalid UTF-8 at byte {at}"),
@@ -366,9 +368,10 @@ impl Enricher {
             self.config.ip_retention_secs,
         );
         if self.stats.records >= self.next_sweep {
-            self.stats.expired_purged += self
-                .state
-                .sweep(self.config.expired_grace_secs, self.config.ip_retention_secs);
+            self.stats.expired_purged += self.state.sweep(
+                self.config.expired_grace_secs,
+                self.config.ip_retention_secs,
+            );
             self.next_sweep = self.stats.records + (self.state.sets.len() as u64).max(SWEEP_MIN);
         }
         Ok((ann, has_own))
@@ -480,7 +483,9 @@ impl Enricher {
                 (None, _) => {
                     // No creationDate on the call: the latest set issued by now.
                     if s.start <= t.saturating_add(tol)
-                        && latest.is_none_or(|(b, bfp)| (s.start, std::cmp::Reverse(fp)) > (b, std::cmp::Reverse(bfp)))
+                        && latest.is_none_or(|(b, bfp)| {
+                            (s.start, std::cmp::Reverse(fp)) > (b, std::cmp::Reverse(bfp))
+                        })
                     {
                         latest = Some((s.start, fp));
                     }
@@ -725,9 +730,10 @@ impl Enricher {
                         && credential_type != CredentialType::LongTerm;
                 }
             } else if source == "iam.amazonaws.com" && name == "CreateAccessKey" {
-                if let (Some(newk), Some(c)) =
-                    (ev.response_elements().access_key.access_key_id.get(), &caller)
-                {
+                if let (Some(newk), Some(c)) = (
+                    ev.response_elements().access_key.access_key_id.get(),
+                    &caller,
+                ) {
                     self.state.note_created(
                         newk,
                         Creator {

@@ -334,11 +334,17 @@ impl<'a> Event<'a> {
     }
     /// `requestParameters`, decoded now (only the events whose rules need it pay for it).
     pub fn request_parameters(&self) -> RequestParameters<'a> {
-        self.request_parameters.0.map(RequestParameters::from_raw).unwrap_or_default()
+        self.request_parameters
+            .0
+            .map(RequestParameters::from_raw)
+            .unwrap_or_default()
     }
     /// `responseElements`, decoded now.
     pub fn response_elements(&self) -> ResponseElements<'a> {
-        self.response_elements.0.map(ResponseElements::from_raw).unwrap_or_default()
+        self.response_elements
+            .0
+            .map(ResponseElements::from_raw)
+            .unwrap_or_default()
     }
 }
 
@@ -455,9 +461,13 @@ mod tests {
     use super::*;
 
     fn outer(b: &[u8]) -> Outer<'_> {
-        parse_outer(std::str::from_utf8(b).unwrap(), &["message".to_string()], &|k| k == "credlineage")
-            .unwrap()
-            .unwrap()
+        parse_outer(
+            std::str::from_utf8(b).unwrap(),
+            &["message".to_string()],
+            &|k| k == "credlineage",
+        )
+        .unwrap()
+        .unwrap()
     }
 
     #[test]
@@ -469,7 +479,9 @@ mod tests {
         assert!(o.event.event_name.get().is_none());
         assert!(o.event.user_identity.arn.get().is_none());
         assert!(
-            o.event.response_elements().credentials
+            o.event
+                .response_elements()
+                .credentials
                 .access_key_id
                 .get()
                 .is_none()

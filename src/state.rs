@@ -4,11 +4,11 @@ use crate::Error;
 use crate::annotation::RootType;
 use crate::fingerprint::Fingerprint;
 use ahash::RandomState;
-use smallvec::SmallVec;
-use std::collections::HashMap;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The origin of a chain: its kind and its `lineage_root` string.
@@ -42,7 +42,9 @@ impl KeyId {
     pub fn as_str(&self) -> &str {
         match self {
             // Built from a &str cut at its own length: always valid UTF-8.
-            KeyId::Inline { len, buf } => std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or(""),
+            KeyId::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
+            }
             KeyId::Heap(s) => s,
         }
     }
@@ -333,7 +335,10 @@ impl State {
 
     fn insert_packed(&mut self, fp: Fingerprint, s: CredSet) {
         self.bytes[0] += cost_set(&s);
-        self.by_key.entry(key_hash(s.key.as_str())).or_default().push(fp);
+        self.by_key
+            .entry(key_hash(s.key.as_str()))
+            .or_default()
+            .push(fp);
         if let Some((_, old)) = self.sets.push(fp, s) {
             // Same fingerprint replaced: undo its accounting (index already holds fp).
             self.bytes[0] = self.bytes[0].saturating_sub(cost_set(&old));
@@ -342,7 +347,10 @@ impl State {
     }
 
     /// The sets that use key ID `key`.
-    pub fn sets_of<'s>(&'s self, key: &'s str) -> impl Iterator<Item = (Fingerprint, &'s CredSet)> + 's {
+    pub fn sets_of<'s>(
+        &'s self,
+        key: &'s str,
+    ) -> impl Iterator<Item = (Fingerprint, &'s CredSet)> + 's {
         self.by_key
             .get(&key_hash(key))
             .into_iter()

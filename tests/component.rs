@@ -1,0 +1,479 @@
+//! The WIT component in a real host: build it with `scripts/build-component.sh`, run it in wasmtime (WASI p2), and compare every output byte with the native `Enricher`.
+//!
+//! The build runs every time (cargo makes it a no-op when nothing changed),
+//! with its own target directory under this test's, so the component tested
+//! is always the current source. No `wasm32-wasip2` target or no cargo is a
+//! failure, never a skip.
+
+use credlineage::generate::{TrailConfig, trail};
+use credlineage::{Config, Enricher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+wasmtime::component::bindgen!({
+    path: "wit",
+    world: "credlineage",
+});
+
+use exports::credlineage::enricher::enrich::Stats as WitStats;
+
+// ---------------------------------------------------------------------------
+// Building and loading the component
+// ---------------------------------------------------------------------------
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Build the component once per test binary; its path.
+fn component_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let dist = tmp.join("dist-component");
+        let out = Command::new("bash")
+            .arg(root().join("scripts/build-component.sh"))
+            .env("CARGO_TARGET_DIR", tmp.join("wasm-component"))
+            .env("DIST_DIR", &dist)
+            .env("CARGO", env!("CARGO"))
+            .output()
+            .expect("run scripts/build-component.sh");
+        assert!(
+            out.status.success(),
+            "building the component failed (is the wasm32-wasip2 target installed?):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dist.join("credlineage.component.wasm")
+    })
+}
+
+struct Host {
+    ctx: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// One instance of the component in its own store.
+struct Guest {
+    store: Store<Host>,
+    bindings: Credlineage,
+}
+
+fn engine_and_component() -> &'static (Engine, Component) {
+    static C: OnceLock<(Engine, Component)> = OnceLock::new();
+    C.get_or_init(|| {
+        let engine = Engine::default();
+        let component = Component::from_file(&engine, component_path())
+            .expect("the built .wasm is a component");
+        (engine, component)
+    })
+}
+
+impl Guest {
+    fn new() -> Guest {
+        let (engine, component) = engine_and_component();
+        let mut linker = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+        let host = Host {
+            ctx: WasiCtx::builder().inherit_stderr().build(),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(engine, host);
+        let bindings = Credlineage::instantiate(&mut store, component, &linker).unwrap();
+        Guest { store, bindings }
+    }
+
+    /// `constructor(config)`.
+    fn construct(&mut self, config: &str) -> ResourceAny {
+        let r = self.bindings.credlineage_enricher_enrich().enricher();
+        r.call_constructor(&mut self.store, config)
+            .expect("constructor does not trap")
+    }
+
+    /// `create(config)`.
+    fn create(&mut self, config: &str) -> Result<ResourceAny, String> {
+        let r = self.bindings.credlineage_enricher_enrich().enricher();
+        r.call_create(&mut self.store, config)
+            .expect("create does not trap")
+    }
+}
+
+/// A component enricher: the instance and one resource in it.
+struct Wasm {
+    g: Guest,
+    e: ResourceAny,
+}
+
+impl Wasm {
+    fn new(config: &str) -> Wasm {
+        let mut g = Guest::new();
+        let e = g.create(config).expect("config accepted");
+        Wasm { g, e }
+    }
+
+    fn process(&mut self, record: &[u8]) -> Vec<u8> {
+        let r = self.g.bindings.credlineage_enricher_enrich().enricher();
+        r.call_process(&mut self.g.store, self.e, record)
+            .expect("process does not trap")
+    }
+
+    fn process_at(&mut self, record: &[u8], t: i64) -> Vec<u8> {
+        let r = self.g.bindings.credlineage_enricher_enrich().enricher();
+        r.call_process_at(&mut self.g.store, self.e, record, t)
+            .expect("process-at does not trap")
+    }
+
+    fn snapshot(&mut self) -> Vec<u8> {
+        let r = self.g.bindings.credlineage_enricher_enrich().enricher();
+        r.call_snapshot(&mut self.g.store, self.e)
+            .expect("snapshot does not trap")
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let r = self.g.bindings.credlineage_enricher_enrich().enricher();
+        r.call_restore(&mut self.g.store, self.e, bytes)
+            .expect("restore does not trap")
+    }
+
+    fn stats(&mut self) -> WitStats {
+        let r = self.g.bindings.credlineage_enricher_enrich().enricher();
+        r.call_stats(&mut self.g.store, self.e)
+            .expect("stats does not trap")
+    }
+
+    fn stats_json(&mut self) -> String {
+        let r = self.g.bindings.credlineage_enricher_enrich().enricher();
+        r.call_stats_json(&mut self.g.store, self.e)
+            .expect("stats-json does not trap")
+    }
+
+    fn config_error(&mut self) -> Option<String> {
+        let r = self.g.bindings.credlineage_enricher_enrich().enricher();
+        r.call_config_error(&mut self.g.store, self.e)
+            .expect("config-error does not trap")
+    }
+}
+
+impl Drop for Wasm {
+    fn drop(&mut self) {
+        let _ = self.e.resource_drop(&mut self.g.store);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------
+
+fn fixture_lines(name: &str) -> Vec<Vec<u8>> {
+    let path = root().join("tests/fixtures").join(name);
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn generated(n: usize) -> Vec<Vec<u8>> {
+    trail(TrailConfig {
+        seed: 1,
+        records: n,
+        ..Default::default()
+    })
+    .map(|r| r.line.into_bytes())
+    .collect()
+}
+
+/// Run the native enricher and the component over the same records; every
+/// output must be the same bytes, and so must the snapshots and stats.
+fn parity(config: &str, records: &[Vec<u8>]) {
+    let cfg = if config.is_empty() {
+        Config::default()
+    } else {
+        Config::from_json(config.as_bytes()).unwrap()
+    };
+    let mut native = Enricher::new(cfg).unwrap();
+    let mut wasm = Wasm::new(config);
+    for (i, r) in records.iter().enumerate() {
+        let n = native.process(r, None);
+        let w = wasm.process(r);
+        assert!(
+            n == w,
+            "record {i}: component output differs from native\nnative: {}\n  wasm: {}",
+            String::from_utf8_lossy(&n),
+            String::from_utf8_lossy(&w)
+        );
+    }
+    assert_eq!(native.snapshot(), wasm.snapshot(), "snapshots differ");
+    assert_eq!(
+        serde_json::to_string(&native.stats()).unwrap(),
+        wasm.stats_json()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn is_a_component() {
+    // Component::from_file refuses a core module.
+    let (engine, c) = engine_and_component();
+    let exports: Vec<String> = c
+        .component_type()
+        .exports(engine)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert_eq!(exports, ["credlineage:enricher/enrich@0.1.0"]);
+}
+
+#[test]
+fn parity_scenarios() {
+    let recs = fixture_lines("scenarios.jsonl");
+    assert_eq!(recs.len(), 40);
+    parity("", &recs);
+}
+
+#[test]
+fn parity_stratus() {
+    let recs = fixture_lines("stratus.jsonl");
+    assert_eq!(recs.len(), 310);
+    parity("{}", &recs);
+}
+
+#[test]
+fn parity_hostile_fixture() {
+    parity("", &fixture_lines("hostile.jsonl"));
+}
+
+#[test]
+fn parity_generated_10k() {
+    parity("", &generated(10_000));
+}
+
+#[test]
+fn parity_with_config() {
+    let cfg = r#"{"flatten_prefix":"cl_","redact_session_tokens":true,"max_entries":50}"#;
+    parity(cfg, &fixture_lines("stratus.jsonl"));
+}
+
+/// Under a byte cap the evictions, and so the output, depend on the state
+/// size estimate: it must not depend on the pointer width (wasm32 vs native).
+#[test]
+fn parity_under_byte_cap() {
+    let cfg = r#"{"max_bytes":8192}"#;
+    let recs = generated(3_000);
+    parity(cfg, &recs);
+    let mut native = Enricher::new(Config::from_json(cfg.as_bytes()).unwrap()).unwrap();
+    for r in &recs {
+        native.process(r, None);
+    }
+    assert!(native.stats().evictions > 0, "the cap was reached");
+}
+
+#[test]
+fn process_at_uses_host_time() {
+    // A record with no eventTime: the host time decides its issue time.
+    let rec = br#"{"eventName":"ListBuckets","eventSource":"s3.amazonaws.com","userIdentity":{"type":"IAMUser","accountId":"111122223333","arn":"arn:aws:iam::111122223333:user/alice","accessKeyId":"AKIAIOSFODNN7EXAMPLE"}}"#;
+    let mut native = Enricher::new(Config::default()).unwrap();
+    let mut wasm = Wasm::new("");
+    for t in [1_722_500_000, 0, -5, i64::MAX, i64::MIN] {
+        assert_eq!(native.process(rec, Some(t)), wasm.process_at(rec, t));
+    }
+}
+
+#[test]
+fn stats_record_matches_native() {
+    let recs = fixture_lines("stratus.jsonl");
+    let mut native = Enricher::new(Config::default()).unwrap();
+    let mut wasm = Wasm::new("");
+    for r in &recs {
+        native.process(r, None);
+        wasm.process(r);
+    }
+    let n = native.stats();
+    let w = wasm.stats();
+    assert_eq!(w.records, 310);
+    let as_native = credlineage::Stats {
+        records: w.records,
+        annotated: w.annotated,
+        passed_through: w.passed_through,
+        malformed: w.malformed,
+        collisions: w.collisions,
+        offhost: w.offhost,
+        issuances: w.issuances,
+        chained_issuances: w.chained_issuances,
+        evictions: w.evictions,
+        expired_purged: w.expired_purged,
+        tracked_sets: w.tracked_sets,
+        state_bytes: w.state_bytes,
+    };
+    assert_eq!(as_native, n);
+}
+
+#[test]
+fn snapshot_crosses_surfaces_both_ways() {
+    let recs = generated(2_000);
+    let (first, second) = recs.split_at(1_000);
+
+    // Native reference: one enricher over everything.
+    let mut reference = Enricher::new(Config::default()).unwrap();
+    let want: Vec<Vec<u8>> = recs.iter().map(|r| reference.process(r, None)).collect();
+
+    // Component first half → snapshot → native second half.
+    let mut wasm = Wasm::new("");
+    for r in first {
+        wasm.process(r);
+    }
+    let snap = wasm.snapshot();
+    let mut native = Enricher::new(Config::default()).unwrap();
+    native
+        .restore(&snap)
+        .expect("native restores a component snapshot");
+    for (r, w) in second.iter().zip(&want[1_000..]) {
+        assert_eq!(&native.process(r, None), w);
+    }
+
+    // Native first half → snapshot → component second half.
+    let mut native = Enricher::new(Config::default()).unwrap();
+    for r in first {
+        native.process(r, None);
+    }
+    let mut wasm = Wasm::new("");
+    wasm.restore(&native.snapshot())
+        .expect("component restores a native snapshot");
+    for (r, w) in second.iter().zip(&want[1_000..]) {
+        assert_eq!(&wasm.process(r), w);
+    }
+    assert_eq!(wasm.snapshot(), reference.snapshot());
+}
+
+#[test]
+fn corrupt_snapshot_is_an_error_not_a_trap() {
+    let mut wasm = Wasm::new("");
+    for r in fixture_lines("scenarios.jsonl") {
+        wasm.process(&r);
+    }
+    let good = wasm.snapshot();
+    let mut bad_cases: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"not a snapshot".to_vec(),
+        good[..good.len() / 2].to_vec(),
+        vec![0xff; 4096],
+    ];
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    bad_cases.push(flipped);
+    for bad in &bad_cases {
+        let err = wasm.restore(bad).expect_err("corrupt snapshot refused");
+        assert!(err.contains("snapshot refused"), "message: {err}");
+    }
+    // The state is untouched by the refusals.
+    assert_eq!(wasm.snapshot(), good);
+
+    // A snapshot from a differently-configured enricher is refused too.
+    let mut other = Wasm::new(r#"{"session_ttl_secs":60}"#);
+    let err = other.restore(&good).expect_err("foreign config refused");
+    assert!(err.contains("snapshot refused"), "message: {err}");
+}
+
+#[test]
+fn hostile_records_never_trap() {
+    let mut deep_obj = Vec::new();
+    for _ in 0..100_000 {
+        deep_obj.extend_from_slice(br#"{"a":"#);
+    }
+    let deep_arr = [vec![b'['; 1_000_000], vec![b']'; 1_000_000]].concat();
+    let mut big = br#"{"eventName":"GetObject","eventSource":"s3.amazonaws.com","eventTime":"2024-08-01T12:00:00Z","userIdentity":{"type":"IAMUser","accountId":"111122223333","arn":"arn:aws:iam::111122223333:user/alice","accessKeyId":"AKIAIOSFODNN7EXAMPLE"},"pad":""#.to_vec();
+    big.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
+    big.extend_from_slice(br#""}"#);
+    let cases: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"   ".to_vec(),
+        b"not json".to_vec(),
+        b"{".to_vec(),
+        b"[]".to_vec(),
+        b"null".to_vec(),
+        vec![0xff, 0xfe, 0x00, 0x80],
+        b"{\"eventName\":\"\xff\xfe\",\"eventSource\":\"s3.amazonaws.com\"}".to_vec(),
+        deep_obj,
+        deep_arr,
+        vec![b'x'; 10 * 1024 * 1024],
+        big,
+        vec![0u8; 1 << 20],
+    ];
+    let mut native = Enricher::new(Config::default()).unwrap();
+    let mut wasm = Wasm::new("");
+    for (i, c) in cases.iter().enumerate() {
+        let w = wasm.process(c);
+        assert_eq!(w, native.process(c, None), "hostile case {i}");
+    }
+    assert_eq!(
+        wasm.stats().records,
+        cases.len() as u64,
+        "every record counted"
+    );
+    // The instance still works afterwards.
+    parity_tail(&mut wasm, &mut native);
+}
+
+/// Both keep agreeing after whatever came before.
+fn parity_tail(wasm: &mut Wasm, native: &mut Enricher) {
+    for r in fixture_lines("scenarios.jsonl") {
+        assert_eq!(wasm.process(&r), native.process(&r, None));
+    }
+}
+
+#[test]
+fn bad_config_is_reported() {
+    let mut g = Guest::new();
+    for bad in [
+        "{\"nope\":1}",
+        "not json",
+        "{\"max_entries\":0}",
+        "{\"session_ttl_secs\":-1}",
+        "{\"max_bytes\":1}",
+        "\"defaults\"",
+    ] {
+        let err = g.create(bad).expect_err(bad);
+        assert!(err.contains("invalid configuration"), "{bad}: {err}");
+    }
+    let err = g.create("{\"nope\":1}").unwrap_err();
+    assert!(err.contains("unknown field `nope`"), "{err}");
+
+    // Defaults: "", whitespace, "{}".
+    for ok in ["", "  ", "{}"] {
+        let e = g.create(ok).expect(ok);
+        e.resource_drop(&mut g.store).unwrap();
+    }
+
+    // The constructor cannot fail: it reports through config-error, and the
+    // records pass through unchanged, still one out per one in.
+    let e = g.construct("{\"nope\":1}");
+    let mut w = Wasm { g, e };
+    let err = w.config_error().expect("config error reported");
+    assert!(err.contains("unknown field `nope`"), "{err}");
+    let rec = &fixture_lines("scenarios.jsonl")[0];
+    assert_eq!(&w.process(rec), rec);
+    assert!(w.snapshot().is_empty());
+    let err = w.restore(b"x").unwrap_err();
+    assert!(err.contains("unknown field `nope`"), "{err}");
+
+    let mut ok = Guest::new();
+    let e = ok.construct("{}");
+    let mut ok = Wasm { g: ok, e };
+    assert_eq!(ok.config_error(), None);
+    assert_ne!(&ok.process(rec), rec);
+}
