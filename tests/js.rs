@@ -7,39 +7,15 @@
 
 use credlineage::generate::{TrailConfig, trail};
 use credlineage::{Config, Enricher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+#[path = "hosts/js.rs"]
+mod js_host;
+use js_host::{build_package, run};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run it ({e}); is it installed?"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Build `dist/js` under this test's target directory; the package directory.
-fn build_package(tmp: &Path) -> PathBuf {
-    let dist = tmp.join("dist-js");
-    run(
-        Command::new("bash")
-            .arg(root().join("scripts/build-js.sh"))
-            .env("CARGO_TARGET_DIR", tmp.join("wasm-js"))
-            .env("DIST_DIR", &dist)
-            .env("CARGO", env!("CARGO")),
-        "scripts/build-js.sh (needs the wasm-bindgen CLI and the wasm32-unknown-unknown target)",
-    );
-    dist.join("js")
 }
 
 /// `npm pack` the package and unpack the tarball as
