@@ -71,6 +71,20 @@ struct Caller {
     expiration_observed: bool,
 }
 
+impl Caller {
+    fn of(fp: Fingerprint, s: &crate::state::CredSet) -> Caller {
+        Caller {
+            fp,
+            root: s.root(),
+            depth: s.depth,
+            complete: s.complete(),
+            parent: s.parent,
+            expires: s.expires,
+            expiration_observed: s.expiration_observed(),
+        }
+    }
+}
+
 fn is_instance_id(s: &str) -> bool {
     s.len() >= 10
         && s.len() <= 32
@@ -521,15 +535,7 @@ impl Enricher {
         if !temporary {
             let fp = fingerprint::long_term(key, &account);
             if let Some(s) = self.state.sets.get(&fp) {
-                return Caller {
-                    fp,
-                    root: s.root(),
-                    depth: s.depth,
-                    complete: s.complete(),
-                    parent: s.parent,
-                    expires: s.expires,
-                    expiration_observed: false,
-                };
+                return Caller::of(fp, s);
             }
             let r = if ui_type == "Root" {
                 root(RootType::RootUser, format!("root:{account}"))
@@ -565,15 +571,7 @@ impl Enricher {
         let arn_hash = State::arn_hash(arn);
         if let Some(fp) = self.find_temp(key, arn_hash, created, t, false) {
             if let Some(s) = self.state.sets.get(&fp) {
-                return Caller {
-                    fp,
-                    root: s.root(),
-                    depth: s.depth,
-                    complete: s.complete(),
-                    parent: s.parent,
-                    expires: s.expires,
-                    expiration_observed: s.expiration_observed(),
-                };
+                return Caller::of(fp, s);
             }
         }
         // First sight of this set, issuance not observed: the root from the identity itself.
