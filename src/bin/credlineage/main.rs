@@ -306,12 +306,12 @@ fn progress(total: Option<u64>, enabled: bool) -> ProgressBar {
     let pb = match total {
         Some(n) => ProgressBar::new(n).with_style(
             ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} records ({per_sec}, eta {eta})",
+                "{spinner} {prefix} [{elapsed_precise}] {bar:40} {human_pos}/{human_len} records (eta {eta})",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} records ({per_sec})")
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {human_pos} records")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
@@ -590,7 +590,8 @@ fn batch(
     }
     let mut order: Vec<usize> = (0..recs.len()).collect();
     order.sort_by_key(|&i| recs[i].time);
-    let pb = progress(Some(2 * recs.len() as u64), show);
+    let pb = progress(Some(recs.len() as u64), show);
+    pb.set_prefix("pass 1/2 (learning credentials)");
     // Pass 1: learn every credential set.
     let mut first = Enricher::new(config.clone()).map_err(io::Error::other)?;
     if let Some(s) = state {
@@ -603,6 +604,8 @@ fn batch(
     }
     run.enricher.use_lookahead(first.take_lookahead());
     drop(first);
+    pb.set_prefix("pass 2/2 (annotating)");
+    pb.set_position(0);
     // Pass 2: annotate, keeping outputs in input order.
     let mut outs: Vec<Vec<u8>> = vec![Vec::new(); recs.len()];
     for &i in &order {
