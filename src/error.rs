@@ -9,7 +9,7 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The record is not valid JSON (or not UTF-8, or nested too deeply to read).
+    /// The record is not valid JSON (or not UTF-8).
     #[error("record {index}: invalid JSON: {reason}")]
     InvalidJson {
         /// Zero-based record index in the stream.
