@@ -2,6 +2,34 @@
 
 use crate::fingerprint::Fingerprint;
 use serde::{Deserialize, Serialize};
+use std::io::Write as _;
+use std::sync::Arc;
+
+/// A 12-digit AWS account ID decoded from an access key ID (SPEC 3.6): kept
+/// as its number, written zero-padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountId(pub u64);
+
+impl std::fmt::Display for AccountId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:012}", self.0)
+    }
+}
+
+impl Serialize for AccountId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        s.parse()
+            .map(AccountId)
+            .map_err(|_| serde::de::Error::custom("an account ID is 12 digits"))
+    }
+}
 
 /// What kind of credential made the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +129,7 @@ pub struct Issued {
     /// Fingerprint of the new credential set.
     pub session_fingerprint: Fingerprint,
     /// Root of the new credential.
-    pub lineage_root: String,
+    pub lineage_root: Arc<str>,
     /// Depth of the new credential.
     pub lineage_depth: u32,
     /// Expiration (unix seconds) when the response carried a readable one.
@@ -116,7 +144,7 @@ pub struct CreatedBy {
     /// Fingerprint of the creator's credential set.
     pub session_fingerprint: Fingerprint,
     /// Root of the creator's chain.
-    pub lineage_root: String,
+    pub lineage_root: Arc<str>,
 }
 
 /// Everything credlineage says about one CloudTrail record.
@@ -127,11 +155,11 @@ pub struct Annotation {
     /// The key used, when present.
     pub access_key_id: Option<String>,
     /// Account decoded from the key ID (SPEC 3.6).
-    pub key_account: Option<String>,
+    pub key_account: Option<AccountId>,
     /// Fingerprint of the credential set used; `None` when no key.
     pub session_fingerprint: Option<Fingerprint>,
-    /// Origin of the chain (SPEC 3.2).
-    pub lineage_root: Option<String>,
+    /// Origin of the chain (SPEC 3.2), shared with the state that holds it.
+    pub lineage_root: Option<Arc<str>>,
     /// Kind of origin.
     pub lineage_root_type: Option<RootType>,
     /// STS issuance hops from the root.
@@ -231,7 +259,7 @@ impl<'o> MemberWriter<'o> {
     }
     fn num(&mut self, k: &str, v: u32) {
         self.key(k);
-        self.out.extend_from_slice(v.to_string().as_bytes());
+        let _ = write!(self.out, "{v}");
     }
     fn fp(&mut self, k: &str, v: &Fingerprint) {
         self.key(k);
@@ -267,7 +295,10 @@ impl Annotation {
         w.out.push(b'1');
         w.str("credential_type", self.credential_type.as_str());
         w.opt_str("access_key_id", self.access_key_id.as_deref());
-        w.opt_str("key_account", self.key_account.as_deref());
+        if let Some(AccountId(a)) = self.key_account {
+            w.key("key_account");
+            let _ = write!(w.out, "\"{a:012}\"");
+        }
         w.nullable_fp("session_fingerprint", self.session_fingerprint.as_ref());
         w.nullable_str("lineage_root", self.lineage_root.as_deref());
         if let Some(t) = self.lineage_root_type {

@@ -3,7 +3,7 @@
 use crate::annotation::{Annotation, CreatedBy, CredentialType, Issued, OffhostReason, RootType};
 use crate::fingerprint::{self, Fingerprint};
 use crate::keyid::{self, KeyKind};
-use crate::record::{self, Event, Outer};
+use crate::record::{self, Event, Outer, OwnKeys, TopKeys};
 use crate::splice;
 use crate::state::{Creator, Root, SetInfo, State, Stats};
 use crate::time::{parse_expiration, parse_iso};
@@ -31,6 +31,17 @@ pub struct Lookahead {
     by_key: HashMap<Arc<str>, Vec<(Fingerprint, i64, i64)>>,
 }
 
+/// Where the annotation goes in a record just read.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// The record holds stale copies of credlineage's own key(s).
+    has_own: bool,
+    /// Byte offset of the closing `}`.
+    close: usize,
+    /// Number of top-level members.
+    members: usize,
+}
+
 /// The stateful enrichment transform. Bytes in, bytes out; no I/O.
 ///
 /// ```
@@ -50,6 +61,8 @@ pub struct Enricher {
     hash_seed: u64,
     /// Escaped flatten prefix (or empty).
     prefix: Vec<u8>,
+    /// The top-level keys that need special treatment, for the reader.
+    top: TopKeys,
     lookahead: Option<Lookahead>,
     recorder: Option<Lookahead>,
     /// Record count at which the next full sweep of expired state runs.
@@ -82,6 +95,15 @@ impl Caller {
             expires: s.expires,
             expiration_observed: s.expiration_observed(),
         }
+    }
+}
+
+/// `s` in ASCII lower case, copied only when it has upper-case letters.
+fn lower(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        s.to_ascii_lowercase().into()
+    } else {
+        s.into()
     }
 }
 
@@ -171,7 +193,16 @@ impl Enricher {
             }
             None => Vec::new(),
         };
+        let own = match &config.flatten_prefix {
+            None => OwnKeys::Nested(config.namespace.clone()),
+            Some(p) => OwnKeys::Flat {
+                prefix: p.clone(),
+                fields: &OWN_FIELDS,
+            },
+        };
+        let top = TopKeys::new(&config.string_fields, own);
         Ok(Enricher {
+            top,
             state: State::new(0x5eed),
             stats: Stats::default(),
             digest,
@@ -234,12 +265,7 @@ impl Enricher {
     }
 
     fn is_own_key(&self, k: &str) -> bool {
-        match &self.config.flatten_prefix {
-            None => k == self.config.namespace,
-            Some(p) => k
-                .strip_prefix(p.as_str())
-                .is_some_and(|rest| OWN_FIELDS.contains(&rest)),
-        }
+        self.top.is_own(k)
     }
 
     /// Enrich one record: always returns exactly one record. `host_time` is
@@ -258,15 +284,17 @@ impl Enricher {
         host_time: Option<i64>,
         out: &mut Vec<u8>,
     ) -> Outcome {
-        match self.annotate(record, host_time) {
-            Ok((ann, has_own)) => {
+        match self.annotate_shaped(record, host_time) {
+            Ok((ann, shape)) => {
                 let start = out.len();
                 let flat = self.config.flatten_prefix.is_some();
                 let ns = self.config.namespace.as_str();
                 let prefix = self.prefix.as_slice();
                 splice::splice(
                     record,
-                    has_own,
+                    shape.close,
+                    shape.members,
+                    shape.has_own,
                     &|k| self.is_own_key(k),
                     out,
                     &|o, first| {
@@ -309,6 +337,16 @@ impl Enricher {
         record: &[u8],
         host_time: Option<i64>,
     ) -> Result<(Annotation, bool), Error> {
+        self.annotate_shaped(record, host_time)
+            .map(|(a, shape)| (a, shape.has_own))
+    }
+
+    /// [`annotate`](Self::annotate), also returning where the output goes.
+    fn annotate_shaped(
+        &mut self,
+        record: &[u8],
+        host_time: Option<i64>,
+    ) -> Result<(Annotation, Shape), Error> {
         let index = self.stats.records;
         self.stats.records += 1;
         // JSON text is UTF-8 (RFC 8259); serde_json does not check the strings
@@ -326,12 +364,7 @@ impl Enricher {
                 });
             }
         };
-        let fields = std::mem::take(&mut self.config.string_fields);
-        let parsed = {
-            let own = |k: &str| self.is_own_key(k);
-            record::parse_outer(text, &fields, &own)
-        };
-        self.config.string_fields = fields;
+        let parsed = record::parse_outer(text, &self.top);
         let outer: Outer<'_> = match parsed {
             Err(e) => {
                 self.stats.malformed += 1;
@@ -346,7 +379,11 @@ impl Enricher {
             }
             Ok(Some(o)) => o,
         };
-        let has_own = outer.own_keys > 0;
+        let shape = Shape {
+            has_own: outer.own_keys > 0,
+            close: outer.close,
+            members: outer.members,
+        };
         let ann = if outer.event.is_cloudtrail() {
             self.annotate_event(&outer.event, &outer.event, host_time)
         } else if outer.detail.is_cloudtrail() {
@@ -388,14 +425,14 @@ impl Enricher {
             );
             self.next_sweep = self.stats.records + (self.state.sets.len() as u64).max(SWEEP_MIN);
         }
-        Ok((ann, has_own))
+        Ok((ann, shape))
     }
 
     /// The event time of a record (its `eventTime`, else `@timestamp`, in any
     /// accepted wrapper), without touching the state. For ordering batches.
     pub fn peek_time(&self, record: &[u8]) -> Option<i64> {
         let text = simdutf8::basic::from_utf8(record).ok()?;
-        let outer = record::parse_outer(text, &self.config.string_fields, &|_| false).ok()??;
+        let outer = record::parse_outer(text, &self.top).ok()??;
         let pick = |ev: &Event<'_>| {
             ev.event_time
                 .get()
@@ -524,13 +561,11 @@ impl Enricher {
             KeyKind::LongTerm => false,
             KeyKind::Unknown => created.is_some(),
         };
-        let account = ui
-            .account_id
-            .get()
-            .or(ev.recipient_account_id.get())
-            .map(str::to_string)
-            .or_else(|| keyid::account(key))
-            .unwrap_or_default();
+        let account: std::borrow::Cow<'_, str> =
+            match ui.account_id.get().or(ev.recipient_account_id.get()) {
+                Some(a) => a.into(),
+                None => keyid::account(key).unwrap_or_default().into(),
+            };
         let ui_type = ui.kind.get().unwrap_or("");
         if !temporary {
             let fp = fingerprint::long_term(key, &account);
@@ -656,7 +691,7 @@ impl Enricher {
         let mut ann = Annotation {
             credential_type,
             access_key_id: key.map(str::to_string),
-            key_account: key.and_then(keyid::account),
+            key_account: key.and_then(keyid::account_id),
             session_fingerprint: None,
             lineage_root: None,
             lineage_root_type: None,
@@ -680,7 +715,7 @@ impl Enricher {
         let mut max_count = 0;
         if let (Some(c), Some(k)) = (&caller, key) {
             ann.session_fingerprint = Some(c.fp);
-            ann.lineage_root = Some(c.root.id.to_string());
+            ann.lineage_root = Some(c.root.id.clone());
             ann.lineage_root_type = Some(c.root.kind);
             ann.lineage_depth = Some(c.depth);
             ann.lineage_complete = Some(c.complete);
@@ -691,12 +726,12 @@ impl Enricher {
                 if let Some(cr) = self.state.created.get(k) {
                     ann.created_by = Some(CreatedBy {
                         session_fingerprint: cr.fp,
-                        lineage_root: cr.root.to_string(),
+                        lineage_root: cr.root.clone(),
                     });
                 }
             }
         } else if let Some(r) = self.keyless_root(ev) {
-            ann.lineage_root = Some(r.id.to_string());
+            ann.lineage_root = Some(r.id.clone());
             ann.lineage_root_type = Some(r.kind);
             ann.lineage_depth = Some(0);
             ann.lineage_complete = Some(true);
@@ -770,7 +805,7 @@ impl Enricher {
                     let ip = parse_ip(src);
                     if !ip.is_some_and(|ip| self.config.known_cidrs.iter().any(|n| n.contains(&ip)))
                     {
-                        self.state.note_ip_other(&src.to_ascii_lowercase(), t);
+                        self.state.note_ip_other(&lower(src), t);
                     }
                 }
             }
@@ -985,7 +1020,7 @@ impl Enricher {
         Some(Issued {
             access_key_id: new_key.to_string(),
             session_fingerprint: fp,
-            lineage_root: r.id.to_string(),
+            lineage_root: r.id.clone(),
             lineage_depth: depth,
             expiration,
             chained,
@@ -1008,8 +1043,7 @@ impl Enricher {
                         ips.extend(ni.association.public_ip.get());
                     }
                     for ip in ips {
-                        self.state
-                            .add_instance_ip(id, &ip.to_ascii_lowercase(), false);
+                        self.state.add_instance_ip(id, &lower(ip), false);
                     }
                 }
             }
@@ -1017,8 +1051,7 @@ impl Enricher {
                 let rp = ev.request_parameters();
                 if let (Some(id), Some(ip)) = (rp.instance_id.get(), rp.public_ip.get()) {
                     if is_instance_id(id) {
-                        self.state
-                            .add_instance_ip(id, &ip.to_ascii_lowercase(), false);
+                        self.state.add_instance_ip(id, &lower(ip), false);
                     }
                 }
             }
@@ -1046,14 +1079,14 @@ impl Enricher {
         if ip.is_some_and(|ip| self.config.known_cidrs.iter().any(|n| n.contains(&ip))) {
             return None;
         }
-        let key = src.to_ascii_lowercase();
+        let key = lower(src);
         let outside_aws = !self.config.aws_ip_ranges.is_empty()
             && ip.is_some_and(|ip| !self.config.aws_ip_ranges.iter().any(|n| n.contains(&ip)));
         let other = self.config.ip_used_by_other_identity
             && self
                 .state
                 .ip_other
-                .peek(key.as_str())
+                .peek(key.as_ref())
                 .is_some_and(|&last| last.saturating_add(self.config.ip_retention_secs) >= t);
         let info = self.state.instances.get(id);
         let (known, tofu_done) = match info {

@@ -51,7 +51,7 @@ pub fn temporary(key: &str, arn: &str, issued: Option<i64>) -> Fingerprint {
     h.update(arn.as_bytes());
     h.update(b"\0");
     match issued {
-        Some(t) => h.update(t.to_string().as_bytes()),
+        Some(t) => h.update(itoa::Buffer::new().format(t).as_bytes()),
         None => h.update(b"-"),
     }
     finish(h)

@@ -32,6 +32,11 @@ fn b32(c: u8) -> Option<u64> {
 /// `Q–Z` or `2–7`), zero-padded to 12 digits. Older IDs (`AKIAI…`, `AKIAJ…`)
 /// and IDs with characters outside base32 are not decodable.
 pub fn account(key: &str) -> Option<String> {
+    account_id(key).map(|a| a.to_string())
+}
+
+/// [`account`] as a number.
+pub fn account_id(key: &str) -> Option<crate::annotation::AccountId> {
     let b = key.as_bytes();
     let first = *b.get(4)?;
     if !(matches!(first, b'Q'..=b'Z' | b'2'..=b'7')) {
@@ -49,7 +54,7 @@ pub fn account(key: &str) -> Option<String> {
     }
     let z = bits >> 2; // 50 bits read, keep the first 48
     let acct = (z & 0x7fff_ffff_ff80) >> 7;
-    Some(format!("{acct:012}"))
+    Some(crate::annotation::AccountId(acct))
 }
 
 #[cfg(test)]

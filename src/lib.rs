@@ -38,6 +38,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod generate;
 pub mod input;
+pub mod json;
 pub mod keyid;
 pub mod record;
 mod splice;

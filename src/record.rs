@@ -2,33 +2,25 @@
 //!
 //! Real logs are messy and a log line is attacker controlled, so every field
 //! here tolerates the wrong type (a number where a string belongs, `null`, an
-//! array where an object belongs): the field then reads as absent. Duplicate
-//! keys: the last one wins, as in most JSON parsers.
+//! array where an object belongs) and undecodable strings (a lone surrogate
+//! escape): the field then reads as absent, never the whole record.
+//! Duplicate keys: the last one wins, as in most JSON parsers. The record is
+//! read in one pass by [`crate::json::Scanner`], which validates the rest.
 
-use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
+use crate::json::{self, ScanError, Scanner, Str};
 use std::borrow::Cow;
-use std::fmt;
 
-// Every field is first read as raw JSON text (which only fails when the
-// record is not valid JSON) and then decoded from that text, where any
-// failure -- a lone surrogate escape, a number out of range, the wrong type --
-// makes just that field absent instead of the whole record unreadable.
-
-/// Read the next value as raw JSON text.
-fn raw<'de, D: Deserializer<'de>>(d: D) -> Result<&'de str, D::Error> {
-    <&'de RawValue>::deserialize(d).map(RawValue::get)
+/// One value type of the lenient view: read from the value at the cursor,
+/// which it always consumes (validating it), whatever its JSON type.
+pub trait Field<'a>: Sized + Default {
+    /// Read (or skip and default) the value at the cursor.
+    fn read(sc: &mut Scanner<'a>) -> json::Result<Self>;
 }
 
-/// Decode raw JSON text as a string, if it is one.
-fn decode_str(raw: &str) -> Option<Cow<'_, str>> {
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
-        // Valid JSON without escapes: the text is the string itself.
-        return Some(Cow::Borrowed(inner));
-    }
-    serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
+/// A key just read, decoded; `None` when its escapes do not decode (such a
+/// key matches none of ours).
+fn key<'a>(sc: &Scanner<'a>, k: Str) -> Option<Cow<'a, str>> {
+    sc.decode(k)
 }
 
 /// A string field: `Some` only when the JSON value is a (decodable) string.
@@ -49,9 +41,15 @@ impl<'a> S<'a> {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(S(decode_str(raw(d)?)))
+impl<'a> Field<'a> for S<'a> {
+    fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
+        if sc.peek() == Some(b'"') {
+            let s = sc.string()?;
+            Ok(S(sc.decode(s)))
+        } else {
+            sc.skip_value()?;
+            Ok(S(None))
+        }
     }
 }
 
@@ -60,9 +58,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Raw<'a>(pub Option<&'a str>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Raw(Some(raw(d)?)))
+impl<'a> Field<'a> for Raw<'a> {
+    fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
+        sc.ws();
+        let from = sc.pos();
+        sc.skip_value()?;
+        Ok(Raw(Some(sc.slice(from, sc.pos()))))
     }
 }
 
@@ -70,46 +71,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Present(pub bool);
 
-impl<'de> Deserialize<'de> for Present {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let r = raw(d)?;
-        Ok(Present(r != "null" && r != "\"\""))
+impl<'a> Field<'a> for Present {
+    fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
+        let Raw(r) = Raw::read(sc)?;
+        Ok(Present(!matches!(r, Some("null" | "\"\""))))
     }
-}
-
-/// A map key. Keys are read strictly (unlike values): serde_json's lenient
-/// byte mode would also let raw control characters through, i.e. invalid JSON.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Key<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'a>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'a>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
-}
-
-impl Key<'_> {
-    fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Consume the rest of a map or sequence without keeping anything.
-fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
-    while seq.next_element::<IgnoredAny>()?.is_some() {}
-    Ok(())
 }
 
 /// A JSON array of lenient items, keeping at most [`MAX_ITEMS`]; empty when not an array.
@@ -125,34 +91,22 @@ impl<T> Default for Items<T> {
 /// How many array items a list field keeps (the rest is validated and skipped).
 pub const MAX_ITEMS: usize = 64;
 
-impl<'de: 'a, 'a, T: Deserialize<'a>> Deserialize<'de> for Items<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = Items<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
-                let mut v = Vec::new();
-                while v.len() < MAX_ITEMS {
-                    match seq.next_element::<T>()? {
-                        Some(x) => v.push(x),
-                        None => return Ok(Items(v)),
-                    }
+impl<'a, T: Field<'a>> Field<'a> for Items<T> {
+    fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
+        let mut v = Vec::new();
+        if sc.peek() == Some(b'[') {
+            sc.array(|sc| {
+                if v.len() < MAX_ITEMS {
+                    v.push(T::read(sc)?);
+                    Ok(true)
+                } else {
+                    Ok(false)
                 }
-                drain_seq(seq)?;
-                Ok(Items(v))
-            }
+            })?;
+        } else {
+            sc.skip_value()?;
         }
-        let r: &'a str = raw(d)?;
-        if !r.starts_with('[') {
-            return Ok(Items::default());
-        }
-        let mut de = serde_json::Deserializer::from_str(r);
-        Ok(de
-            .deserialize_seq(V(std::marker::PhantomData))
-            .unwrap_or_default())
+        Ok(Items(v))
     }
 }
 
@@ -168,42 +122,30 @@ macro_rules! lenient_struct {
             pub _p: std::marker::PhantomData<&'a ()>,
         }
         impl<'a> $name<'a> {
-            /// Read one member into this struct if its key is one of ours.
-            #[allow(dead_code)]
-            pub(crate) fn visit_field<'de: 'a, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+            /// Read the value at the cursor into this struct if `key` is one of ours.
+            pub(crate) fn visit_field(&mut self, sc: &mut Scanner<'a>, key: &str) -> json::Result<bool> {
                 match key {
-                    $($key => { self.$field = map.next_value()?; Ok(true) })*
+                    $($key => { self.$field = Field::read(sc)?; Ok(true) })*
                     _ => Ok(false),
                 }
             }
             /// Decode from the raw JSON text of one value; anything but an object reads as all-absent.
             pub fn from_raw(raw: &'a str) -> Self {
-                struct V<'a>(std::marker::PhantomData<&'a ()>);
-                impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-                    type Value = $name<'a>;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str("an object")
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$name<'a>, A::Error> {
-                        let mut out = $name::default();
-                        while let Some(k) = map.next_key::<Key<'de>>()? {
-                            if !out.visit_field(k.as_str(), &mut map)? {
-                                map.next_value::<IgnoredAny>()?;
-                            }
-                        }
-                        Ok(out)
-                    }
-                }
-                if !raw.starts_with('{') {
-                    return Self::default();
-                }
-                let mut de = serde_json::Deserializer::from_str(raw);
-                de.deserialize_map(V(std::marker::PhantomData)).unwrap_or_default()
+                Self::read(&mut Scanner::new(raw)).unwrap_or_default()
             }
         }
-        impl<'de: 'a, 'a> Deserialize<'de> for $name<'a> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                Ok(Self::from_raw(raw(d)?))
+        impl<'a> Field<'a> for $name<'a> {
+            fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
+                let mut out = Self::default();
+                if sc.peek() != Some(b'{') {
+                    sc.skip_value()?;
+                    return Ok(out);
+                }
+                sc.object(|sc, k| match key(sc, k) {
+                    Some(k) => out.visit_field(sc, &k),
+                    None => Ok(false),
+                })?;
+                Ok(out)
             }
         }
     };
@@ -359,100 +301,129 @@ pub struct Outer<'a> {
     pub detail_type: S<'a>,
     /// String fields configured as possibly holding a whole record, in key order.
     pub strings: Vec<Cow<'a, str>>,
-    /// Byte offsets of nothing: count of top-level keys that collide with
-    /// credlineage's own output key(s) and must be replaced.
+    /// Count of top-level keys that collide with credlineage's own output
+    /// key(s) and must be replaced.
     pub own_keys: usize,
     /// Number of top-level members.
     pub members: usize,
+    /// Byte offset of the object's closing `}`.
+    pub close: usize,
 }
 
-/// Reads the top level, with the names that need special treatment.
-pub struct OuterSeed<'c> {
-    /// Configured string fields (`message`, `log`).
-    pub string_fields: &'c [String],
-    /// Returns whether a top-level key is one credlineage writes (to be replaced).
-    pub is_own_key: &'c dyn Fn(&str) -> bool,
+/// Which top-level keys are credlineage's own output (to be replaced).
+#[derive(Debug, Clone)]
+pub enum OwnKeys {
+    /// The nested form: one key, the namespace.
+    Nested(String),
+    /// The flattened form: `prefix` + each of `fields`.
+    Flat {
+        /// The prefix configured.
+        prefix: String,
+        /// The annotation member names.
+        fields: &'static [&'static str],
+    },
 }
 
-impl<'de, 'c> Visitor<'de> for OuterSeed<'c> {
-    type Value = Option<Outer<'de>>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
+/// The top-level keys that need more than a field lookup: credlineage's own
+/// output keys and the string fields that may wrap a whole record. Built once
+/// per configuration; a table of their first bytes lets every other key skip
+/// those checks.
+#[derive(Debug, Clone)]
+pub struct TopKeys {
+    string_fields: Vec<String>,
+    own: OwnKeys,
+    first: [bool; 256],
+}
+
+impl TopKeys {
+    /// The table for these string fields and own keys.
+    pub fn new(string_fields: &[String], own: OwnKeys) -> TopKeys {
+        let mut first = [false; 256];
+        let mut mark = |k: &str| match k.as_bytes().first() {
+            Some(&b) => first[usize::from(b)] = true,
+            None => first = [true; 256],
+        };
+        string_fields.iter().for_each(|f| mark(f));
+        match &own {
+            OwnKeys::Nested(ns) => mark(ns),
+            OwnKeys::Flat { prefix, fields } if prefix.is_empty() => {
+                fields.iter().for_each(|f| mark(f))
+            }
+            OwnKeys::Flat { prefix, .. } => mark(prefix),
+        }
+        TopKeys {
+            string_fields: string_fields.to_vec(),
+            own,
+            first,
+        }
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = Outer::default();
-        while let Some(k) = map.next_key::<Key<'de>>()? {
-            let k = k.as_str();
-            out.members += 1;
-            if (self.is_own_key)(k) {
+
+    /// Whether `k` is one of credlineage's own output keys.
+    pub fn is_own(&self, k: &str) -> bool {
+        match &self.own {
+            OwnKeys::Nested(ns) => k == ns,
+            OwnKeys::Flat { prefix, fields } => k
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| fields.contains(&rest)),
+        }
+    }
+
+    #[inline]
+    fn may_be_special(&self, k: &str) -> bool {
+        k.as_bytes()
+            .first()
+            .is_none_or(|&b| self.first[usize::from(b)])
+    }
+}
+
+/// Parse one input object. `Err` = not valid JSON; `Ok(None)` = valid JSON
+/// but not an object.
+pub fn parse_outer<'a>(text: &'a str, keys: &TopKeys) -> Result<Option<Outer<'a>>, ScanError> {
+    let mut sc = Scanner::new(text);
+    if sc.peek() != Some(b'{') {
+        sc.skip_value()?;
+        sc.end()?;
+        return Ok(None);
+    }
+    let mut out = Outer::default();
+    sc.object(|sc, k| {
+        out.members += 1;
+        let Some(k) = key(sc, k) else {
+            return Ok(false);
+        };
+        let k = k.as_ref();
+        if keys.may_be_special(k) {
+            if keys.is_own(k) {
                 out.own_keys += 1;
-                map.next_value::<IgnoredAny>()?;
-            } else if k == "detail" {
-                out.detail = map.next_value()?;
-            } else if k == "detail-type" {
-                out.detail_type = map.next_value()?;
-            } else if self.string_fields.iter().any(|f| f == k) {
-                if let S(Some(s)) = map.next_value::<S<'de>>()? {
+                return Ok(false);
+            }
+            if keys.string_fields.iter().any(|f| f == k) {
+                if let S(Some(s)) = S::read(sc)? {
                     out.strings.push(s);
                 }
-            } else if !out.event.visit_field(k, &mut map)? {
-                map.next_value::<IgnoredAny>()?;
+                return Ok(true);
             }
         }
-        Ok(Some(out))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        drain_seq(seq)?;
-        Ok(None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
-impl<'de, 'c> DeserializeSeed<'de> for OuterSeed<'c> {
-    type Value = Option<Outer<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// Parse one input object. `Err` = not valid JSON; `Ok(None)` = valid JSON but not an object.
-pub fn parse_outer<'a>(
-    text: &'a str,
-    string_fields: &[String],
-    is_own_key: &dyn Fn(&str) -> bool,
-) -> Result<Option<Outer<'a>>, serde_json::Error> {
-    // From &str: the whole input is known UTF-8, so no per-string re-check.
-    let mut de = serde_json::Deserializer::from_str(text);
-    let v = OuterSeed {
-        string_fields,
-        is_own_key,
-    }
-    .deserialize(&mut de)?;
-    de.end()?;
-    Ok(v)
+        match k {
+            "detail" => out.detail = Event::read(sc)?,
+            "detail-type" => out.detail_type = S::read(sc)?,
+            _ => return out.event.visit_field(sc, k),
+        }
+        Ok(true)
+    })?;
+    out.close = sc.pos().saturating_sub(1);
+    sc.end()?;
+    Ok(Some(out))
 }
 
 /// Parse a record held as a JSON string: the inner text must be one CloudTrail object.
 pub fn parse_inner(text: &str) -> Option<Event<'_>> {
-    let raw = serde_json::from_str::<&RawValue>(text).ok()?.get();
-    let ev = Event::from_raw(raw);
+    let mut sc = Scanner::new(text);
+    if sc.peek() != Some(b'{') {
+        return None;
+    }
+    let ev = Event::read(&mut sc).ok()?;
+    sc.end().ok()?;
     ev.is_cloudtrail().then_some(ev)
 }
 
@@ -463,8 +434,10 @@ mod tests {
     fn outer(b: &[u8]) -> Outer<'_> {
         parse_outer(
             std::str::from_utf8(b).unwrap(),
-            &["message".to_string()],
-            &|k| k == "credlineage",
+            &TopKeys::new(
+                &["message".to_string()],
+                OwnKeys::Nested("credlineage".into()),
+            ),
         )
         .unwrap()
         .unwrap()
@@ -499,10 +472,11 @@ mod tests {
 
     #[test]
     fn not_objects() {
-        assert!(parse_outer("[1]", &[], &|_| false).unwrap().is_none());
-        assert!(parse_outer("\"s\"", &[], &|_| false).unwrap().is_none());
-        assert!(parse_outer("{", &[], &|_| false).is_err());
-        assert!(parse_outer("{} x", &[], &|_| false).is_err());
+        let k = TopKeys::new(&[], OwnKeys::Nested("credlineage".into()));
+        assert!(parse_outer("[1]", &k).unwrap().is_none());
+        assert!(parse_outer("\"s\"", &k).unwrap().is_none());
+        assert!(parse_outer("{", &k).is_err());
+        assert!(parse_outer("{} x", &k).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Byte-level output assembly: the input record's bytes, minus any stale copy of our own key(s), plus the annotation spliced before the closing brace.
 //!
-//! Only called on input that `serde_json` has already validated as one JSON
+//! Only called on input that `crate::json` has already validated as one JSON
 //! object, so the scanner here can stay small; it still never indexes out of
 //! bounds, whatever it is given.
 
@@ -147,29 +147,32 @@ fn copy_without_own(record: &[u8], is_own: &dyn Fn(&str) -> bool, out: &mut Vec<
     true
 }
 
-/// Write `record` (a validated JSON object) with the members produced by
+/// Write `record` (a validated JSON object whose closing brace is at byte
+/// `close`, with `members` top-level members) with the members produced by
 /// `write_members` added as its last members. Members whose key satisfies
 /// `is_own` are removed first when `has_own` says there are any.
 pub(crate) fn splice(
     record: &[u8],
+    close: usize,
+    members: usize,
     has_own: bool,
     is_own: &dyn Fn(&str) -> bool,
     out: &mut Vec<u8>,
     write_members: &dyn Fn(&mut Vec<u8>, bool),
 ) {
+    if !has_own {
+        // The common case: no rescan, no copy but the output itself.
+        if record.get(close) == Some(&b'}') {
+            out.extend_from_slice(&record[..close]);
+            write_members(out, members == 0);
+            out.extend_from_slice(&record[close..]);
+        } else {
+            out.extend_from_slice(record);
+        }
+        return;
+    }
     let start = out.len();
-    let non_empty = if has_own {
-        copy_without_own(record, is_own, out)
-    } else {
-        out.extend_from_slice(record);
-        // Empty object: the last non-space byte before the closing brace is `{`.
-        let body = &out[start..];
-        let end = body.iter().rposition(|&c| c == b'}').unwrap_or(0);
-        let prev = body[..end]
-            .iter()
-            .rposition(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
-        !matches!(prev.map(|p| body[p]), Some(b'{'))
-    };
+    let non_empty = copy_without_own(record, is_own, out);
     // Remove trailing whitespace after the closing brace, then the brace itself.
     let body_end = out[start..]
         .iter()
@@ -220,12 +223,30 @@ mod tests {
         let is_own = |k: &str| own.iter().any(|o| o == k);
         let mut out = Vec::new();
         let has = !own.is_empty();
-        splice(rec.as_bytes(), has, &is_own, &mut out, &|o, first| {
-            if !first {
-                o.push(b',');
-            }
-            o.extend_from_slice(br#""x":1"#);
-        });
+        // Where the scanner would put the closing brace and member count.
+        // The tests name at most one own key.
+        let keys = crate::record::TopKeys::new(
+            &[],
+            crate::record::OwnKeys::Nested(own.first().cloned().unwrap_or_default()),
+        );
+        let (close, members) = match crate::record::parse_outer(rec, &keys) {
+            Ok(Some(o)) => (o.close, o.members),
+            _ => (rec.len(), 0),
+        };
+        splice(
+            rec.as_bytes(),
+            close,
+            members,
+            has,
+            &is_own,
+            &mut out,
+            &|o, first| {
+                if !first {
+                    o.push(b',');
+                }
+                o.extend_from_slice(br#""x":1"#);
+            },
+        );
         String::from_utf8(out).unwrap()
     }
 

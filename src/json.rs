@@ -1,0 +1,534 @@
+//! A validating, non-recursive JSON scanner over UTF-8 text: one pass that checks RFC 8259 grammar and hands the reader only the members it asks for.
+//!
+//! Why not `serde_json` here: credlineage reads a dozen fields of a ~1 KB
+//! record and must still validate all of it (invalid JSON passes through
+//! unchanged). Through serde, every nested struct the rules read was
+//! skipped once as raw text and parsed again, and the whole pass cost 2.3x
+//! a plain `IgnoredAny` validation (BENCHMARKS.md). This scanner validates
+//! in one pass, skips strings eight bytes at a time, keeps no recursion
+//! (nesting depth is bounded only by memory, so a 100,000-deep record is
+//! read, not refused or overflowing the stack) and allocates nothing unless
+//! nesting is deeper than 64 levels.
+//!
+//! Contract: the text is already known to be UTF-8 (the caller checks it
+//! with `simdutf8`); the scanner checks everything else the grammar
+//! requires: structure, commas and colons, string escapes, raw control
+//! characters in strings, number syntax, literals, and nothing but
+//! whitespace after the value. A `\uXXXX` escape is checked for four hex
+//! digits only: a lone surrogate is valid JSON grammar, so it is accepted
+//! (and a string holding one decodes as absent where credlineage reads it).
+//! It never panics and never indexes out of bounds, whatever it is given.
+
+use smallvec::SmallVec;
+use std::borrow::Cow;
+use std::fmt;
+
+/// Where and why the text is not JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanError {
+    /// Byte offset of the offending byte (or the end of the text).
+    pub at: usize,
+    /// What was expected or found.
+    pub what: &'static str,
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.what, self.at)
+    }
+}
+
+impl std::error::Error for ScanError {}
+
+/// Scanner result.
+pub type Result<T> = std::result::Result<T, ScanError>;
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `x` that is zero (exact for the lowest such byte).
+#[inline(always)]
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// High bit set in each byte that ends a run of plain string bytes: `"`, `\` or a
+/// control character below 0x20 (exact for the lowest such byte).
+#[inline(always)]
+fn special_bytes(x: u64) -> u64 {
+    zero_bytes(x ^ (ONES * u64::from(b'"')))
+        | zero_bytes(x ^ (ONES * u64::from(b'\\')))
+        | (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
+}
+
+/// A JSON string just read: the byte span of its text including both quotes,
+/// and whether it holds any escape.
+#[derive(Debug, Clone, Copy)]
+pub struct Str {
+    /// Offset of the opening quote.
+    pub start: usize,
+    /// Offset one past the closing quote.
+    pub end: usize,
+    /// Whether the string holds a backslash escape.
+    pub escaped: bool,
+}
+
+/// A cursor over one JSON text.
+pub struct Scanner<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    /// A scanner at the start of `text`.
+    pub fn new(text: &'a str) -> Scanner<'a> {
+        Scanner {
+            text,
+            b: text.as_bytes(),
+            i: 0,
+        }
+    }
+
+    /// The current byte offset.
+    #[inline]
+    pub fn pos(&self) -> usize {
+        self.i
+    }
+
+    /// The text between two offsets (empty when out of range).
+    #[inline]
+    pub fn slice(&self, from: usize, to: usize) -> &'a str {
+        self.text.get(from..to).unwrap_or("")
+    }
+
+    fn err<T>(&self, what: &'static str) -> Result<T> {
+        Err(ScanError { at: self.i, what })
+    }
+
+    /// Skip insignificant whitespace; returns the next byte, if any.
+    #[inline(always)]
+    pub fn ws(&mut self) -> Option<u8> {
+        loop {
+            let c = *self.b.get(self.i)?;
+            if c > b' ' || !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                return Some(c);
+            }
+            self.i += 1;
+        }
+    }
+
+    /// The next byte after whitespace must be `c`; consume it.
+    #[inline(always)]
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<()> {
+        if self.ws() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            self.err(what)
+        }
+    }
+
+    /// After the top-level value: only whitespace may follow.
+    pub fn end(&mut self) -> Result<()> {
+        match self.ws() {
+            None => Ok(()),
+            Some(_) => self.err("trailing characters"),
+        }
+    }
+
+    /// Read the string whose opening quote is at the cursor.
+    #[inline(always)]
+    pub fn string(&mut self) -> Result<Str> {
+        let start = self.i;
+        if self.b.get(start) != Some(&b'"') {
+            return self.err("expected a string");
+        }
+        // The common case: no escape, no control byte, before the closing quote.
+        let j = self.plain_run(start + 1);
+        if self.b.get(j) == Some(&b'"') {
+            self.i = j + 1;
+            return Ok(Str {
+                start,
+                end: j + 1,
+                escaped: false,
+            });
+        }
+        self.string_rest(start, j)
+    }
+
+    /// The offset of the first `"`, `\` or control byte at or after `j`
+    /// (or the end), eight bytes at a time.
+    #[inline(always)]
+    fn plain_run(&self, mut j: usize) -> usize {
+        while let Some(chunk) = self.b.get(j..j + 8) {
+            let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
+                break;
+            };
+            let m = special_bytes(u64::from_le_bytes(arr));
+            if m != 0 {
+                return j + (m.trailing_zeros() / 8) as usize;
+            }
+            j += 8;
+        }
+        while let Some(&c) = self.b.get(j) {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                break;
+            }
+            j += 1;
+        }
+        j
+    }
+
+    /// The rest of a string from `j`, a byte that is not plain: escapes,
+    /// control characters and the end of the input.
+    #[cold]
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize, mut j: usize) -> Result<Str> {
+        let mut escaped = false;
+        loop {
+            let Some(&c) = self.b.get(j) else {
+                self.i = j;
+                return self.err("unterminated string");
+            };
+            match c {
+                b'"' => {
+                    self.i = j + 1;
+                    return Ok(Str {
+                        start,
+                        end: j + 1,
+                        escaped,
+                    });
+                }
+                b'\\' => {
+                    escaped = true;
+                    match self.b.get(j + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
+                        Some(b'u') => {
+                            let hex = self.b.get(j + 2..j + 6);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                self.i = j;
+                                return self.err("invalid \\u escape");
+                            }
+                            j += 6;
+                        }
+                        _ => {
+                            self.i = j;
+                            return self.err("invalid escape");
+                        }
+                    }
+                }
+                0..=0x1f => {
+                    self.i = j;
+                    return self.err("control character in string");
+                }
+                _ => j += 1,
+            }
+            j = self.plain_run(j);
+        }
+    }
+
+    /// The decoded text of a string just read: borrowed when it has no
+    /// escape, `None` when an escape does not decode (a lone surrogate).
+    #[inline]
+    pub fn decode(&self, s: Str) -> Option<Cow<'a, str>> {
+        if !s.escaped {
+            return Some(Cow::Borrowed(self.slice(s.start + 1, s.end - 1)));
+        }
+        self.decode_escaped(s)
+    }
+
+    #[cold]
+    fn decode_escaped(&self, s: Str) -> Option<Cow<'a, str>> {
+        serde_json::from_str::<String>(self.slice(s.start, s.end))
+            .ok()
+            .map(Cow::Owned)
+    }
+
+    fn digits(&mut self) -> usize {
+        let from = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        self.i - from
+    }
+
+    /// Read a number (RFC 8259 syntax) at the cursor.
+    fn number(&mut self) -> Result<()> {
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        match self.b.get(self.i) {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return self.err("invalid number"),
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return self.err("invalid number");
+            }
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return self.err("invalid number");
+            }
+        }
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Result<()> {
+        if self.b.get(self.i..self.i + word.len()) == Some(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            self.err("invalid literal")
+        }
+    }
+
+    /// Read one object key and its colon; leaves the cursor on the value.
+    #[inline(always)]
+    fn key_colon(&mut self) -> Result<Str> {
+        if self.ws() != Some(b'"') {
+            return self.err("expected a key");
+        }
+        let k = self.string()?;
+        self.expect(b':', "expected ':'")?;
+        self.ws();
+        Ok(k)
+    }
+
+    /// Validate and step over the value at the cursor (after whitespace), of
+    /// any depth, without recursion.
+    pub fn skip_value(&mut self) -> Result<()> {
+        // Open containers, innermost last: true = object, false = array.
+        let mut open: SmallVec<[bool; 64]> = SmallVec::new();
+        loop {
+            // A value starts here.
+            match self.ws() {
+                Some(b'"') => {
+                    self.string()?;
+                }
+                Some(b'{') => {
+                    self.i += 1;
+                    if self.ws() == Some(b'}') {
+                        self.i += 1;
+                    } else {
+                        open.push(true);
+                        self.key_colon()?;
+                        continue;
+                    }
+                }
+                Some(b'[') => {
+                    self.i += 1;
+                    if self.ws() == Some(b']') {
+                        self.i += 1;
+                    } else {
+                        open.push(false);
+                        continue;
+                    }
+                }
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                Some(b't') => self.literal(b"true")?,
+                Some(b'f') => self.literal(b"false")?,
+                Some(b'n') => self.literal(b"null")?,
+                Some(_) => return self.err("expected a value"),
+                None => return self.err("unexpected end of input"),
+            }
+            // After a value: close what ends here, or go on to the next item.
+            loop {
+                let Some(&in_object) = open.last() else {
+                    return Ok(());
+                };
+                match self.ws() {
+                    Some(b',') => {
+                        self.i += 1;
+                        if in_object {
+                            self.key_colon()?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if in_object => {
+                        self.i += 1;
+                        open.pop();
+                    }
+                    Some(b']') if !in_object => {
+                        self.i += 1;
+                        open.pop();
+                    }
+                    Some(_) if in_object => return self.err("expected ',' or '}'"),
+                    Some(_) => return self.err("expected ',' or ']'"),
+                    None => return self.err("unexpected end of input"),
+                }
+            }
+        }
+    }
+
+    /// The next byte after whitespace, without consuming it.
+    #[inline]
+    pub fn peek(&mut self) -> Option<u8> {
+        self.ws()
+    }
+
+    /// Read the object at the cursor (which must be at `{`), calling
+    /// `member(scanner, key)` with the cursor on each member's value.
+    /// `member` either reads the value and returns `true`, or returns `false`
+    /// and the value is skipped.
+    pub fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Scanner<'a>, Str) -> Result<bool>,
+    ) -> Result<()> {
+        self.expect(b'{', "expected '{'")?;
+        if self.ws() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            let k = self.key_colon()?;
+            if !member(self, k)? {
+                self.skip_value()?;
+            }
+            match self.ws() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                Some(_) => return self.err("expected ',' or '}'"),
+                None => return self.err("unexpected end of input"),
+            }
+        }
+    }
+
+    /// Read the array at the cursor (which must be at `[`), calling
+    /// `item(scanner)` with the cursor on each item; as for [`object`](Self::object).
+    pub fn array(&mut self, mut item: impl FnMut(&mut Scanner<'a>) -> Result<bool>) -> Result<()> {
+        self.expect(b'[', "expected '['")?;
+        if self.ws() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if !item(self)? {
+                self.skip_value()?;
+            }
+            match self.ws() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                Some(_) => return self.err("expected ',' or ']'"),
+                None => return self.err("unexpected end of input"),
+            }
+        }
+    }
+
+    /// Whether the key `k` just read is exactly `name` (escaped keys are decoded first).
+    #[inline]
+    pub fn key_is(&self, k: Str, name: &str) -> bool {
+        if k.escaped {
+            self.decode(k).is_some_and(|d| d == name)
+        } else {
+            self.slice(k.start + 1, k.end - 1) == name
+        }
+    }
+}
+
+/// Whether `text` is one complete JSON value (RFC 8259; `text` is UTF-8 by type).
+pub fn validate(text: &str) -> Result<()> {
+    let mut s = Scanner::new(text);
+    s.skip_value()?;
+    s.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(t: &str) -> bool {
+        validate(t).is_ok()
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_small_cases() {
+        let cases = [
+            "0",
+            "-0",
+            "01",
+            "1.",
+            "1.5e",
+            "1.5e+3",
+            "-",
+            "1e400",
+            "[1,]",
+            "[,1]",
+            "[]",
+            "{}",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{1:1}",
+            "{\"a\":1}x",
+            " {\"a\" : [ true , false , null ] } ",
+            "\"\\u12\"",
+            "\"\\u12g4\"",
+            "\"\\ud800\"",
+            "\"\\x\"",
+            "\"a\tb\"",
+            "\"a\\tb\"",
+            "tru",
+            "nul",
+            "nulll",
+            "[1 2]",
+            "\"abcdefghijklmnopq\\\"rstuvwxyz\"",
+            "\"abcdefghijklmnopqrstuvwxyz",
+            "",
+            "   ",
+            "[[[[]]]]",
+            "[[[[]]]",
+            "{\"a\":{\"b\":{}}}",
+            "{\"a\":{\"b\":{}}",
+            "\u{7f}",
+            "\"\u{1f}\"",
+            "\"é日本\"",
+        ];
+        for c in cases {
+            let serde = serde_json::from_str::<serde::de::IgnoredAny>(c).is_ok();
+            assert_eq!(ok(c), serde, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_read_without_recursion() {
+        let d = 200_000;
+        let t = format!("{}null{}", "[{\"a\":".repeat(d), "}]".repeat(d));
+        assert!(ok(&t));
+        assert!(!ok(&t[..t.len() - 1]));
+    }
+
+    #[test]
+    fn strings_decode_borrowed_or_owned() {
+        let mut s = Scanner::new(r#""plain" "a\u0041" "\ud800""#);
+        let a = s.string().unwrap();
+        assert!(matches!(s.decode(a), Some(Cow::Borrowed("plain"))));
+        s.ws();
+        let b = s.string().unwrap();
+        assert_eq!(s.decode(b).as_deref(), Some("aA"));
+        s.ws();
+        let c = s.string().unwrap();
+        assert_eq!(s.decode(c), None);
+    }
+
+    #[test]
+    fn error_positions() {
+        let e = validate("{\"a\":tru}").unwrap_err();
+        assert_eq!(e.to_string(), "invalid literal at byte 5");
+    }
+}
