@@ -197,8 +197,15 @@ pub(crate) struct MemberWriter<'o> {
 
 /// Append `s` as a JSON string (quoted, escaped).
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    // The common case: nothing to escape, one copy.
+    if !bytes.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &c) in bytes.iter().enumerate() {
         let esc: &[u8] = match c {
@@ -212,7 +219,7 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
         };
         out.extend_from_slice(&bytes[start..i]);
         if esc.is_empty() {
-            out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
+            let _ = write!(out, "\\u{c:04x}");
         } else {
             out.extend_from_slice(esc);
         }
@@ -239,6 +246,13 @@ impl<'o> MemberWriter<'o> {
     fn str(&mut self, k: &str, v: &str) {
         self.key(k);
         push_json_str(self.out, v);
+    }
+    /// A value known to need no escaping (the enum spellings).
+    fn word(&mut self, k: &str, v: &'static str) {
+        self.key(k);
+        self.out.push(b'"');
+        self.out.extend_from_slice(v.as_bytes());
+        self.out.push(b'"');
     }
     fn opt_str(&mut self, k: &str, v: Option<&str>) {
         if let Some(v) = v {
@@ -293,7 +307,7 @@ impl Annotation {
         let mut w = MemberWriter::new(out, prefix, first);
         w.key("v");
         w.out.push(b'1');
-        w.str("credential_type", self.credential_type.as_str());
+        w.word("credential_type", self.credential_type.as_str());
         w.opt_str("access_key_id", self.access_key_id.as_deref());
         if let Some(AccountId(a)) = self.key_account {
             w.key("key_account");
@@ -302,7 +316,7 @@ impl Annotation {
         w.nullable_fp("session_fingerprint", self.session_fingerprint.as_ref());
         w.nullable_str("lineage_root", self.lineage_root.as_deref());
         if let Some(t) = self.lineage_root_type {
-            w.str("lineage_root_type", t.as_str());
+            w.word("lineage_root_type", t.as_str());
         }
         if let Some(d) = self.lineage_depth {
             w.num("lineage_depth", d);
@@ -320,7 +334,7 @@ impl Annotation {
         w.bool("ec2_cred_offhost", self.ec2_cred_offhost);
         w.opt_str("ec2_instance_id", self.ec2_instance_id.as_deref());
         if let Some(r) = self.offhost_reason {
-            w.str("offhost_reason", r.as_str());
+            w.word("offhost_reason", r.as_str());
         }
         if let Some(i) = &self.issued {
             w.open("issued");

@@ -83,7 +83,11 @@ pub fn split(doc: &[u8]) -> Vec<Piece<'_>> {
         }];
     }
     let mut out = Vec::new();
-    for (i, line) in doc.split(|&c| c == b'\n').enumerate() {
+    let mut from = 0;
+    let ends = memchr::memchr_iter(b'\n', doc).chain(std::iter::once(doc.len()));
+    for (i, end) in ends.enumerate() {
+        let line = &doc[from..end];
+        from = end + 1;
         let l = trim(line);
         if l.is_empty() {
             continue;
