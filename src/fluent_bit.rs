@@ -42,7 +42,7 @@
 //!   valid until 2106) is the host time used when a record has no
 //!   `eventTime` or `@timestamp`; 0 counts as absent. The tag is not used.
 
-use crate::{Config, Enricher};
+use crate::{Config, Enricher, Outcome};
 use std::cell::RefCell;
 use std::io::Write as _;
 
@@ -182,19 +182,21 @@ impl Filter {
         {
             return empty;
         }
-        match &mut self.enricher {
-            Some(e) => {
-                e.process_into(record, host_time, &mut self.out);
+        // Annotated or passed through: the core has read the record as one
+        // JSON object and written a valid one. Anything else goes back as `{}`.
+        let valid = match &mut self.enricher {
+            Some(e) => matches!(
+                e.process_into(record, host_time, &mut self.out),
+                Outcome::Annotated | Outcome::PassedThrough(_)
+            ),
+            None => {
+                self.out.extend_from_slice(record);
+                is_json_object(record)
             }
-            None => self.out.extend_from_slice(record),
-        }
-        if !is_json_object(&self.out) {
-            // The enricher hands back what it could not read unchanged.
+        };
+        if !valid {
             self.out.clear();
-            if !is_json_object(record) {
-                return empty;
-            }
-            self.out.extend_from_slice(record);
+            return empty;
         }
         self.out.push(0);
         self.out.as_ptr() as u32
@@ -239,154 +241,12 @@ fn random_seed() -> u64 {
 }
 
 /// Whether `b` is exactly one JSON object (RFC 8259: UTF-8, whitespace around
-/// it allowed). Iterative, so nesting depth costs heap, not stack. Valid JSON
-/// never holds a NUL byte, so a `true` here is safe to NUL-terminate.
+/// it allowed), by the core's scanner. Valid JSON never holds a NUL byte, so a
+/// `true` here is safe to NUL-terminate.
 fn is_json_object(b: &[u8]) -> bool {
-    if std::str::from_utf8(b).is_err() {
-        return false;
-    }
-    let mut i = skip_ws(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return false;
-    }
-    // Open containers, innermost last: true = object, false = array.
-    let mut open: Vec<bool> = Vec::new();
-    'value: loop {
-        i = skip_ws(b, i);
-        match b.get(i) {
-            Some(b'{') => {
-                i = skip_ws(b, i + 1);
-                if b.get(i) == Some(&b'}') {
-                    i += 1;
-                } else {
-                    if open.try_reserve(1).is_err() {
-                        return false;
-                    }
-                    open.push(true);
-                    match member_key(b, i) {
-                        Some(next) => i = next,
-                        None => return false,
-                    }
-                    continue 'value;
-                }
-            }
-            Some(b'[') => {
-                i = skip_ws(b, i + 1);
-                if b.get(i) == Some(&b']') {
-                    i += 1;
-                } else {
-                    if open.try_reserve(1).is_err() {
-                        return false;
-                    }
-                    open.push(false);
-                    continue 'value;
-                }
-            }
-            Some(b'"') => match string_end(b, i) {
-                Some(next) => i = next,
-                None => return false,
-            },
-            Some(b't') if b[i..].starts_with(b"true") => i += 4,
-            Some(b'f') if b[i..].starts_with(b"false") => i += 5,
-            Some(b'n') if b[i..].starts_with(b"null") => i += 4,
-            Some(b'-' | b'0'..=b'9') => match number_end(b, i) {
-                Some(next) => i = next,
-                None => return false,
-            },
-            _ => return false,
-        }
-        // After a complete value: close containers or move to the next member.
-        loop {
-            i = skip_ws(b, i);
-            match (open.last(), b.get(i)) {
-                (None, _) => return i == b.len(),
-                (Some(_), Some(b',')) => {
-                    i = skip_ws(b, i + 1);
-                    if open.last() == Some(&true) {
-                        match member_key(b, i) {
-                            Some(next) => i = next,
-                            None => return false,
-                        }
-                    }
-                    continue 'value;
-                }
-                (Some(true), Some(b'}')) | (Some(false), Some(b']')) => {
-                    open.pop();
-                    i += 1;
-                }
-                _ => return false,
-            }
-        }
-    }
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
-
-/// `"key" :` at `i`; returns the index after the colon.
-fn member_key(b: &[u8], i: usize) -> Option<usize> {
-    if b.get(i) != Some(&b'"') {
-        return None;
-    }
-    let i = skip_ws(b, string_end(b, i)?);
-    (b.get(i) == Some(&b':')).then_some(i + 1)
-}
-
-/// The string starting with the quote at `i`; returns the index after its
-/// closing quote. Input is known to be UTF-8.
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
-    i += 1;
-    loop {
-        match *b.get(i)? {
-            b'"' => return Some(i + 1),
-            b'\\' => match *b.get(i + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                b'u' => {
-                    let hex = b.get(i + 2..i + 6)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return None;
-                    }
-                    i += 6;
-                }
-                _ => return None,
-            },
-            0..=0x1f => return None,
-            _ => i += 1,
-        }
-    }
-}
-
-/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` at `i`; returns
-/// the index after it.
-fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
-    let digits = |b: &[u8], mut i: usize| {
-        let s = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        (i > s).then_some(i)
-    };
-    if b.get(i) == Some(&b'-') {
-        i += 1;
-    }
-    i = match *b.get(i)? {
-        b'0' => i + 1,
-        b'1'..=b'9' => digits(b, i)?,
-        _ => return None,
-    };
-    if b.get(i) == Some(&b'.') {
-        i = digits(b, i + 1)?;
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        i = digits(b, i)?;
-    }
-    Some(i)
+    std::str::from_utf8(b).is_ok_and(|t| {
+        t.trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('{')
+            && crate::json::validate(t).is_ok()
+    })
 }
