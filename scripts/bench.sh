@@ -3,8 +3,9 @@
 # the ratios within a run, not absolute times across runs). Prints markdown
 # tables; BENCHMARKS.md records the latest output and how to read it.
 #
-#   scripts/bench.sh            # 100k-record comparison, scale to 1M, jq, RSS at 1M
-#   FULL=1 scripts/bench.sh     # also the 10M-record scale point and RSS at 10M
+#   scripts/bench.sh            # 100k-record comparison, WASM, scale to 1M, jq, RSS at 1M
+#   FULL=1 scripts/bench.sh     # also the 10M-record scale point, RSS at 10M and
+#                               # WASM linear memory over 1M records
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -18,6 +19,15 @@ echo "## In-process, one core: enrichment against reading the same JSON"
 "$ex/throughput" compare 100000
 
 echo
+echo "## WASM builds in wasmtime against native (same records, one run)"
+for t in wasm32-wasip1 wasm32-wasip2; do
+  rustup target list --installed 2>/dev/null | grep -qx "$t" || rustup target add "$t"
+done
+mem=200000
+if [ -n "${FULL:-}" ]; then mem=1000000; fi
+cargo bench --quiet --bench wasm -- --records 100000 --memory "$mem" 2>/dev/null
+
+echo
 echo "## Scale: cost per record as the stream grows (one core)"
 if [ -n "${FULL:-}" ]; then
   "$ex/throughput" scale 10000 100000 1000000 10000000
@@ -26,18 +36,18 @@ else
 fi
 
 echo
-echo "## Against jq adding a constant object to every record (same 30,000-record file, one core each)"
+echo "## Against jq adding a constant object to every record (same 30,000 records, one core each)"
 "$bin" generate -n 30000 --seed 3 > "$tmp/trail.jsonl"
-t0=$(date +%s.%N); "$bin" enrich --order stream -q "$tmp/trail.jsonl" > /dev/null; t1=$(date +%s.%N)
+t0=$(date +%s.%N); "$bin" enrich -q < "$tmp/trail.jsonl" > /dev/null; t1=$(date +%s.%N)
 if command -v jq >/dev/null; then
-  jq -c '. + {"credlineage":{"v":1}}' "$tmp/trail.jsonl" > /dev/null; t2=$(date +%s.%N)
+  jq -c '. + {"credlineage":{"v":1}}' < "$tmp/trail.jsonl" > /dev/null; t2=$(date +%s.%N)
   python3 - "$t0" "$t1" "$t2" <<'PY'
 import sys
 t0, t1, t2 = map(float, sys.argv[1:])
 ours, jq = t1 - t0, t2 - t1
 print("| tool | records/s | time ratio |")
 print("|---|---|---|")
-print(f"| credlineage enrich --order stream (CLI, file in, NDJSON out) | {30000/ours:.0f} | 1 |")
+print(f"| credlineage enrich (CLI, NDJSON on stdin, out to /dev/null) | {30000/ours:.0f} | 1 |")
 print(f"| jq -c '. + {{...}}' | {30000/jq:.0f} | {jq/ours:.1f}x slower |")
 PY
 else
