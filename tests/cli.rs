@@ -262,3 +262,64 @@ fn stream_and_time_order_agree_on_sorted_input_except_lookahead() {
         assert_eq!(x["session_fingerprint"], y["session_fingerprint"]);
     }
 }
+
+/// `--order stream` on a file reads NDJSON line by line (memory does not
+/// grow with the file) and gives exactly what the same bytes give on stdin,
+/// blank lines, S3 delivery lines, CRLF and unreadable lines included; files
+/// that are not NDJSON (a multi-line S3 file, an array) are read whole and
+/// unrolled.
+#[test]
+fn stream_order_on_files_equals_stdin() {
+    let stratus = std::fs::read(fixture("stratus.jsonl")).unwrap();
+    let lines: Vec<&[u8]> = stratus
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut mixed = Vec::new();
+    for (i, l) in lines.iter().take(40).enumerate() {
+        mixed.extend_from_slice(l);
+        mixed.extend_from_slice(if i % 7 == 3 { b"\r\n" } else { b"\n" });
+        if i == 5 {
+            mixed.extend_from_slice(b"\n  \nnot json at all\n");
+            mixed.extend_from_slice(b"{\"Records\":[");
+            mixed.extend_from_slice(lines[0]);
+            mixed.extend_from_slice(b",");
+            mixed.extend_from_slice(lines[1]);
+            mixed.extend_from_slice(b"]}\n");
+        }
+    }
+    let s3 = [
+        b"{\"Records\":[".as_slice(),
+        lines[2],
+        b",\n",
+        lines[3],
+        b"]}",
+    ]
+    .concat();
+    let array = [b"[".as_slice(), lines[4], b",", lines[5], b"]\n"].concat();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, doc) in [
+        ("mixed.jsonl", &mixed),
+        ("s3.json", &s3),
+        ("array.json", &array),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, doc).unwrap();
+        let from_file = run(&["enrich", "--order", "stream", p.to_str().unwrap()], None);
+        if name != "mixed.jsonl" {
+            // Read whole and unrolled: two annotated records.
+            let a = annotations(&from_file.stdout);
+            assert_eq!(a.len(), 2, "{name}");
+            assert!(a.iter().all(|x| x["v"] == 1), "{name}");
+            continue;
+        }
+        let from_stdin = run(&["enrich", "--order", "stream", "-"], Some(doc));
+        assert!(
+            from_file.stdout == from_stdin.stdout,
+            "{name}: file and stdin differ"
+        );
+        // The unreadable line is named by its line number (line 9).
+        assert!(from_file.stderr.contains(":9:"), "{}", from_file.stderr);
+        assert_eq!(from_file.code, 1);
+    }
+}

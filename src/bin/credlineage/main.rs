@@ -476,19 +476,75 @@ fn stream(
             }
             continue;
         }
-        match read_all(f) {
-            Ok(doc) => {
-                *bytes_in += doc.len() as u64;
-                process_doc(run, f, &doc, out, &mut buf, &pb)?;
-            }
-            Err(e) => {
-                eprintln!("credlineage: {}: {e}", f.display());
-                run.bad_input += 1;
-            }
+        // Outer error: writing the output failed; inner: reading the file.
+        if let Err(e) = stream_file(run, f, out, &mut buf, &pb, bytes_in)? {
+            eprintln!("credlineage: {}: {e}", f.display());
+            run.bad_input += 1;
         }
     }
     pb.finish_and_clear();
     Ok(())
+}
+
+/// One file in streaming order. An NDJSON file (its first line is one
+/// complete JSON object, not an S3 delivery file) is read line by line, so
+/// memory does not grow with the file; anything else (gzip, a JSON array, an
+/// S3 `{"Records": [...]}` file, a pretty-printed record) is read whole and
+/// cut by `input::split`, which gives the same records either way.
+fn stream_file(
+    run: &mut Run,
+    f: &Path,
+    out: &mut dyn Write,
+    buf: &mut Vec<u8>,
+    pb: &ProgressBar,
+    bytes_in: &mut u64,
+) -> io::Result<io::Result<()>> {
+    let mut line = Vec::new();
+    let mut r = match std::fs::File::open(f) {
+        Ok(file) => io::BufReader::with_capacity(1 << 20, file),
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Err(e) = r.read_until(b'\n', &mut line) {
+        return Ok(Err(e));
+    }
+    let first = trim_line(&line);
+    let ndjson = first.first() == Some(&b'{')
+        && !first.windows(9).take(64).any(|w| w == b"\"Records\"")
+        && std::str::from_utf8(first).is_ok_and(|t| credlineage::json::validate(t).is_ok());
+    if !ndjson {
+        let doc = match r.read_to_end(&mut line) {
+            Ok(_) if line.starts_with(&[0x1f, 0x8b]) => {
+                let mut doc = Vec::with_capacity(line.len() * 8);
+                match flate2::read::MultiGzDecoder::new(&line[..]).read_to_end(&mut doc) {
+                    Ok(_) => doc,
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            Ok(_) => line,
+            Err(e) => return Ok(Err(e)),
+        };
+        *bytes_in += doc.len() as u64;
+        return process_doc(run, f, &doc, out, buf, pb).map(Ok);
+    }
+    let mut bad = Vec::new();
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        *bytes_in += line.len() as u64;
+        buf.clear();
+        let records = enrich_line(&mut run.enricher, trim_line(&line), buf, &mut bad);
+        for e in bad.drain(..) {
+            run.note(f, n, Outcome::Malformed(e), None);
+        }
+        out.write_all(buf)?;
+        pb.inc(records);
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) => return Ok(Ok(())),
+            Ok(_) => {}
+            Err(e) => return Ok(Err(e)),
+        }
+    }
 }
 
 /// Enrich one line of an NDJSON stream (without its newline) into `out`: one
