@@ -201,7 +201,7 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     // The common case: nothing to escape, one copy.
-    if !bytes.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+    if crate::json::plain_run(bytes, 0) == bytes.len() {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;

@@ -63,6 +63,8 @@ pub struct Enricher {
     prefix: Vec<u8>,
     /// The top-level keys that need special treatment, for the reader.
     top: TopKeys,
+    /// Fingerprints of long-term keys seen recently.
+    long_term: fingerprint::LongTermMemo,
     lookahead: Option<Lookahead>,
     recorder: Option<Lookahead>,
     /// Record count at which the next full sweep of expired state runs.
@@ -203,6 +205,7 @@ impl Enricher {
         let top = TopKeys::new(&config.string_fields, own);
         Ok(Enricher {
             top,
+            long_term: Default::default(),
             state: State::new(0x5eed),
             stats: Stats::default(),
             digest,
@@ -568,7 +571,7 @@ impl Enricher {
             };
         let ui_type = ui.kind.get().unwrap_or("");
         if !temporary {
-            let fp = fingerprint::long_term(key, &account);
+            let fp = self.long_term.get(key, &account);
             if let Some(s) = self.state.sets.get(&fp) {
                 return Caller::of(fp, s);
             }

@@ -68,6 +68,46 @@ pub fn long_term(key: &str, account: &str) -> Fingerprint {
     finish(h)
 }
 
+/// A small direct-mapped memo of [`long_term`]: a long-term key calls again
+/// and again, and its fingerprint never changes. Entries are compared
+/// exactly (key and account), so a hit is always the right fingerprint;
+/// fixed size, no allocation for 20-character key IDs and 12-digit accounts.
+#[derive(Debug, Clone)]
+pub(crate) struct LongTermMemo {
+    slots: Vec<Option<(crate::state::KeyId, crate::state::KeyId, Fingerprint)>>,
+}
+
+const MEMO_SLOTS: usize = 256;
+
+impl Default for LongTermMemo {
+    fn default() -> Self {
+        LongTermMemo {
+            slots: vec![None; MEMO_SLOTS],
+        }
+    }
+}
+
+impl LongTermMemo {
+    /// `long_term(key, account)`, computed at most once per slot occupancy.
+    pub(crate) fn get(&mut self, key: &str, account: &str) -> Fingerprint {
+        let i = (crate::state::key_hash(key) as usize) % MEMO_SLOTS;
+        if let Some(Some((k, a, fp))) = self.slots.get(i) {
+            if k.as_str() == key && a.as_str() == account {
+                return *fp;
+            }
+        }
+        let fp = long_term(key, account);
+        if let Some(slot) = self.slots.get_mut(i) {
+            *slot = Some((
+                crate::state::KeyId::new(key),
+                crate::state::KeyId::new(account),
+                fp,
+            ));
+        }
+        fp
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +127,14 @@ mod tests {
                 .bytes()
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );
+        // the memo gives the same answers, whatever collides in it
+        let mut m = LongTermMemo::default();
+        for i in 0..2000 {
+            let (k, a) = (format!("AKIA{i:016}"), format!("{:012}", i % 7));
+            assert_eq!(m.get(&k, &a), long_term(&k, &a));
+            assert_eq!(m.get(&k, &a), long_term(&k, &a));
+            assert_eq!(m.get(&k, "other"), long_term(&k, "other"));
+        }
         // the separator keeps field boundaries: ("AB","C") != ("A","BC")
         assert_ne!(long_term("AB", "C"), long_term("A", "BC"));
         // pinned against an independent implementation (Python hashlib): the

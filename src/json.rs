@@ -61,6 +61,30 @@ fn special_bytes(x: u64) -> u64 {
         | (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
 }
 
+/// The offset of the first `"`, `\` or control byte at or after `j` in `b`
+/// (or `b.len()`), eight bytes at a time: the end of a run of bytes that
+/// stand for themselves inside a JSON string.
+#[inline(always)]
+pub(crate) fn plain_run(b: &[u8], mut j: usize) -> usize {
+    while let Some(chunk) = b.get(j..j + 8) {
+        let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let m = special_bytes(u64::from_le_bytes(arr));
+        if m != 0 {
+            return j + (m.trailing_zeros() / 8) as usize;
+        }
+        j += 8;
+    }
+    while let Some(&c) = b.get(j) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        j += 1;
+    }
+    j
+}
+
 /// A JSON string just read: the byte span of its text including both quotes,
 /// and whether it holds any escape.
 #[derive(Debug, Clone, Copy)]
@@ -158,26 +182,10 @@ impl<'a> Scanner<'a> {
     }
 
     /// The offset of the first `"`, `\` or control byte at or after `j`
-    /// (or the end), eight bytes at a time.
+    /// (or the end).
     #[inline(always)]
-    fn plain_run(&self, mut j: usize) -> usize {
-        while let Some(chunk) = self.b.get(j..j + 8) {
-            let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
-                break;
-            };
-            let m = special_bytes(u64::from_le_bytes(arr));
-            if m != 0 {
-                return j + (m.trailing_zeros() / 8) as usize;
-            }
-            j += 8;
-        }
-        while let Some(&c) = self.b.get(j) {
-            if c == b'"' || c == b'\\' || c < 0x20 {
-                break;
-            }
-            j += 1;
-        }
-        j
+    fn plain_run(&self, j: usize) -> usize {
+        plain_run(self.b, j)
     }
 
     /// The rest of a string from `j`, a byte that is not plain: escapes,
@@ -306,7 +314,16 @@ impl<'a> Scanner<'a> {
 
     /// Validate and step over the value at the cursor (after whitespace), of
     /// any depth, without recursion.
+    #[inline]
     pub fn skip_value(&mut self) -> Result<()> {
+        // Most skipped values are strings: no container bookkeeping for them.
+        if self.ws() == Some(b'"') {
+            return self.string().map(|_| ());
+        }
+        self.skip_any()
+    }
+
+    fn skip_any(&mut self) -> Result<()> {
         // Open containers, innermost last: true = object, false = array.
         let mut open: SmallVec<[bool; 64]> = SmallVec::new();
         loop {

@@ -19,6 +19,7 @@ pub trait Field<'a>: Sized + Default {
 
 /// A key just read, decoded; `None` when its escapes do not decode (such a
 /// key matches none of ours).
+#[inline]
 fn key<'a>(sc: &Scanner<'a>, k: Str) -> Option<Cow<'a, str>> {
     sc.decode(k)
 }
