@@ -352,8 +352,9 @@ impl Enricher {
     ) -> Result<(Annotation, Shape), Error> {
         let index = self.stats.records;
         self.stats.records += 1;
-        // JSON text is UTF-8 (RFC 8259); serde_json does not check the strings
-        // it skips, and an annotated record must come out as valid JSON.
+        // JSON text is UTF-8 (RFC 8259), and an annotated record must come
+        // out as valid JSON: one SIMD check of the whole record, after which
+        // the scanner works on `&str`.
         let text = match simdutf8::basic::from_utf8(record) {
             Ok(text) => text,
             Err(_) => {
