@@ -3,19 +3,12 @@
 //! `cargo bench --bench enrich` (results in `target/criterion/`); the
 //! side-by-side table with jq and the scale series is `scripts/bench.sh`.
 
-use credlineage::generate::{TrailConfig, trail};
 use credlineage::{Config, Enricher};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
 fn records(n: usize) -> Vec<Vec<u8>> {
-    trail(TrailConfig {
-        seed: 1,
-        records: n,
-        ..Default::default()
-    })
-    .map(|r| r.line.into_bytes())
-    .collect()
+    credlineage::generate::trail_lines(1, n)
 }
 
 fn benches(c: &mut Criterion) {

@@ -23,13 +23,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 fn records(n: usize) -> Vec<Vec<u8>> {
-    trail(TrailConfig {
-        seed: 1,
-        records: n,
-        ..Default::default()
-    })
-    .map(|r| r.line.into_bytes())
-    .collect()
+    credlineage::generate::trail_lines(1, n)
 }
 
 fn time(f: impl FnOnce()) -> Duration {

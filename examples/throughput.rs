@@ -14,13 +14,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 fn make(seed: u64, n: usize) -> Vec<Vec<u8>> {
-    trail(TrailConfig {
-        seed,
-        records: n,
-        ..Default::default()
-    })
-    .map(|r| r.line.into_bytes())
-    .collect()
+    credlineage::generate::trail_lines(seed, n)
 }
 
 fn time(f: impl FnOnce()) -> Duration {

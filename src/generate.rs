@@ -150,6 +150,18 @@ pub struct Trail {
     seq: u64,
 }
 
+/// The first `n` records of the default trail with this seed, as bytes (what
+/// the benchmarks and tests feed the enricher).
+pub fn trail_lines(seed: u64, n: usize) -> Vec<Vec<u8>> {
+    trail(TrailConfig {
+        seed,
+        records: n,
+        ..Default::default()
+    })
+    .map(|r| r.line.into_bytes())
+    .collect()
+}
+
 /// Build the trail described by `cfg`.
 pub fn trail(cfg: TrailConfig) -> Trail {
     Trail {

@@ -5,7 +5,6 @@
 //! is always the current source. No `wasm32-wasip2` target or no cargo is a
 //! failure, never a skip.
 
-use credlineage::generate::{TrailConfig, trail};
 use credlineage::{Config, Enricher};
 
 #[path = "hosts/component.rs"]
@@ -26,13 +25,7 @@ fn fixture_lines(name: &str) -> Vec<Vec<u8>> {
 }
 
 fn generated(n: usize) -> Vec<Vec<u8>> {
-    trail(TrailConfig {
-        seed: 1,
-        records: n,
-        ..Default::default()
-    })
-    .map(|r| r.line.into_bytes())
-    .collect()
+    credlineage::generate::trail_lines(1, n)
 }
 
 /// Run the native enricher and the component over the same records; every
