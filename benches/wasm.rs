@@ -6,7 +6,8 @@
 //! * `--pulley-records N`: the first N records are also timed under Pulley
 //!   (default 20,000; 0 leaves Pulley out), against native over the same N;
 //! * `--memory N`: also streams N records through one Fluent Bit instance and
-//!   prints its linear memory every N/10;
+//!   prints its linear memory every N/10, once with the default configuration
+//!   and once with capped state (where it must be flat);
 //! * `--no-js`: leaves the Node row out.
 //!
 //! Under `cargo test` it runs a 300-record smoke pass of every row, so CI
@@ -374,46 +375,83 @@ fn throughput(args: &[String], bench: bool, n: usize) -> Runtime {
     cranelift
 }
 
-/// Linear memory of one Fluent Bit instance as the stream goes on: it never
-/// shrinks inside Fluent Bit, so it must plateau.
+/// The capped configuration of the second memory run: the state stops
+/// growing early in the stream (default caps: 1,000,000 sets, 512 MiB).
+const CAPPED: &str = r#"{"max_entries":1000,"max_bytes":1048576}"#;
+
+/// Linear memory of one Fluent Bit instance as the stream goes on, with the
+/// default configuration and with [`CAPPED`]. WebAssembly memory never
+/// shrinks, so it follows the state's high-water mark: with the defaults it
+/// must stay within a bound of the native state's peak (the generated stream
+/// keeps adding principals, so that peak still rises at 1M records), and
+/// once the caps bind it must be flat.
 fn memory(n: usize, cranelift: Option<&Runtime>) {
-    println!("\nFluent Bit module linear memory over {n} records (one instance, wasmtime):\n");
-    println!("| records | pages (64 KiB) | bytes | MiB | tracked sets (native, same stream) |");
-    println!("|---|---|---|---|---|");
-    let mut fb = match cranelift {
-        Some(rt) => rt.fluent_bit(),
-        None => fluent_bit::FluentBit::start(&[]),
-    };
-    let mut e = Enricher::new(Config::default()).expect("config");
-    let step = (n / 10).max(1);
-    let mut it = trail(TrailConfig {
-        seed: 5,
-        records: n,
-        ..Default::default()
+    let engine_module = cranelift.map(|rt| (&rt.engine, &rt.module));
+    let (engine, module) = engine_module.unwrap_or_else(|| {
+        let (e, m) = fluent_bit::compiled();
+        (e, m)
     });
-    let mut sizes = Vec::new();
-    for i in 1..=n {
-        let Some(r) = it.next() else { break };
-        black_box(fb.call(TIME, r.line.as_bytes()));
-        e.process(r.line.as_bytes(), None);
-        if i % step == 0 {
-            let b = fb.memory_bytes();
-            sizes.push(b);
-            println!(
-                "| {i} | {} | {b} | {:.1} | {} |",
-                b >> 16,
-                b as f64 / (1 << 20) as f64,
-                e.stats().tracked_sets
+    for config in [None, Some(CAPPED)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut dirs = Vec::new();
+        if let Some(json) = config {
+            std::fs::write(dir.path().join("config.json"), json).expect("config.json");
+            dirs.push((dir.path(), fluent_bit::CONFIG_DIR));
+        }
+        let mut fb = fluent_bit::FluentBit::start_in(engine, module, &dirs);
+        let cfg = config.map_or_else(Config::default, |j| {
+            Config::from_json(j.as_bytes()).expect("config")
+        });
+        let mut e = Enricher::new(cfg).expect("config");
+        println!(
+            "\nFluent Bit module linear memory over {n} records (one instance, wasmtime), config {}:\n",
+            config.unwrap_or("default")
+        );
+        println!(
+            "| records | pages (64 KiB) | bytes | MiB | tracked sets now / peak so far (native, same stream) | state bytes, peak so far (native) |"
+        );
+        println!("|---|---|---|---|---|---|");
+        let step = (n / 10).max(1);
+        let mut it = trail(TrailConfig {
+            seed: 5,
+            records: n,
+            ..Default::default()
+        });
+        let mut sizes = Vec::new();
+        let (mut peak_sets, mut peak_bytes) = (0, 0);
+        for i in 1..=n {
+            let Some(r) = it.next() else { break };
+            black_box(fb.call(TIME, r.line.as_bytes()));
+            e.process(r.line.as_bytes(), None);
+            let st = e.stats();
+            peak_sets = peak_sets.max(st.tracked_sets);
+            peak_bytes = peak_bytes.max(st.state_bytes);
+            if i % step == 0 {
+                let b = fb.memory_bytes();
+                sizes.push(b);
+                println!(
+                    "| {i} | {} | {b} | {:.1} | {} / {peak_sets} | {peak_bytes} |",
+                    b >> 16,
+                    b as f64 / (1 << 20) as f64,
+                    st.tracked_sets
+                );
+                // Never more than twice the native estimate (which counts
+                // 64-bit pointers) plus the module's fixed few MiB.
+                assert!(
+                    b as u64 <= 2 * peak_bytes + (4 << 20),
+                    "linear memory {b} B outgrew the state (peak {peak_bytes} B): {sizes:?}"
+                );
+            }
+        }
+        if config.is_some() {
+            // Capped: the second half of the stream adds nothing beyond a
+            // few pages of allocator slack.
+            let mid = sizes[(sizes.len() / 2).saturating_sub(1)];
+            let last = *sizes.last().expect("samples");
+            assert!(
+                last <= mid + (256 << 10),
+                "linear memory kept growing under the caps: {sizes:?}"
             );
         }
-    }
-    // The second half of the stream must not need more memory than the
-    // first half ended with, beyond a few pages of allocator slack.
-    let half = sizes.len() / 2;
-    if let (Some(mid), Some(last)) = (sizes.get(half.saturating_sub(1)), sizes.last()) {
-        assert!(
-            *last <= mid + mid / 4 + (4 << 20),
-            "linear memory kept growing: {sizes:?}"
-        );
     }
 }
