@@ -65,12 +65,16 @@ pub struct Guest {
     pub bindings: Credlineage,
 }
 
+/// The component compiled for `engine` (benches/wasm.rs passes a Pulley engine too).
+pub fn compile(engine: &Engine) -> Component {
+    Component::from_file(engine, component_path()).expect("the built .wasm is a component")
+}
+
 pub fn engine_and_component() -> &'static (Engine, Component) {
     static C: OnceLock<(Engine, Component)> = OnceLock::new();
     C.get_or_init(|| {
         let engine = Engine::default();
-        let component = Component::from_file(&engine, component_path())
-            .expect("the built .wasm is a component");
+        let component = compile(&engine);
         (engine, component)
     })
 }
@@ -78,6 +82,11 @@ pub fn engine_and_component() -> &'static (Engine, Component) {
 impl Guest {
     pub fn new() -> Guest {
         let (engine, component) = engine_and_component();
+        Guest::new_in(engine, component)
+    }
+
+    /// [`new`](Self::new) with a component compiled for `engine`.
+    pub fn new_in(engine: &Engine, component: &Component) -> Guest {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
         let host = Host {
@@ -112,7 +121,15 @@ pub struct Wasm {
 
 impl Wasm {
     pub fn new(config: &str) -> Wasm {
-        let mut g = Guest::new();
+        Wasm::with(Guest::new(), config)
+    }
+
+    /// [`new`](Self::new) with a component compiled for `engine`.
+    pub fn new_in(engine: &Engine, component: &Component, config: &str) -> Wasm {
+        Wasm::with(Guest::new_in(engine, component), config)
+    }
+
+    fn with(mut g: Guest, config: &str) -> Wasm {
         let e = g.create(config).expect("config accepted");
         Wasm { g, e }
     }

@@ -64,11 +64,16 @@ pub fn wasm_bytes() -> &'static [u8] {
     })
 }
 
+/// The module compiled for `engine` (benches/wasm.rs passes a Pulley engine too).
+pub fn compile(engine: &Engine) -> Module {
+    Module::new(engine, wasm_bytes()).expect("the module compiles")
+}
+
 pub fn compiled() -> &'static (Engine, Module) {
     static COMPILED: OnceLock<(Engine, Module)> = OnceLock::new();
     COMPILED.get_or_init(|| {
         let engine = Engine::default();
-        let module = Module::new(&engine, wasm_bytes()).expect("the module compiles");
+        let module = compile(&engine);
         (engine, module)
     })
 }
@@ -88,6 +93,11 @@ impl FluentBit {
     /// `(host dir, guest name)`. WAMR preopens each under its own name.
     pub fn start(dirs: &[(&Path, &str)]) -> FluentBit {
         let (engine, module) = compiled();
+        FluentBit::start_in(engine, module, dirs)
+    }
+
+    /// [`start`](Self::start) with a module compiled for `engine`.
+    pub fn start_in(engine: &Engine, module: &Module, dirs: &[(&Path, &str)]) -> FluentBit {
         let stderr = MemoryOutputPipe::new(1 << 16);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(stderr.clone());
@@ -131,15 +141,26 @@ impl FluentBit {
     /// `wasm_runtime_module_dup_data`: the module's `malloc`, then a copy.
     /// 0 when `malloc` fails, as WAMR returns.
     pub fn dup(&mut self, bytes: &[u8]) -> u32 {
-        let len = u32::try_from(bytes.len()).expect("fits in 32 bits");
+        self.dup_parts(bytes, &[])
+    }
+
+    /// `dup` of `bytes` followed by `tail` (Fluent Bit copies a string with
+    /// its NUL), without first joining them on the host.
+    fn dup_parts(&mut self, bytes: &[u8], tail: &[u8]) -> u32 {
+        let len = u32::try_from(bytes.len() + tail.len()).expect("fits in 32 bits");
         let p = self
             .malloc
             .call(&mut self.store, len)
             .expect("malloc trapped");
         if p != 0 {
-            self.memory
-                .write(&mut self.store, p as usize, bytes)
+            let at = p as usize;
+            let block = self
+                .memory
+                .data_mut(&mut self.store)
+                .get_mut(at..at + len as usize)
                 .expect("malloc returned a block outside memory");
+            block[..bytes.len()].copy_from_slice(bytes);
+            block[bytes.len()..].copy_from_slice(tail);
         }
         p
     }
@@ -147,12 +168,9 @@ impl FluentBit {
     /// `flb_wasm_call_function_format_json` for one record; returns Fluent
     /// Bit's copy of the result.
     pub fn call(&mut self, time_sec: u32, record: &[u8]) -> Vec<u8> {
-        let mut tag = TAG.as_bytes().to_vec();
-        tag.push(0);
-        let mut rec = record.to_vec();
-        rec.push(0);
-        let tag_ptr = self.dup(&tag);
-        let rec_ptr = self.dup(&rec);
+        // `dup_data(tag, tag_len + 1)`, `dup_data(record, record_len + 1)`.
+        let tag_ptr = self.dup_parts(TAG.as_bytes(), &[0]);
+        let rec_ptr = self.dup_parts(record, &[0]);
         let args = (
             tag_ptr,
             TAG.len() as u32,
@@ -181,9 +199,7 @@ impl FluentBit {
         let tail = data
             .get(ret as usize..)
             .expect("[wasm] returned value is invalid: outside memory");
-        let n = tail
-            .iter()
-            .position(|&c| c == 0)
+        let n = memchr::memchr(0, tail)
             .expect("[wasm] returned value is invalid: no NUL before the end of memory");
         tail[..n].to_vec()
     }
