@@ -229,6 +229,16 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Append an account number as a quoted, zero-padded 12-digit string.
+fn push_account(out: &mut Vec<u8>, a: u64) {
+    let mut digits = itoa::Buffer::new();
+    let d = digits.format(a).as_bytes();
+    out.push(b'"');
+    out.extend(std::iter::repeat_n(b'0', 12usize.saturating_sub(d.len())));
+    out.extend_from_slice(d);
+    out.push(b'"');
+}
+
 impl<'o> MemberWriter<'o> {
     pub(crate) fn new(out: &'o mut Vec<u8>, prefix: &'o [u8], first: bool) -> Self {
         MemberWriter { out, prefix, first }
@@ -273,7 +283,8 @@ impl<'o> MemberWriter<'o> {
     }
     fn num(&mut self, k: &str, v: u32) {
         self.key(k);
-        let _ = write!(self.out, "{v}");
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
     fn fp(&mut self, k: &str, v: &Fingerprint) {
         self.key(k);
@@ -311,7 +322,7 @@ impl Annotation {
         w.opt_str("access_key_id", self.access_key_id.as_deref());
         if let Some(AccountId(a)) = self.key_account {
             w.key("key_account");
-            let _ = write!(w.out, "\"{a:012}\"");
+            push_account(w.out, a);
         }
         w.nullable_fp("session_fingerprint", self.session_fingerprint.as_ref());
         w.nullable_str("lineage_root", self.lineage_root.as_deref());

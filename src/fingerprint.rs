@@ -92,7 +92,7 @@ impl LongTermMemo {
     pub(crate) fn get(&mut self, key: &str, account: &str) -> Fingerprint {
         let i = (crate::state::key_hash(key) as usize) % MEMO_SLOTS;
         if let Some(Some((k, a, fp))) = self.slots.get(i) {
-            if k.as_str() == key && a.as_str() == account {
+            if k.as_bytes() == key.as_bytes() && a.as_bytes() == account.as_bytes() {
                 return *fp;
             }
         }

@@ -39,6 +39,14 @@ impl KeyId {
             KeyId::Heap(s.into())
         }
     }
+    /// The key's bytes (what the hot paths compare and hash: no UTF-8 re-check).
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyId::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or(&[]),
+            KeyId::Heap(s) => s.as_bytes(),
+        }
+    }
     pub fn as_str(&self) -> &str {
         match self {
             // Built from a &str cut at its own length: always valid UTF-8.
@@ -77,7 +85,12 @@ impl<'de> Deserialize<'de> for KeyId {
 
 /// A portable 64-bit hash of a key ID, for the key index.
 pub(crate) fn key_hash(key: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+    key_hash_bytes(key.as_bytes())
+}
+
+/// [`key_hash`] of a key's bytes.
+pub(crate) fn key_hash_bytes(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key)
 }
 
 /// Everything known about a credential set, in the convenient wide form the
@@ -298,15 +311,14 @@ impl State {
         self.bytes.iter().sum()
     }
 
-    /// Insert a new credential set (not yet present).
-    /// Insert a new credential set; returns how many sets were evicted to
+    /// Insert a new credential set (not yet present); returns how many sets were evicted to
     /// respect [`MAX_SETS_PER_KEY`].
     pub fn insert_set(&mut self, fp: Fingerprint, s: SetInfo) -> u64 {
         let s = CredSet::from(s);
         let mut evicted = 0;
         while self
             .by_key
-            .get(&key_hash(s.key.as_str()))
+            .get(&key_hash_bytes(s.key.as_bytes()))
             .is_some_and(|v| v.len() >= MAX_SETS_PER_KEY)
         {
             let oldest = {
@@ -336,7 +348,7 @@ impl State {
     fn insert_packed(&mut self, fp: Fingerprint, s: CredSet) {
         self.bytes[0] += cost_set(&s);
         self.by_key
-            .entry(key_hash(s.key.as_str()))
+            .entry(key_hash_bytes(s.key.as_bytes()))
             .or_default()
             .push(fp);
         if let Some((_, old)) = self.sets.push(fp, s) {
@@ -358,14 +370,14 @@ impl State {
             .filter_map(move |fp| {
                 self.sets
                     .peek(fp)
-                    .filter(|s| s.key.as_str() == key)
+                    .filter(|s| s.key.as_bytes() == key.as_bytes())
                     .map(|s| (*fp, s))
             })
     }
 
     /// Drop `fp` from the key index (`keep_one` keeps one occurrence).
     fn unindex(&mut self, key: &KeyId, fp: Fingerprint, keep_one: bool) {
-        let h = key_hash(key.as_str());
+        let h = key_hash_bytes(key.as_bytes());
         if let Some(v) = self.by_key.get_mut(&h) {
             if let Some(p) = v.iter().position(|f| *f == fp) {
                 if !keep_one || v.iter().filter(|f| **f == fp).count() > 1 {

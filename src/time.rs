@@ -1,6 +1,6 @@
 //! Parsing of the time spellings found in real CloudTrail (event times, session creation dates, credential expirations).
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// Unix seconds.
 pub type Secs = i64;
@@ -64,9 +64,35 @@ fn fast_iso_z(b: &[u8]) -> Option<Secs> {
         num(14..16)?,
         num(17..19)?,
     );
-    Utc.with_ymd_and_hms(i32::try_from(y).ok()?, mo, d, h, mi, s)
-        .single()
-        .map(|t| t.timestamp())
+    if h > 23 || mi > 59 || s > 59 || d == 0 || d > days_in_month(y, mo)? {
+        return None;
+    }
+    let secs = u32::try_from(h * 3600 + mi * 60 + s).ok()?;
+    Some(days_from_civil(y, mo, d) * 86_400 + i64::from(secs))
+}
+
+/// Days in month `m` (1-12) of proleptic Gregorian year `y`; `None` for no such month.
+fn days_in_month(y: u32, m: u32) -> Option<u32> {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    Some(match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    })
+}
+
+/// Days from 1970-01-01 to a valid proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`), for years 0-9999.
+fn days_from_civil(y: u32, m: u32, d: u32) -> i64 {
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Parse a credential expiration or key creation date: the console-style
@@ -143,6 +169,30 @@ mod tests {
         );
         assert_eq!(parse_expiration("2024-11-30T20:43:17Z"), Some(1732999397));
         assert_eq!(parse_expiration("Foo 99, 2024"), None);
+    }
+
+    /// The allocation-free fast path agrees with chrono on every day of
+    /// the leap-year edge cases and on out-of-range fields.
+    #[test]
+    fn fast_path_matches_chrono() {
+        for y in [
+            0, 1, 4, 100, 400, 1900, 1969, 1970, 2000, 2023, 2024, 2100, 9999,
+        ] {
+            for mo in 0..=13 {
+                for d in 0..=32 {
+                    for (h, mi, sec) in
+                        [(0, 0, 0), (23, 59, 59), (24, 0, 0), (0, 60, 0), (0, 0, 60)]
+                    {
+                        let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}Z");
+                        let want = NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%SZ")
+                            .ok()
+                            .filter(|_| sec < 60)
+                            .map(|n| n.and_utc().timestamp());
+                        assert_eq!(fast_iso_z(text.as_bytes()), want, "{text}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
