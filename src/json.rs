@@ -22,7 +22,6 @@
 //! (and a string holding one decodes as absent where credlineage reads it).
 //! It never panics and never indexes out of bounds, whatever it is given.
 
-use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -98,6 +97,44 @@ pub struct Str {
     pub end: usize,
     /// Whether the string holds a backslash escape.
     pub escaped: bool,
+}
+
+/// The containers open while skipping, innermost last (`true` = object):
+/// one bit per level in a word for the first 64 levels, a vector beyond.
+#[derive(Default)]
+struct Open {
+    low: u64,
+    depth: usize,
+    deep: Vec<bool>,
+}
+
+impl Open {
+    #[inline(always)]
+    fn push(&mut self, object: bool) {
+        if self.depth < 64 {
+            self.low = (self.low & !(1 << self.depth)) | (u64::from(object) << self.depth);
+        } else {
+            self.deep.push(object);
+        }
+        self.depth += 1;
+    }
+
+    #[inline(always)]
+    fn last(&self) -> Option<bool> {
+        match self.depth {
+            0 => None,
+            d @ 1..=64 => Some(self.low >> (d - 1) & 1 == 1),
+            _ => self.deep.last().copied(),
+        }
+    }
+
+    #[inline(always)]
+    fn pop(&mut self) {
+        if self.depth > 64 {
+            self.deep.pop();
+        }
+        self.depth = self.depth.saturating_sub(1);
+    }
 }
 
 /// A cursor over one JSON text.
@@ -249,6 +286,23 @@ impl<'a> Scanner<'a> {
         self.decode_escaped(s)
     }
 
+    /// The bytes of a key just read, to dispatch on: borrowed when it has no
+    /// escape, decoded when it has one, `None` when an escape does not decode.
+    #[inline]
+    pub fn key_bytes(&self, s: Str) -> Option<Cow<'a, [u8]>> {
+        if !s.escaped {
+            return Some(Cow::Borrowed(
+                self.b
+                    .get(s.start + 1..s.end.saturating_sub(1))
+                    .unwrap_or_default(),
+            ));
+        }
+        self.decode_escaped(s).map(|d| match d {
+            Cow::Borrowed(t) => Cow::Borrowed(t.as_bytes()),
+            Cow::Owned(t) => Cow::Owned(t.into_bytes()),
+        })
+    }
+
     #[cold]
     fn decode_escaped(&self, s: Str) -> Option<Cow<'a, str>> {
         serde_json::from_str::<String>(self.slice(s.start, s.end))
@@ -327,8 +381,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn skip_any(&mut self) -> Result<()> {
-        // Open containers, innermost last: true = object, false = array.
-        let mut open: SmallVec<[bool; 64]> = SmallVec::new();
+        let mut open = Open::default();
         loop {
             // A value starts here.
             match self.ws() {
@@ -363,7 +416,7 @@ impl<'a> Scanner<'a> {
             }
             // After a value: close what ends here, or go on to the next item.
             loop {
-                let Some(&in_object) = open.last() else {
+                let Some(in_object) = open.last() else {
                     return Ok(());
                 };
                 match self.ws() {

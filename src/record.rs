@@ -13,15 +13,23 @@ use std::borrow::Cow;
 /// One value type of the lenient view: read from the value at the cursor,
 /// which it always consumes (validating it), whatever its JSON type.
 pub trait Field<'a>: Sized + Default {
+    /// Replace `self` with the value at the cursor (or with the default when
+    /// the value has another type). In place: the view of a record is a
+    /// few hundred bytes, and reading it by value moved it at every level.
+    fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()>;
     /// Read (or skip and default) the value at the cursor.
-    fn read(sc: &mut Scanner<'a>) -> json::Result<Self>;
+    fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
+        let mut v = Self::default();
+        v.read_in(sc)?;
+        Ok(v)
+    }
 }
 
-/// A key just read, decoded; `None` when its escapes do not decode (such a
-/// key matches none of ours).
+/// A key just read, as bytes to dispatch on (decoded only when escaped);
+/// `None` when its escapes do not decode (such a key matches none of ours).
 #[inline]
-fn key<'a>(sc: &Scanner<'a>, k: Str) -> Option<Cow<'a, str>> {
-    sc.decode(k)
+fn key<'a>(sc: &Scanner<'a>, k: Str) -> Option<Cow<'a, [u8]>> {
+    sc.key_bytes(k)
 }
 
 /// A string field: `Some` only when the JSON value is a (decodable) string.
@@ -43,14 +51,16 @@ impl<'a> S<'a> {
 }
 
 impl<'a> Field<'a> for S<'a> {
-    fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
-        if sc.peek() == Some(b'"') {
+    #[inline]
+    fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
+        self.0 = if sc.peek() == Some(b'"') {
             let s = sc.string()?;
-            Ok(S(sc.decode(s)))
+            sc.decode(s)
         } else {
             sc.skip_value()?;
-            Ok(S(None))
-        }
+            None
+        };
+        Ok(())
     }
 }
 
@@ -60,11 +70,12 @@ impl<'a> Field<'a> for S<'a> {
 pub struct Raw<'a>(pub Option<&'a str>);
 
 impl<'a> Field<'a> for Raw<'a> {
-    fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
+    fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
         sc.ws();
         let from = sc.pos();
         sc.skip_value()?;
-        Ok(Raw(Some(sc.slice(from, sc.pos()))))
+        self.0 = Some(sc.slice(from, sc.pos()));
+        Ok(())
     }
 }
 
@@ -73,9 +84,10 @@ impl<'a> Field<'a> for Raw<'a> {
 pub struct Present(pub bool);
 
 impl<'a> Field<'a> for Present {
-    fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
+    fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
         let Raw(r) = Raw::read(sc)?;
-        Ok(Present(!matches!(r, Some("null" | "\"\""))))
+        self.0 = !matches!(r, Some("null" | "\"\""));
+        Ok(())
     }
 }
 
@@ -93,8 +105,9 @@ impl<T> Default for Items<T> {
 pub const MAX_ITEMS: usize = 64;
 
 impl<'a, T: Field<'a>> Field<'a> for Items<T> {
-    fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
-        let mut v = Vec::new();
+    fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
+        let v = &mut self.0;
+        v.clear();
         if sc.peek() == Some(b'[') {
             sc.array(|sc| {
                 if v.len() < MAX_ITEMS {
@@ -107,12 +120,14 @@ impl<'a, T: Field<'a>> Field<'a> for Items<T> {
         } else {
             sc.skip_value()?;
         }
-        Ok(Items(v))
+        Ok(())
     }
 }
 
-/// Declares a lenient struct: each field is read from its JSON key; unknown
-/// keys are skipped; a non-object value reads as all-absent.
+/// Declares a lenient struct: each field is read from its JSON key (a byte
+/// string: keys are dispatched on their raw bytes, decoded only when they
+/// hold an escape); unknown keys are skipped; a non-object value reads as
+/// all-absent.
 macro_rules! lenient_struct {
     ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty = $key:literal),* $(,)? }) => {
         $(#[$m])*
@@ -124,9 +139,10 @@ macro_rules! lenient_struct {
         }
         impl<'a> $name<'a> {
             /// Read the value at the cursor into this struct if `key` is one of ours.
-            pub(crate) fn visit_field(&mut self, sc: &mut Scanner<'a>, key: &str) -> json::Result<bool> {
+            #[inline]
+            pub(crate) fn visit_field(&mut self, sc: &mut Scanner<'a>, key: &[u8]) -> json::Result<bool> {
                 match key {
-                    $($key => { self.$field = Field::read(sc)?; Ok(true) })*
+                    $($key => { self.$field.read_in(sc)?; Ok(true) })*
                     _ => Ok(false),
                 }
             }
@@ -136,17 +152,16 @@ macro_rules! lenient_struct {
             }
         }
         impl<'a> Field<'a> for $name<'a> {
-            fn read(sc: &mut Scanner<'a>) -> json::Result<Self> {
-                let mut out = Self::default();
+            fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
+                // A repeated key replaces the whole value (last one wins).
+                *self = Self::default();
                 if sc.peek() != Some(b'{') {
-                    sc.skip_value()?;
-                    return Ok(out);
+                    return sc.skip_value();
                 }
                 sc.object(|sc, k| match key(sc, k) {
-                    Some(k) => out.visit_field(sc, &k),
+                    Some(k) => self.visit_field(sc, &k),
                     None => Ok(false),
-                })?;
-                Ok(out)
+                })
             }
         }
     };
@@ -154,119 +169,119 @@ macro_rules! lenient_struct {
 
 lenient_struct!(
     /// `userIdentity.sessionContext.sessionIssuer`
-    SessionIssuer { arn: S<'a> = "arn", kind: S<'a> = "type", user_name: S<'a> = "userName" }
+    SessionIssuer { arn: S<'a> = b"arn", kind: S<'a> = b"type", user_name: S<'a> = b"userName" }
 );
 lenient_struct!(
     /// `userIdentity.sessionContext.attributes`
-    Attributes { creation_date: S<'a> = "creationDate" }
+    Attributes { creation_date: S<'a> = b"creationDate" }
 );
 lenient_struct!(
     /// `userIdentity.sessionContext`
     SessionContext {
-        attributes: Attributes<'a> = "attributes",
-        session_issuer: SessionIssuer<'a> = "sessionIssuer",
-        ec2_role_delivery: Present = "ec2RoleDelivery",
+        attributes: Attributes<'a> = b"attributes",
+        session_issuer: SessionIssuer<'a> = b"sessionIssuer",
+        ec2_role_delivery: Present = b"ec2RoleDelivery",
     }
 );
 lenient_struct!(
     /// `userIdentity`
     UserIdentity {
-        kind: S<'a> = "type",
-        principal_id: S<'a> = "principalId",
-        arn: S<'a> = "arn",
-        account_id: S<'a> = "accountId",
-        access_key_id: S<'a> = "accessKeyId",
-        user_name: S<'a> = "userName",
-        invoked_by: S<'a> = "invokedBy",
-        identity_provider: S<'a> = "identityProvider",
-        session_context: SessionContext<'a> = "sessionContext",
+        kind: S<'a> = b"type",
+        principal_id: S<'a> = b"principalId",
+        arn: S<'a> = b"arn",
+        account_id: S<'a> = b"accountId",
+        access_key_id: S<'a> = b"accessKeyId",
+        user_name: S<'a> = b"userName",
+        invoked_by: S<'a> = b"invokedBy",
+        identity_provider: S<'a> = b"identityProvider",
+        session_context: SessionContext<'a> = b"sessionContext",
     }
 );
 lenient_struct!(
     /// `requestParameters` (the members credlineage reads)
     RequestParameters {
-        role_arn: S<'a> = "roleArn",
-        role_session_name: S<'a> = "roleSessionName",
-        name: S<'a> = "name",
-        principal_arn: S<'a> = "principalArn",
-        instance_id: S<'a> = "instanceId",
-        public_ip: S<'a> = "publicIp",
-        user_name: S<'a> = "userName",
-        target_principal: S<'a> = "targetPrincipal",
+        role_arn: S<'a> = b"roleArn",
+        role_session_name: S<'a> = b"roleSessionName",
+        name: S<'a> = b"name",
+        principal_arn: S<'a> = b"principalArn",
+        instance_id: S<'a> = b"instanceId",
+        public_ip: S<'a> = b"publicIp",
+        user_name: S<'a> = b"userName",
+        target_principal: S<'a> = b"targetPrincipal",
     }
 );
 lenient_struct!(
     /// `responseElements.credentials`
     Credentials {
-        access_key_id: S<'a> = "accessKeyId",
-        expiration: S<'a> = "expiration",
-        session_token: S<'a> = "sessionToken",
+        access_key_id: S<'a> = b"accessKeyId",
+        expiration: S<'a> = b"expiration",
+        session_token: S<'a> = b"sessionToken",
     }
 );
 lenient_struct!(
     /// `responseElements.assumedRoleUser` / `federatedUser`
-    PrincipalRef { arn: S<'a> = "arn" }
+    PrincipalRef { arn: S<'a> = b"arn" }
 );
 lenient_struct!(
     /// `responseElements.accessKey` (iam:CreateAccessKey)
-    AccessKey { access_key_id: S<'a> = "accessKeyId", user_name: S<'a> = "userName" }
+    AccessKey { access_key_id: S<'a> = b"accessKeyId", user_name: S<'a> = b"userName" }
 );
 lenient_struct!(
     /// `association` of a network interface
-    Association { public_ip: S<'a> = "publicIp" }
+    Association { public_ip: S<'a> = b"publicIp" }
 );
 lenient_struct!(
     /// One network interface of an instance in a RunInstances response
     NetworkInterface {
-        private_ip_address: S<'a> = "privateIpAddress",
-        association: Association<'a> = "association",
+        private_ip_address: S<'a> = b"privateIpAddress",
+        association: Association<'a> = b"association",
     }
 );
 lenient_struct!(
     /// `{"items": [...]}` of network interfaces
-    NetworkInterfaceSet { items: Items<NetworkInterface<'a>> = "items" }
+    NetworkInterfaceSet { items: Items<NetworkInterface<'a>> = b"items" }
 );
 lenient_struct!(
     /// One instance in a RunInstances response
     Instance {
-        instance_id: S<'a> = "instanceId",
-        private_ip_address: S<'a> = "privateIpAddress",
-        ip_address: S<'a> = "ipAddress",
-        network_interface_set: NetworkInterfaceSet<'a> = "networkInterfaceSet",
+        instance_id: S<'a> = b"instanceId",
+        private_ip_address: S<'a> = b"privateIpAddress",
+        ip_address: S<'a> = b"ipAddress",
+        network_interface_set: NetworkInterfaceSet<'a> = b"networkInterfaceSet",
     }
 );
 lenient_struct!(
     /// `responseElements.instancesSet`
-    InstancesSet { items: Items<Instance<'a>> = "items" }
+    InstancesSet { items: Items<Instance<'a>> = b"items" }
 );
 lenient_struct!(
     /// `responseElements` (the members credlineage reads)
     ResponseElements {
-        credentials: Credentials<'a> = "credentials",
-        assumed_role_user: PrincipalRef<'a> = "assumedRoleUser",
-        federated_user: PrincipalRef<'a> = "federatedUser",
-        subject: S<'a> = "subject",
-        subject_from_web_identity_token: S<'a> = "subjectFromWebIdentityToken",
-        provider: S<'a> = "provider",
-        access_key: AccessKey<'a> = "accessKey",
-        instances_set: InstancesSet<'a> = "instancesSet",
+        credentials: Credentials<'a> = b"credentials",
+        assumed_role_user: PrincipalRef<'a> = b"assumedRoleUser",
+        federated_user: PrincipalRef<'a> = b"federatedUser",
+        subject: S<'a> = b"subject",
+        subject_from_web_identity_token: S<'a> = b"subjectFromWebIdentityToken",
+        provider: S<'a> = b"provider",
+        access_key: AccessKey<'a> = b"accessKey",
+        instances_set: InstancesSet<'a> = b"instancesSet",
     }
 );
 lenient_struct!(
     /// One CloudTrail record: the members credlineage reads.
     Event {
-        event_name: S<'a> = "eventName",
-        event_source: S<'a> = "eventSource",
-        event_time: S<'a> = "eventTime",
-        timestamp: S<'a> = "@timestamp",
-        error_code: S<'a> = "errorCode",
-        source_ip: S<'a> = "sourceIPAddress",
-        vpc_endpoint_id: S<'a> = "vpcEndpointId",
-        vpc_endpoint_account_id: S<'a> = "vpcEndpointAccountId",
-        recipient_account_id: S<'a> = "recipientAccountId",
-        user_identity: UserIdentity<'a> = "userIdentity",
-        request_parameters: Raw<'a> = "requestParameters",
-        response_elements: Raw<'a> = "responseElements",
+        event_name: S<'a> = b"eventName",
+        event_source: S<'a> = b"eventSource",
+        event_time: S<'a> = b"eventTime",
+        timestamp: S<'a> = b"@timestamp",
+        error_code: S<'a> = b"errorCode",
+        source_ip: S<'a> = b"sourceIPAddress",
+        vpc_endpoint_id: S<'a> = b"vpcEndpointId",
+        vpc_endpoint_account_id: S<'a> = b"vpcEndpointAccountId",
+        recipient_account_id: S<'a> = b"recipientAccountId",
+        user_identity: UserIdentity<'a> = b"userIdentity",
+        request_parameters: Raw<'a> = b"requestParameters",
+        response_elements: Raw<'a> = b"responseElements",
     }
 );
 
@@ -370,30 +385,40 @@ impl TopKeys {
     }
 
     #[inline]
-    fn may_be_special(&self, k: &str) -> bool {
-        k.as_bytes()
-            .first()
-            .is_none_or(|&b| self.first[usize::from(b)])
+    fn may_be_special(&self, k: &[u8]) -> bool {
+        k.first().is_none_or(|&b| self.first[usize::from(b)])
     }
 }
 
 /// Parse one input object. `Err` = not valid JSON; `Ok(None)` = valid JSON
 /// but not an object.
 pub fn parse_outer<'a>(text: &'a str, keys: &TopKeys) -> Result<Option<Outer<'a>>, ScanError> {
+    let mut out = Outer::default();
+    Ok(parse_outer_into(text, keys, &mut out)?.then_some(out))
+}
+
+/// [`parse_outer`] into a caller's `Outer` (left as read so far on error):
+/// `Ok(false)` = valid JSON but not an object.
+pub fn parse_outer_into<'a>(
+    text: &'a str,
+    keys: &TopKeys,
+    out: &mut Outer<'a>,
+) -> Result<bool, ScanError> {
     let mut sc = Scanner::new(text);
     if sc.peek() != Some(b'{') {
         sc.skip_value()?;
         sc.end()?;
-        return Ok(None);
+        return Ok(false);
     }
-    let mut out = Outer::default();
     sc.object(|sc, k| {
         out.members += 1;
-        let Some(k) = key(sc, k) else {
+        let Some(kb) = key(sc, k) else {
             return Ok(false);
         };
-        let k = k.as_ref();
-        if keys.may_be_special(k) {
+        let kb = kb.as_ref();
+        if keys.may_be_special(kb) {
+            // Own keys and string fields are configured text: compare as text.
+            let k = std::str::from_utf8(kb).unwrap_or_default();
             if keys.is_own(k) {
                 out.own_keys += 1;
                 return Ok(false);
@@ -405,16 +430,16 @@ pub fn parse_outer<'a>(text: &'a str, keys: &TopKeys) -> Result<Option<Outer<'a>
                 return Ok(true);
             }
         }
-        match k {
-            "detail" => out.detail = Event::read(sc)?,
-            "detail-type" => out.detail_type = S::read(sc)?,
-            _ => return out.event.visit_field(sc, k),
+        match kb {
+            b"detail" => out.detail.read_in(sc)?,
+            b"detail-type" => out.detail_type.read_in(sc)?,
+            _ => return out.event.visit_field(sc, kb),
         }
         Ok(true)
     })?;
     out.close = sc.pos().saturating_sub(1);
     sc.end()?;
-    Ok(Some(out))
+    Ok(true)
 }
 
 /// Parse a record held as a JSON string: the inner text must be one CloudTrail object.
