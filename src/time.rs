@@ -67,8 +67,7 @@ fn fast_iso_z(b: &[u8]) -> Option<Secs> {
     if h > 23 || mi > 59 || s > 59 || d == 0 || d > days_in_month(y, mo)? {
         return None;
     }
-    let secs = u32::try_from(h * 3600 + mi * 60 + s).ok()?;
-    Some(days_from_civil(y, mo, d) * 86_400 + i64::from(secs))
+    Some(days_from_civil(y, mo, d) * 86_400 + i64::from(h * 3600 + mi * 60 + s))
 }
 
 /// Days in month `m` (1-12) of proleptic Gregorian year `y`; `None` for no such month.

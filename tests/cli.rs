@@ -323,3 +323,47 @@ fn stream_order_on_files_equals_stdin() {
         assert_eq!(from_file.code, 1);
     }
 }
+
+/// Lines are enriched straight from the read buffer: a record longer than
+/// the 1 MiB buffer (it spans several reads), CRLF endings and a last line
+/// without a newline come out exactly as the library enriches each record.
+#[test]
+fn stdin_lines_spanning_reads_equal_the_library() {
+    let stratus = std::fs::read(fixture("stratus.jsonl")).unwrap();
+    let lines: Vec<&[u8]> = stratus
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .take(30)
+        .collect();
+    // A 2.5 MB record: the first one with a huge extra member before its end.
+    let big = [
+        &lines[0][..lines[0].len() - 1],
+        b",\"padding\":\"",
+        "x".repeat(2_500_000).as_bytes(),
+        b"\"}",
+    ]
+    .concat();
+    let mut records: Vec<&[u8]> = lines.clone();
+    records.insert(10, &big);
+    let mut input = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        input.extend_from_slice(r);
+        if i + 1 < records.len() {
+            input.extend_from_slice(if i % 4 == 1 { b"\r\n" } else { b"\n" });
+        }
+    }
+    let mut e = credlineage::Enricher::new(credlineage::Config::default()).unwrap();
+    let mut want = Vec::new();
+    for r in &records {
+        want.extend_from_slice(&e.process(r, None));
+        want.push(b'\n');
+    }
+    let got = run(&["enrich", "-"], Some(&input));
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert_eq!(got.stdout.len(), want.len());
+    assert!(
+        got.stdout == want,
+        "stdin output differs from the library's"
+    );
+    assert_eq!(annotations(&got.stdout).len(), records.len());
+}

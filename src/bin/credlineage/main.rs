@@ -444,36 +444,25 @@ fn stream(
             // True streaming on stdin: line by line, never the whole input in memory.
             let stdin = io::stdin();
             let mut r = io::BufReader::with_capacity(1 << 20, stdin.lock());
-            let mut line = Vec::new();
-            let mut n = 0u64;
-            let mut gz_check = true;
-            let mut bad = Vec::new();
-            loop {
-                line.clear();
-                if r.read_until(b'\n', &mut line)? == 0 {
-                    break;
-                }
-                if gz_check && line.starts_with(&[0x1f, 0x8b]) {
-                    // gzip on stdin: decompress the whole stream, then go on as a file.
-                    let mut rest = line.clone();
-                    r.read_to_end(&mut rest)?;
-                    let mut doc = Vec::new();
-                    flate2::read::MultiGzDecoder::new(&rest[..]).read_to_end(&mut doc)?;
-                    *bytes_in += doc.len() as u64;
-                    process_doc(run, f, &doc, out, &mut buf, &pb)?;
-                    break;
-                }
-                gz_check = false;
-                n += 1;
-                *bytes_in += line.len() as u64;
-                buf.clear();
-                let records = enrich_line(&mut run.enricher, trim_line(&line), &mut buf, &mut bad);
-                for e in bad.drain(..) {
-                    run.note(f, n, Outcome::Malformed(e), None);
-                }
-                out.write_all(&buf)?;
-                pb.inc(records);
+            if r.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
+                // gzip on stdin: decompress the whole stream, then go on as a file.
+                let mut rest = Vec::new();
+                r.read_to_end(&mut rest)?;
+                let mut doc = Vec::new();
+                flate2::read::MultiGzDecoder::new(&rest[..]).read_to_end(&mut doc)?;
+                *bytes_in += doc.len() as u64;
+                process_doc(run, f, &doc, out, &mut buf, &pb)?;
+                continue;
             }
+            let mut lines = Lines::new(run, f, &pb, &mut buf);
+            for_each_line(&mut r, |line| match line {
+                Some(line) => {
+                    *bytes_in += line.len() as u64 + 1;
+                    lines.line(line);
+                    Ok(())
+                }
+                None => lines.write(out),
+            })?;
             continue;
         }
         // Outer error: writing the output failed; inner: reading the file.
@@ -526,24 +515,125 @@ fn stream_file(
         *bytes_in += doc.len() as u64;
         return process_doc(run, f, &doc, out, buf, pb).map(Ok);
     }
-    let mut bad = Vec::new();
-    let mut n = 0u64;
+    *bytes_in += line.len() as u64;
+    let mut lines = Lines::new(run, f, pb, buf);
+    lines.line(trim_line(&line));
+    let res = for_each_line(&mut r, |l| match l {
+        Some(l) => {
+            *bytes_in += l.len() as u64 + 1;
+            lines.line(l);
+            Ok(())
+        }
+        None => lines.write(out).map_err(|e| io::Error::other(Written(e))),
+    });
+    match res {
+        Ok(()) => Ok(Ok(())),
+        // Writing failed: the outer error; reading the file: the inner one.
+        Err(e) => match e.downcast::<Written>() {
+            Ok(Written(e)) => Err(e),
+            Err(e) => Ok(Err(e)),
+        },
+    }
+}
+
+/// An output error, told apart from the input errors of the same loop.
+#[derive(Debug)]
+struct Written(io::Error);
+
+impl std::fmt::Display for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Written {}
+
+/// Calls `each(Some(line))` for every line of `r`, without its line ending,
+/// straight from the reader's buffer (a line is copied only when it spans
+/// two reads), and `each(None)` after each buffer-full: before the next read,
+/// which may block on a live stream, so that is when output is written.
+fn for_each_line<R: BufRead>(
+    r: &mut R,
+    mut each: impl FnMut(Option<&[u8]>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut carry = Vec::new();
     loop {
-        n += 1;
-        *bytes_in += line.len() as u64;
+        let avail = r.fill_buf()?;
+        if avail.is_empty() {
+            if !carry.is_empty() {
+                each(Some(trim_line(&carry)))?;
+            }
+            return each(None);
+        }
+        let len = avail.len();
+        let mut rest = avail;
+        if !carry.is_empty() {
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    carry.extend_from_slice(&rest[..i]);
+                    each(Some(trim_line(&carry)))?;
+                    carry.clear();
+                    rest = &rest[i + 1..];
+                }
+                None => rest = carry_all(&mut carry, rest),
+            }
+        }
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            each(Some(trim_line(&rest[..i])))?;
+            rest = &rest[i + 1..];
+        }
+        carry_all(&mut carry, rest);
+        r.consume(len);
+        each(None)?;
+    }
+}
+
+/// Keep an unfinished line for the next read.
+fn carry_all<'b>(carry: &mut Vec<u8>, rest: &[u8]) -> &'b [u8] {
+    carry.extend_from_slice(rest);
+    &[]
+}
+
+/// The NDJSON lines of one input, enriched into one output buffer that is
+/// written out after each read.
+struct Lines<'r> {
+    run: &'r mut Run,
+    file: &'r Path,
+    pb: &'r ProgressBar,
+    buf: &'r mut Vec<u8>,
+    bad: Vec<Error>,
+    n: u64,
+}
+
+impl<'r> Lines<'r> {
+    fn new(run: &'r mut Run, file: &'r Path, pb: &'r ProgressBar, buf: &'r mut Vec<u8>) -> Self {
         buf.clear();
-        let records = enrich_line(&mut run.enricher, trim_line(&line), buf, &mut bad);
-        for e in bad.drain(..) {
-            run.note(f, n, Outcome::Malformed(e), None);
+        Lines {
+            run,
+            file,
+            pb,
+            buf,
+            bad: Vec::new(),
+            n: 0,
         }
-        out.write_all(buf)?;
-        pb.inc(records);
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) => return Ok(Ok(())),
-            Ok(_) => {}
-            Err(e) => return Ok(Err(e)),
+    }
+
+    /// Enrich one line (without its line ending) into the buffer.
+    fn line(&mut self, line: &[u8]) {
+        self.n += 1;
+        let records = enrich_line(&mut self.run.enricher, line, self.buf, &mut self.bad);
+        for e in self.bad.drain(..) {
+            self.run
+                .note(self.file, self.n, Outcome::Malformed(e), None);
         }
+        self.pb.inc(records);
+    }
+
+    /// Write what is buffered and flush it (the input is idle or done).
+    fn write(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(self.buf)?;
+        self.buf.clear();
+        out.flush()
     }
 }
 
