@@ -243,32 +243,40 @@ impl<'o> MemberWriter<'o> {
     pub(crate) fn new(out: &'o mut Vec<u8>, prefix: &'o [u8], first: bool) -> Self {
         MemberWriter { out, prefix, first }
     }
+    #[inline(always)]
     fn key(&mut self, k: &str) {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
         self.out.push(b'"');
-        self.out.extend_from_slice(self.prefix);
+        if !self.prefix.is_empty() {
+            self.out.extend_from_slice(self.prefix);
+        }
+        // Inlined with a literal `k`: a fixed-size copy, not a memcpy call.
         self.out.extend_from_slice(k.as_bytes());
         self.out.extend_from_slice(b"\":");
     }
+    #[inline(always)]
     fn str(&mut self, k: &str, v: &str) {
         self.key(k);
         push_json_str(self.out, v);
     }
     /// A value known to need no escaping (the enum spellings).
+    #[inline(always)]
     fn word(&mut self, k: &str, v: &'static str) {
         self.key(k);
         self.out.push(b'"');
         self.out.extend_from_slice(v.as_bytes());
         self.out.push(b'"');
     }
+    #[inline(always)]
     fn opt_str(&mut self, k: &str, v: Option<&str>) {
         if let Some(v) = v {
             self.str(k, v);
         }
     }
+    #[inline(always)]
     fn nullable_str(&mut self, k: &str, v: Option<&str>) {
         self.key(k);
         match v {
@@ -276,16 +284,19 @@ impl<'o> MemberWriter<'o> {
             None => self.out.extend_from_slice(b"null"),
         }
     }
+    #[inline(always)]
     fn bool(&mut self, k: &str, v: bool) {
         self.key(k);
         self.out
             .extend_from_slice(if v { b"true" } else { b"false" });
     }
+    #[inline(always)]
     fn num(&mut self, k: &str, v: u32) {
         self.key(k);
         self.out
             .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
+    #[inline(always)]
     fn fp(&mut self, k: &str, v: &Fingerprint) {
         self.key(k);
         self.out.extend_from_slice(b"\"sf1_");
@@ -296,6 +307,7 @@ impl<'o> MemberWriter<'o> {
         }
         self.out.push(b'"');
     }
+    #[inline(always)]
     fn nullable_fp(&mut self, k: &str, v: Option<&Fingerprint>) {
         match v {
             Some(v) => self.fp(k, v),
@@ -305,6 +317,7 @@ impl<'o> MemberWriter<'o> {
             }
         }
     }
+    #[inline(always)]
     fn open(&mut self, k: &str) {
         self.key(k);
         self.out.push(b'{');
@@ -315,6 +328,9 @@ impl Annotation {
     /// Write the members of the annotation in the fixed order of SPEC
     /// Appendix A. `prefix` goes before every top-level member name.
     pub(crate) fn write_members(&self, out: &mut Vec<u8>, prefix: &[u8], first: bool) {
+        // One reservation for the whole annotation (its members are a few
+        // hundred bytes); the pushes below then never reallocate.
+        out.reserve(640 + 20 * prefix.len());
         let mut w = MemberWriter::new(out, prefix, first);
         w.key("v");
         w.out.push(b'1');
