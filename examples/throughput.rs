@@ -203,6 +203,69 @@ fn scale(ns: &[usize]) {
     }
 }
 
+/// Where the time of one record goes: the first touch of its bytes (the
+/// UTF-8 pass), reading, reading + rules and state (`annotate`), and the
+/// whole enrichment with writing; nanoseconds per record, best of 5 rounds.
+fn phases(n: usize) {
+    let recs = make(1, n);
+    let keys = credlineage::record::TopKeys::new(
+        &Config::default().string_fields,
+        credlineage::record::OwnKeys::Nested("credlineage".into()),
+    );
+    let mut best = [Duration::MAX; 5];
+    let mut out = Vec::with_capacity(16384);
+    for _ in 0..5 {
+        best[0] = best[0].min(time(|| {
+            for r in &recs {
+                black_box(simdutf8::basic::from_utf8(r).is_ok());
+            }
+        }));
+        best[1] = best[1].min(time(|| {
+            for r in &recs {
+                black_box(
+                    simdutf8::basic::from_utf8(r)
+                        .ok()
+                        .map(|t| credlineage::record::parse_outer(t, &keys).is_ok()),
+                );
+            }
+        }));
+        let mut e = Enricher::new(Config::default()).expect("config");
+        best[2] = best[2].min(time(|| {
+            for r in &recs {
+                black_box(e.annotate(r, None).is_ok());
+            }
+        }));
+        let mut e = Enricher::new(Config::default()).expect("config");
+        best[3] = best[3].min(time(|| {
+            for r in &recs {
+                out.clear();
+                e.process_into(r, None, &mut out);
+                black_box(&out);
+            }
+        }));
+        best[4] = best[4].min(time(|| {
+            for r in &recs {
+                black_box(serde_json::from_slice::<serde::de::IgnoredAny>(r).is_ok());
+            }
+        }));
+    }
+    let ns = |d: Duration| d.as_secs_f64() * 1e9 / n.max(1) as f64;
+    println!("| phase (cumulative) | ns/record |");
+    println!("|---|---|");
+    for (name, d) in [
+        "UTF-8 check alone (the first touch of the bytes)",
+        "UTF-8 check + reading the fields",
+        "+ rules and state (`annotate`)",
+        "+ writing: the whole enrichment (`process_into`)",
+        "serde_json validation (`IgnoredAny`), for scale",
+    ]
+    .iter()
+    .zip(best)
+    {
+        println!("| {name} | {:.0} |", ns(d));
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let nums: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -241,6 +304,7 @@ fn main() {
                 }
             }
         }
+        Some("phases") => phases(nums.first().copied().unwrap_or(100_000)),
         Some("scale") => scale(if nums.is_empty() {
             &[10_000, 100_000]
         } else {

@@ -18,6 +18,9 @@ trap 'rm -rf "$tmp"' EXIT
 
 echo "## In-process, one core: enrichment against reading the same JSON"
 "$ex/throughput" compare 100000
+echo
+echo "### Where the time of a record goes (same 100,000 records, cumulative phases)"
+"$ex/throughput" phases 100000
 
 echo
 echo "## WASM: the builds in wasmtime (Cranelift, Pulley) and Node against native (same records, one run)"
