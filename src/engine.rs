@@ -816,9 +816,12 @@ impl Enricher {
                 if !is_service_source(src)
                     && self.is_person_identity(ev, ann.lineage_root_type, credential_type)
                 {
-                    let ip = parse_ip(src);
-                    if !ip.is_some_and(|ip| self.config.known_cidrs.iter().any(|n| n.contains(&ip)))
-                    {
+                    // Parsed only when there are known ranges to look it up in.
+                    let known = !self.config.known_cidrs.is_empty()
+                        && parse_ip(src).is_some_and(|ip| {
+                            self.config.known_cidrs.iter().any(|n| n.contains(&ip))
+                        });
+                    if !known {
                         self.state.note_ip_other(&lower(src), t);
                     }
                 }
