@@ -119,24 +119,20 @@ fn is_instance_id(s: &str) -> bool {
 /// The instance ID carried by instance-profile credentials, if these are such (SPEC 3.5).
 fn instance_of<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
     let ui = &ev.user_identity;
-    // The text after the last `sep`, found with memchr (this runs on every
-    // record; `rsplit_once` and a substring search cost more than the rule).
-    let after_last = |s: &'e str, sep: u8| s.get(memchr::memrchr(sep, s.as_bytes())? + 1..);
+    // This runs on every record and is almost always "no": the cheap test
+    // (is the last segment an instance ID?) goes first.
+    let after_last = |s: &'e str, sep: u8| {
+        let i = s.bytes().rposition(|c| c == sep)?;
+        s.get(i + 1..)
+    };
     if let Some(id) = ui.principal_id.get().and_then(|p| after_last(p, b':')) {
         if is_instance_id(id) {
             return Some(id);
         }
     }
-    if let Some(arn) = ui.arn.get() {
-        if has_assumed_role(arn) {
-            if let Some(id) = after_last(arn, b'/') {
-                if is_instance_id(id) {
-                    return Some(id);
-                }
-            }
-        }
-    }
-    None
+    let arn = ui.arn.get()?;
+    let id = after_last(arn, b'/')?;
+    (is_instance_id(id) && has_assumed_role(arn)).then_some(id)
 }
 
 /// Whether `arn` contains `:assumed-role/` (checked at each `:`).
