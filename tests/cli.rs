@@ -263,6 +263,13 @@ fn stream_and_time_order_agree_on_sorted_input_except_lookahead() {
     }
 }
 
+/// The non-empty lines of an NDJSON text.
+fn non_empty_lines(text: &[u8]) -> Vec<&[u8]> {
+    text.split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 /// `--order stream` on a file reads NDJSON line by line (memory does not
 /// grow with the file) and gives exactly what the same bytes give on stdin,
 /// blank lines, S3 delivery lines, CRLF and unreadable lines included; files
@@ -271,10 +278,7 @@ fn stream_and_time_order_agree_on_sorted_input_except_lookahead() {
 #[test]
 fn stream_order_on_files_equals_stdin() {
     let stratus = std::fs::read(fixture("stratus.jsonl")).unwrap();
-    let lines: Vec<&[u8]> = stratus
-        .split(|&c| c == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines = non_empty_lines(&stratus);
     let mut mixed = Vec::new();
     for (i, l) in lines.iter().take(40).enumerate() {
         mixed.extend_from_slice(l);
@@ -330,11 +334,7 @@ fn stream_order_on_files_equals_stdin() {
 #[test]
 fn stdin_lines_spanning_reads_equal_the_library() {
     let stratus = std::fs::read(fixture("stratus.jsonl")).unwrap();
-    let lines: Vec<&[u8]> = stratus
-        .split(|&c| c == b'\n')
-        .filter(|l| !l.is_empty())
-        .take(30)
-        .collect();
+    let lines = &non_empty_lines(&stratus)[..30];
     // A 2.5 MB record: the first one with a huge extra member before its end.
     let big = [
         &lines[0][..lines[0].len() - 1],
@@ -343,7 +343,7 @@ fn stdin_lines_spanning_reads_equal_the_library() {
         b"\"}",
     ]
     .concat();
-    let mut records: Vec<&[u8]> = lines.clone();
+    let mut records: Vec<&[u8]> = lines.to_vec();
     records.insert(10, &big);
     let mut input = Vec::new();
     for (i, r) in records.iter().enumerate() {
