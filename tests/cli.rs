@@ -367,3 +367,46 @@ fn stdin_lines_spanning_reads_equal_the_library() {
     );
     assert_eq!(annotations(&got.stdout).len(), records.len());
 }
+
+/// Hostile stdin: random bytes (NUL, `\r`, control and non-UTF-8 bytes),
+/// truncated records, blank lines and real records, cut by the line reader
+/// wherever its reads end. Every non-blank line comes out exactly once,
+/// byte for byte what the library makes of it (annotated, or passed
+/// through unchanged).
+#[test]
+fn stdin_hostile_lines_each_come_out_once() {
+    let stratus = std::fs::read(fixture("stratus.jsonl")).unwrap();
+    let real = non_empty_lines(&stratus);
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut lines: Vec<Vec<u8>> = vec![real[0].to_vec()];
+    for _ in 0..600 {
+        let r = real[rng.usize(..real.len())];
+        lines.push(match rng.u8(0..6) {
+            0 => (0..rng.usize(0..3000))
+                .map(|_| rng.u8(..))
+                .filter(|&b| b != b'\n')
+                .collect(),
+            1 => r[..rng.usize(..r.len())].to_vec(),
+            2 => b" \t\r".to_vec(),
+            3 => [r, b"\r"].concat(),
+            _ => r.to_vec(),
+        });
+    }
+    let input: Vec<u8> = lines.join(&b'\n');
+    let mut e = credlineage::Enricher::new(credlineage::Config::default()).unwrap();
+    let mut want = Vec::new();
+    for l in &lines {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        if l.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        want.extend_from_slice(&e.process(l, None));
+        want.push(b'\n');
+    }
+    let got = run(&["enrich", "-"], Some(&input));
+    assert!(
+        got.stdout == want,
+        "stdin output differs from the library's"
+    );
+    assert_eq!(got.code, 1, "malformed lines are reported");
+}
