@@ -455,9 +455,8 @@ fn stream(
                 continue;
             }
             let mut lines = Lines::new(run, f, &pb, &mut buf);
-            for_each_line(&mut r, |line| match line {
+            *bytes_in += for_each_line(&mut r, |line| match line {
                 Some(line) => {
-                    *bytes_in += line.len() as u64 + 1;
                     lines.line(line);
                     Ok(())
                 }
@@ -520,14 +519,16 @@ fn stream_file(
     lines.line(trim_line(&line));
     let res = for_each_line(&mut r, |l| match l {
         Some(l) => {
-            *bytes_in += l.len() as u64 + 1;
             lines.line(l);
             Ok(())
         }
         None => lines.write(out).map_err(|e| io::Error::other(Written(e))),
     });
     match res {
-        Ok(()) => Ok(Ok(())),
+        Ok(n) => {
+            *bytes_in += n;
+            Ok(Ok(()))
+        }
         // Writing failed: the outer error; reading the file: the inner one.
         Err(e) => match e.downcast::<Written>() {
             Ok(Written(e)) => Err(e),
@@ -552,20 +553,23 @@ impl std::error::Error for Written {}
 /// straight from the reader's buffer (a line is copied only when it spans
 /// two reads), and `each(None)` after each buffer-full: before the next read,
 /// which may block on a live stream, so that is when output is written.
+/// Returns the number of bytes read.
 fn for_each_line<R: BufRead>(
     r: &mut R,
     mut each: impl FnMut(Option<&[u8]>) -> io::Result<()>,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     let mut carry = Vec::new();
+    let mut total = 0u64;
     loop {
         let avail = r.fill_buf()?;
         if avail.is_empty() {
             if !carry.is_empty() {
                 each(Some(trim_line(&carry)))?;
             }
-            return each(None);
+            return each(None).map(|()| total);
         }
         let len = avail.len();
+        total += len as u64;
         let mut rest = avail;
         if !carry.is_empty() {
             match memchr::memchr(b'\n', rest) {
