@@ -119,20 +119,38 @@ fn is_instance_id(s: &str) -> bool {
 /// The instance ID carried by instance-profile credentials, if these are such (SPEC 3.5).
 fn instance_of<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
     let ui = &ev.user_identity;
-    // This runs on every record and is almost always "no": the cheap test
-    // (is the last segment an instance ID?) goes first.
-    let after_last = |s: &'e str, sep: u8| {
-        let i = s.bytes().rposition(|c| c == sep)?;
-        s.get(i + 1..)
-    };
-    if let Some(id) = ui.principal_id.get().and_then(|p| after_last(p, b':')) {
-        if is_instance_id(id) {
-            return Some(id);
-        }
+    if let Some(id) = ui
+        .principal_id
+        .get()
+        .and_then(|p| trailing_instance_id(p, b':'))
+    {
+        return Some(id);
     }
     let arn = ui.arn.get()?;
-    let id = after_last(arn, b'/')?;
-    (is_instance_id(id) && has_assumed_role(arn)).then_some(id)
+    let id = trailing_instance_id(arn, b'/')?;
+    has_assumed_role(arn).then_some(id)
+}
+
+/// The text after the last `sep` of `s` when it is an instance ID
+/// ([`is_instance_id`]). Read from the end: an instance ID is `i-` and 8-30
+/// ASCII alphanumerics, none of them a separator, so the answer is decided
+/// by at most 33 bytes (this runs on every record, and is almost always no).
+fn trailing_instance_id(s: &str, sep: u8) -> Option<&str> {
+    let b = s.as_bytes();
+    let run = b
+        .iter()
+        .rev()
+        .take(31)
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
+    if !(8..=30).contains(&run) {
+        return None;
+    }
+    let start = b.len().checked_sub(run + 2)?;
+    let before = start.checked_sub(1)?;
+    (b.get(start..start + 2) == Some(b"i-") && b.get(before) == Some(&sep))
+        .then(|| s.get(start..))
+        .flatten()
 }
 
 /// Whether `arn` contains `:assumed-role/` (checked at each `:`).
@@ -1249,6 +1267,43 @@ fn redact_plain(out: &mut Vec<u8>, start: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reading the instance ID from the end agrees with the plain rule
+    /// (the text after the last separator, if it is an instance ID) on
+    /// strings built from the characters that matter.
+    #[test]
+    fn trailing_instance_id_is_the_plain_rule() {
+        fn plain(s: &str, sep: char) -> Option<&str> {
+            s.rsplit_once(sep)
+                .map(|(_, id)| id)
+                .filter(|id| is_instance_id(id))
+        }
+        let mut rng = fastrand::Rng::with_seed(3);
+        let alphabet = ['i', '-', ':', '/', 'a', '0', 'Z', '_', 'é'];
+        for n in 0..200_000 {
+            let len = rng.usize(0..45);
+            let mut s: String = (0..len).map(|_| *rng.choice(&alphabet).unwrap()).collect();
+            if n % 2 == 0 {
+                // Plant a near-instance-ID at the end.
+                s.push(*rng.choice(&[':', '/']).unwrap());
+                s.push_str("i-");
+                s.extend(
+                    (0..rng.usize(0..34)).map(|_| *rng.choice(&['a', '0', 'Z', '-']).unwrap()),
+                );
+            }
+            for sep in [':', '/'] {
+                assert_eq!(
+                    trailing_instance_id(&s, sep as u8),
+                    plain(&s, sep),
+                    "{s:?} {sep}"
+                );
+            }
+        }
+        assert_eq!(
+            trailing_instance_id("AROAEXAMPLE:i-0123456789abcdef0", b':'),
+            Some("i-0123456789abcdef0")
+        );
+    }
 
     #[test]
     fn ips() {

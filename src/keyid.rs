@@ -20,11 +20,26 @@ pub fn kind(key: &str) -> KeyKind {
     }
 }
 
+/// Base32 (RFC 4648 alphabet) digit values; 0xff marks bytes outside it.
+const B32: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 26 {
+        t[b'A' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut d = 0;
+    while d < 6 {
+        t[b'2' as usize + d] = 26 + d as u8;
+        d += 1;
+    }
+    t
+};
+
 fn b32(c: u8) -> Option<u64> {
-    match c {
-        b'A'..=b'Z' => Some(u64::from(c - b'A')),
-        b'2'..=b'7' => Some(u64::from(c - b'2') + 26),
-        _ => None,
+    match B32[usize::from(c)] {
+        0xff => None,
+        v => Some(u64::from(v)),
     }
 }
 
@@ -45,11 +60,11 @@ pub fn account_id(key: &str) -> Option<crate::annotation::AccountId> {
     // 6 bytes = 48 bits need 10 base32 characters (50 bits); every character of
     // the ID's tail must still be base32 for the ID to be well formed.
     let tail = b.get(4..)?;
-    if tail.len() < 10 || tail.iter().any(|&c| b32(c).is_none()) {
+    if tail.len() < 10 || tail.iter().any(|&c| B32[usize::from(c)] == 0xff) {
         return None;
     }
     let mut bits: u64 = 0;
-    for &c in &tail[..10] {
+    for &c in tail.get(..10)? {
         bits = (bits << 5) | b32(c)?;
     }
     let z = bits >> 2; // 50 bits read, keep the first 48
@@ -60,6 +75,18 @@ pub fn account_id(key: &str) -> Option<crate::annotation::AccountId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base32_table_is_the_alphabet() {
+        for c in 0..=255u8 {
+            let want = match c {
+                b'A'..=b'Z' => Some(u64::from(c - b'A')),
+                b'2'..=b'7' => Some(u64::from(c - b'2') + 26),
+                _ => None,
+            };
+            assert_eq!(b32(c), want, "{c:#x}");
+        }
+    }
 
     #[test]
     fn spec_vectors() {

@@ -9,6 +9,10 @@ pub type Secs = i64;
 /// fraction or offset) or basic (`20131102T010628Z`) form. Fractions are
 /// truncated to the second. Returns `None` for anything else.
 pub fn parse_iso(s: &str) -> Option<Secs> {
+    // The common shape first, untrimmed: a 20-byte `…Z` form has nothing to trim.
+    if let Some(t) = fast_iso_z(s.as_bytes()) {
+        return Some(t);
+    }
     let s = s.trim();
     if s.len() < 15 || s.len() > 64 {
         return None;
