@@ -7,7 +7,7 @@
 //!   (default 20,000; 0 leaves Pulley out), against native over the same N;
 //! * `--memory N`: also streams N records through one Fluent Bit instance and
 //!   prints its linear memory every N/10, once with the default configuration
-//!   and once with capped state (where it must be flat);
+//!   and once with capped state (where it must be flat); 0: no memory run;
 //! * `--no-js`: leaves the Node row out.
 //!
 //! Under `cargo test` it runs a 300-record smoke pass of every row, so CI
@@ -218,8 +218,9 @@ fn main() {
     let bench = args.iter().any(|a| a == "--bench");
     let n = arg(&args, "--records").unwrap_or(if bench { 100_000 } else { 300 });
     let cranelift = (n > 0).then(|| throughput(&args, bench, n));
+    // `--memory 0` (like `--records 0`) skips that part.
     let m = arg(&args, "--memory").or((!bench).then_some(2_000));
-    if let Some(m) = m {
+    if let Some(m) = m.filter(|&m| m > 0) {
         memory(m, cranelift.as_ref());
     }
 }
