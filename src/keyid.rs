@@ -60,7 +60,7 @@ pub fn account_id(key: &str) -> Option<crate::annotation::AccountId> {
     // 6 bytes = 48 bits need 10 base32 characters (50 bits); every character of
     // the ID's tail must still be base32 for the ID to be well formed.
     let tail = b.get(4..)?;
-    if tail.len() < 10 || tail.iter().any(|&c| B32[usize::from(c)] == 0xff) {
+    if tail.len() < 10 || tail.iter().any(|&c| b32(c).is_none()) {
         return None;
     }
     let mut bits: u64 = 0;
