@@ -35,6 +35,50 @@ fn row(name: &str, n: usize, bytes: u64, d: Duration, base: Option<Duration>) {
     );
 }
 
+/// The top-level keys of the default configuration (what the engine reads with).
+fn top_keys() -> credlineage::record::TopKeys {
+    credlineage::record::TopKeys::new(
+        &Config::default().string_fields,
+        credlineage::record::OwnKeys::Nested("credlineage".into()),
+    )
+}
+
+/// The paths compared, each over every record once: the enrichment
+/// (appending to `out`, cleared per record), and the floors below.
+fn enrich_all(e: &mut Enricher, recs: &[Vec<u8>], out: &mut Vec<u8>) {
+    for r in recs {
+        out.clear();
+        e.process_into(r, None, out);
+        black_box(&out);
+    }
+}
+
+fn serde_all(recs: &[Vec<u8>]) {
+    for r in recs {
+        black_box(serde_json::from_slice::<serde::de::IgnoredAny>(r).ok());
+    }
+}
+
+fn scan_all(recs: &[Vec<u8>]) {
+    for r in recs {
+        black_box(
+            std::str::from_utf8(r)
+                .ok()
+                .map(|t| credlineage::json::validate(t).is_ok()),
+        );
+    }
+}
+
+fn read_all(recs: &[Vec<u8>], keys: &credlineage::record::TopKeys) {
+    for r in recs {
+        black_box(
+            simdutf8::basic::from_utf8(r)
+                .ok()
+                .map(|t| credlineage::record::parse_outer(t, keys).is_ok()),
+        );
+    }
+}
+
 fn compare(n: usize) {
     let recs = make(1, n);
     let bytes: u64 = recs.iter().map(|r| r.len() as u64).sum();
@@ -51,44 +95,15 @@ fn compare(n: usize) {
     let (mut ours, mut serde, mut sonic) = (Duration::MAX, Duration::MAX, Duration::MAX);
     let mut scan = Duration::MAX;
     let mut read = Duration::MAX;
-    let keys = credlineage::record::TopKeys::new(
-        &Config::default().string_fields,
-        credlineage::record::OwnKeys::Nested("credlineage".into()),
-    );
+    let keys = top_keys();
     let mut out = Vec::with_capacity(16384);
     for _ in 0..ROUNDS {
         // A fresh enricher each round: every round sees the stream from the start.
         let mut e = Enricher::new(Config::default()).expect("config");
-        ours = ours.min(time(|| {
-            for r in &recs {
-                out.clear();
-                e.process_into(r, None, &mut out);
-                black_box(&out);
-            }
-        }));
-        serde = serde.min(time(|| {
-            for r in &recs {
-                black_box(serde_json::from_slice::<serde::de::IgnoredAny>(r).ok());
-            }
-        }));
-        scan = scan.min(time(|| {
-            for r in &recs {
-                black_box(
-                    std::str::from_utf8(r)
-                        .ok()
-                        .map(|t| credlineage::json::validate(t).is_ok()),
-                );
-            }
-        }));
-        read = read.min(time(|| {
-            for r in &recs {
-                black_box(
-                    simdutf8::basic::from_utf8(r)
-                        .ok()
-                        .map(|t| credlineage::record::parse_outer(t, &keys).is_ok()),
-                );
-            }
-        }));
+        ours = ours.min(time(|| enrich_all(&mut e, &recs, &mut out)));
+        serde = serde.min(time(|| serde_all(&recs)));
+        scan = scan.min(time(|| scan_all(&recs)));
+        read = read.min(time(|| read_all(&recs, &keys)));
         sonic = sonic.min(time(|| {
             for r in &recs {
                 black_box(sonic_rs::from_slice::<serde::de::IgnoredAny>(r).ok());
@@ -182,13 +197,7 @@ fn scale(ns: &[usize]) {
             }
             bytes += chunk.iter().map(|r| r.len() as u64).sum::<u64>();
             done += chunk.len();
-            spent += time(|| {
-                for r in &chunk {
-                    out.clear();
-                    e.process_into(r, None, &mut out);
-                    black_box(&out);
-                }
-            });
+            spent += time(|| enrich_all(&mut e, &chunk, &mut out));
         }
         let s = e.stats();
         let secs = spent.as_secs_f64();
@@ -208,10 +217,7 @@ fn scale(ns: &[usize]) {
 /// whole enrichment with writing; nanoseconds per record, best of 5 rounds.
 fn phases(n: usize) {
     let recs = make(1, n);
-    let keys = credlineage::record::TopKeys::new(
-        &Config::default().string_fields,
-        credlineage::record::OwnKeys::Nested("credlineage".into()),
-    );
+    let keys = top_keys();
     let mut best = [Duration::MAX; 5];
     let mut out = Vec::with_capacity(16384);
     for _ in 0..5 {
@@ -220,15 +226,7 @@ fn phases(n: usize) {
                 black_box(simdutf8::basic::from_utf8(r).is_ok());
             }
         }));
-        best[1] = best[1].min(time(|| {
-            for r in &recs {
-                black_box(
-                    simdutf8::basic::from_utf8(r)
-                        .ok()
-                        .map(|t| credlineage::record::parse_outer(t, &keys).is_ok()),
-                );
-            }
-        }));
+        best[1] = best[1].min(time(|| read_all(&recs, &keys)));
         let mut e = Enricher::new(Config::default()).expect("config");
         best[2] = best[2].min(time(|| {
             for r in &recs {
@@ -236,18 +234,8 @@ fn phases(n: usize) {
             }
         }));
         let mut e = Enricher::new(Config::default()).expect("config");
-        best[3] = best[3].min(time(|| {
-            for r in &recs {
-                out.clear();
-                e.process_into(r, None, &mut out);
-                black_box(&out);
-            }
-        }));
-        best[4] = best[4].min(time(|| {
-            for r in &recs {
-                black_box(serde_json::from_slice::<serde::de::IgnoredAny>(r).is_ok());
-            }
-        }));
+        best[3] = best[3].min(time(|| enrich_all(&mut e, &recs, &mut out)));
+        best[4] = best[4].min(time(|| serde_all(&recs)));
     }
     let ns = |d: Duration| d.as_secs_f64() * 1e9 / n.max(1) as f64;
     println!("| phase (cumulative) | ns/record |");
@@ -276,32 +264,20 @@ fn main() {
             let mut e = Enricher::new(Config::default()).expect("config");
             let mut out = Vec::with_capacity(16384);
             for _ in 0..5 {
-                for r in &recs {
-                    out.clear();
-                    e.process_into(r, None, &mut out);
-                    black_box(&out);
-                }
+                enrich_all(&mut e, &recs, &mut out);
             }
         }
         // The floor alone, for instruction counts (`valgrind --tool=callgrind`).
         Some("validate") => {
             let recs = make(1, nums.first().copied().unwrap_or(100_000));
             for _ in 0..5 {
-                for r in &recs {
-                    black_box(serde_json::from_slice::<serde::de::IgnoredAny>(r).ok());
-                }
+                serde_all(&recs);
             }
         }
         Some("scan") => {
             let recs = make(1, nums.first().copied().unwrap_or(100_000));
             for _ in 0..5 {
-                for r in &recs {
-                    black_box(
-                        std::str::from_utf8(r)
-                            .ok()
-                            .map(|t| credlineage::json::validate(t).is_ok()),
-                    );
-                }
+                scan_all(&recs);
             }
         }
         Some("phases") => phases(nums.first().copied().unwrap_or(100_000)),
