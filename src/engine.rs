@@ -31,6 +31,40 @@ pub struct Lookahead {
     by_key: HashMap<Arc<str>, Vec<(Fingerprint, i64, i64)>>,
 }
 
+/// One credential set the state tracks now, as [`Enricher::tracked_sets`]
+/// lists it (for reports: `credlineage report`). Nothing secret: the set is
+/// known by its key ID and fingerprint only.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TrackedSet {
+    /// The set's fingerprint (`session_fingerprint` of the calls made with it).
+    pub session_fingerprint: Fingerprint,
+    /// Its access key ID.
+    pub access_key_id: String,
+    /// The origin of its chain (SPEC 3.2).
+    pub lineage_root: Arc<str>,
+    /// The kind of origin.
+    pub lineage_root_type: RootType,
+    /// STS issuance hops from the root.
+    pub lineage_depth: u32,
+    /// False when an ancestor was never observed.
+    pub lineage_complete: bool,
+    /// The set that issued it, when observed.
+    pub parent_fingerprint: Option<Fingerprint>,
+    /// Issue time (unix seconds) when known: from the issuance event or a
+    /// call's `creationDate`.
+    pub issued: Option<i64>,
+    /// Start of liveness: the issue time, else the first time it was seen.
+    pub start: i64,
+    /// End of liveness (unix seconds): the observed expiration, else the
+    /// issue time plus `session_ttl_secs`; `i64::MAX` for long-term keys.
+    pub expires: i64,
+    /// `expires` is the expiration of an observed issuance.
+    pub expiration_observed: bool,
+    /// The issuance event itself was observed.
+    pub issuance_observed: bool,
+}
+
 /// Where the annotation goes in a record just read.
 #[derive(Debug, Clone, Copy)]
 struct Shape {
@@ -293,6 +327,36 @@ impl Enricher {
 
     fn is_own_key(&self, k: &str) -> bool {
         self.top.is_own(k)
+    }
+
+    /// The credential sets tracked now, in fingerprint order (deterministic).
+    pub fn tracked_sets(&self) -> Vec<TrackedSet> {
+        let mut v: Vec<TrackedSet> = self
+            .state
+            .sets
+            .iter()
+            .map(|(fp, s)| TrackedSet {
+                session_fingerprint: *fp,
+                access_key_id: s.key.as_str().to_string(),
+                lineage_root: s.root_id.clone(),
+                lineage_root_type: s.root_kind,
+                lineage_depth: s.depth,
+                lineage_complete: s.complete(),
+                parent_fingerprint: s.parent,
+                issued: s.issued(),
+                start: s.start,
+                expires: s.expires,
+                expiration_observed: s.expiration_observed(),
+                issuance_observed: s.issuance_observed(),
+            })
+            .collect();
+        v.sort_by_key(|t| t.session_fingerprint);
+        v
+    }
+
+    /// The latest event time seen (unix seconds), `None` before the first record.
+    pub fn clock(&self) -> Option<i64> {
+        (self.state.clock != i64::MIN).then_some(self.state.clock)
     }
 
     /// Enrich one record: always returns exactly one record. `host_time` is

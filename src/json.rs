@@ -75,7 +75,45 @@ pub(crate) fn plain_run(b: &[u8], j: usize) -> usize {
         Ok(found) => return found,
         Err(left) => left,
     };
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let j = match plain_run_simd128(b, j) {
+        Ok(found) => return found,
+        Err(left) => left,
+    };
     plain_run_swar(b, j)
+}
+
+/// [`plain_run`] over whole 16-byte blocks with WebAssembly `simd128` (the
+/// WIT component is built with it; `.cargo/config.toml`): `Ok` at the first
+/// special byte, `Err` where fewer than 16 bytes are left. The intrinsics are
+/// safe functions; the block is built from a checked array, not a pointer.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn plain_run_simd128(b: &[u8], mut j: usize) -> std::result::Result<usize, usize> {
+    use core::arch::wasm32::{u8x16_bitmask, u8x16_eq, u8x16_lt, u8x16_splat, u64x2, v128_or};
+    let quote = u8x16_splat(b'"');
+    let backslash = u8x16_splat(b'\\');
+    let space = u8x16_splat(0x20);
+    while let Some(block) = b.get(j..j + 16) {
+        let (Some(lo), Some(hi)) = (
+            block.get(..8).and_then(|h| <[u8; 8]>::try_from(h).ok()),
+            block.get(8..).and_then(|h| <[u8; 8]>::try_from(h).ok()),
+        ) else {
+            break;
+        };
+        let x = u64x2(u64::from_le_bytes(lo), u64::from_le_bytes(hi));
+        // Special: `"`, `\` or below 0x20 (unsigned).
+        let special = v128_or(
+            v128_or(u8x16_eq(x, quote), u8x16_eq(x, backslash)),
+            u8x16_lt(x, space),
+        );
+        let bits = u8x16_bitmask(special);
+        if bits != 0 {
+            return Ok(j + bits.trailing_zeros() as usize);
+        }
+        j += 16;
+    }
+    Err(j)
 }
 
 /// [`plain_run`] over whole 16-byte blocks: `Ok` at the first special byte,

@@ -55,7 +55,7 @@ pub mod js;
 
 pub use annotation::Annotation;
 pub use config::Config;
-pub use engine::{Enricher, Lookahead, Outcome};
+pub use engine::{Enricher, Lookahead, Outcome, TrackedSet};
 pub use error::Error;
 pub use splice::to_single_line;
 pub use state::Stats;

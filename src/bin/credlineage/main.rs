@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod report;
 mod serve;
 
 #[derive(Parser)]
@@ -33,6 +34,8 @@ enum Command {
     Generate(GenerateArgs),
     /// TCP sidecar for Vector: newline-delimited JSON in on `--listen`, enriched NDJSON out to `--forward` (or stdout), all connections sharing one state.
     Serve(serve::ServeArgs),
+    /// A report for a person: the lineage tree of every root, key-ID collisions, off-host EC2 credential use, and the temporary credentials still live at the end of the trail.
+    Report(ReportArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,7 +70,7 @@ struct EnrichArgs {
 /// The state file and configuration flags, shared by `enrich` and `serve`.
 #[derive(Args)]
 struct EngineArgs {
-    /// Load state from FILE at start (if it exists) and save it there at exit (atomically).
+    /// Load state from FILE at start (if it exists); `enrich` and `serve` also save it there at exit (atomically), `report` only reads it.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// JSON configuration file (keys as in the README's configuration table); flags override it.
@@ -102,6 +105,34 @@ struct EngineArgs {
     redact_session_tokens: bool,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    /// Indented text for a person.
+    Text,
+    /// One JSON object (the same sections), for scripts.
+    Json,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Files or directories to read, as for `enrich`. `-` or nothing reads stdin.
+    paths: Vec<PathBuf>,
+    /// Write the report here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Processing order, as for `enrich`. Default: `time` for files, `stream` for stdin.
+    #[arg(long, value_enum)]
+    order: Option<Order>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Never show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
 #[derive(Args)]
 struct GenerateArgs {
     /// Number of records.
@@ -127,6 +158,7 @@ fn main() -> ExitCode {
         Command::Enrich(a) => enrich(a),
         Command::Generate(a) => generate(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Report(a) => report(a),
     };
     match r {
         Ok(code) => code,
@@ -145,6 +177,17 @@ fn open_output(path: &Option<PathBuf>) -> Result<Box<dyn Write>, Error> {
         )),
         None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
     })
+}
+
+/// Writing the output (`-o FILE`, or stdout) failed.
+fn output_err(path: &Option<PathBuf>, e: io::Error) -> Error {
+    Error::Input {
+        source_name: path
+            .as_ref()
+            .map_or("<stdout>".into(), |p| p.display().to_string()),
+        line: None,
+        reason: e.to_string(),
+    }
 }
 
 fn input_err(p: &Path, line: Option<u64>, e: impl std::fmt::Display) -> Error {
@@ -353,40 +396,56 @@ fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
     })
 }
 
-fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
-    let config = build_config(&a.engine)?;
+/// What one run over the inputs left: the enricher (its state and
+/// counters), how many inputs could not be read, bytes read and seconds taken.
+struct Done {
+    run: Run,
+    bytes_in: u64,
+    secs: f64,
+}
+
+/// Enrich every input (`paths`, `-` or nothing for stdin) in `order` into
+/// `out`: the work of `enrich`, also behind `report`.
+fn enrich_inputs(
+    paths: &[PathBuf],
+    order: Option<Order>,
+    engine: &EngineArgs,
+    show: bool,
+    quiet: bool,
+    out: &mut dyn Write,
+    out_name: &Option<PathBuf>,
+) -> Result<Done, Error> {
+    let config = build_config(engine)?;
     let mut enricher = Enricher::new(config.clone())?;
     enricher.set_hash_seed(random_seed());
-    let state_bytes = load_state(&mut enricher, &a.engine.state)?;
-    let paths: Vec<PathBuf> = if a.paths.is_empty() {
+    let state_bytes = load_state(&mut enricher, &engine.state)?;
+    let paths: Vec<PathBuf> = if paths.is_empty() {
         vec![PathBuf::from("-")]
     } else {
-        a.paths.clone()
+        paths.to_vec()
     };
     let only_stdin = paths.iter().all(|p| p.as_os_str() == "-");
-    let order = a.order.unwrap_or(if only_stdin {
+    let order = order.unwrap_or(if only_stdin {
         Order::Stream
     } else {
         Order::Time
     });
-    let show = !a.no_progress && !a.quiet && io::stderr().is_terminal();
     let mut run = Run {
         enricher,
         bad_input: 0,
-        quiet: a.quiet,
+        quiet,
     };
-    let mut out = open_output(&a.output)?;
     let started = Instant::now();
     let mut bytes_in = 0u64;
     let files = collect_files(&paths, &mut run.bad_input);
     let res = match order {
-        Order::Stream => stream(&mut run, &files, &mut out, show, &mut bytes_in),
+        Order::Stream => stream(&mut run, &files, out, show, &mut bytes_in),
         Order::Time => batch(
             &mut run,
             &config,
             state_bytes.as_deref(),
             &files,
-            &mut out,
+            out,
             show,
             &mut bytes_in,
         ),
@@ -394,28 +453,59 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
     match res.and_then(|_| out.flush()) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-        Err(e) => {
-            return Err(Error::Input {
-                source_name: a
-                    .output
-                    .as_ref()
-                    .map_or("<stdout>".into(), |p| p.display().to_string()),
-                line: None,
-                reason: e.to_string(),
-            });
-        }
+        Err(e) => return Err(output_err(out_name, e)),
     }
+    Ok(Done {
+        run,
+        bytes_in,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
+    let show = !a.no_progress && !a.quiet && io::stderr().is_terminal();
+    let mut out = open_output(&a.output)?;
+    let done = enrich_inputs(
+        &a.paths, a.order, &a.engine, show, a.quiet, &mut out, &a.output,
+    )?;
     if let Some(p) = &a.engine.state {
-        save_state(&run.enricher, p)?;
+        save_state(&done.run.enricher, p)?;
     }
     if !a.quiet {
-        summary(
-            &run.enricher.stats(),
-            started.elapsed().as_secs_f64(),
-            bytes_in,
-        );
+        summary(&done.run.enricher.stats(), done.secs, done.bytes_in);
     }
-    Ok(if run.bad_input > 0 {
+    Ok(if done.run.bad_input > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `report`: enrich the inputs as `enrich` would, into the report instead of an output.
+fn report(a: ReportArgs) -> Result<ExitCode, Error> {
+    let show = !a.no_progress && io::stderr().is_terminal();
+    let config = build_config(&a.engine)?;
+    let mut sink = report::Report::new(
+        &config.namespace,
+        config.flatten_prefix.as_deref(),
+        &config.string_fields,
+    );
+    // The per-record messages about unreadable input still go to stderr.
+    let done = enrich_inputs(&a.paths, a.order, &a.engine, show, false, &mut sink, &None)?;
+    let r = sink.finish(&done.run.enricher);
+    let mut out = open_output(&a.output)?;
+    let written = match a.format {
+        ReportFormat::Text => report::write_text(&mut out, &r),
+        ReportFormat::Json => serde_json::to_writer_pretty(&mut out, &r)
+            .map_err(io::Error::other)
+            .and_then(|_| writeln!(out)),
+    };
+    match written.and_then(|_| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(output_err(&a.output, e)),
+    }
+    Ok(if done.run.bad_input > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -1,0 +1,851 @@
+//! `credlineage report`: what the enrichment found, for a person — the lineage tree of every root, key-ID collisions, off-host EC2 credential use and the credentials still live at the end of the trail.
+//!
+//! The report runs the same enrichment as `enrich` (same inputs, same order,
+//! same configuration) and reads the annotated records it writes, so it shows
+//! exactly what a SIEM would see; the credentials still live at the end come
+//! from the enricher's state. Like the annotations, it holds key IDs,
+//! principal ARNs, fingerprints and source IPs, never a session token or
+//! secret (it reads no field that holds one).
+
+use credlineage::time::{format_iso, parse_iso};
+use credlineage::{Enricher, TrackedSet};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::{self, Write};
+
+/// How many source IPs a report line lists (the count is always given).
+const MAX_IPS: usize = 8;
+
+/// One credential set as the report shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Credential {
+    pub session_fingerprint: String,
+    pub access_key_id: Option<String>,
+    /// The session principal's ARN, from its calls or from the issuance.
+    pub principal_arn: Option<String>,
+    pub credential_type: Option<String>,
+    pub lineage_depth: Option<u64>,
+    pub lineage_complete: Option<bool>,
+    pub parent_fingerprint: Option<String>,
+    /// The STS event that created it, when observed: `AssumeRole at <time>`.
+    pub issued_by: Option<String>,
+    pub expiration: Option<String>,
+    /// Calls made with it.
+    pub calls: u64,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub source_ips: Vec<String>,
+    /// Distinct source IPs (`source_ips` lists at most eight).
+    pub source_ip_count: usize,
+    /// Credentials it issued (role chaining), in order of first sight.
+    pub children: Vec<Credential>,
+}
+
+/// One origin and the tree of credentials that came from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RootEntry {
+    pub lineage_root: String,
+    pub lineage_root_type: Option<String>,
+    /// Annotated events with this root (calls and keyless events).
+    pub events: u64,
+    /// Events with this root that carried no access key (console sign-in, SAML/web-identity issuance).
+    pub keyless_events: u64,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub credentials: Vec<Credential>,
+}
+
+/// One access key ID that was shared by live credential sets.
+#[derive(Debug, Clone, Serialize)]
+pub struct Collision {
+    pub access_key_id: String,
+    /// Events marked `is_key_collision` for this key.
+    pub events: u64,
+    /// The largest `collision_count` seen.
+    pub max_collision_count: u64,
+    /// Every credential set seen with this key ID.
+    pub credentials: Vec<CollidingSet>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CollidingSet {
+    pub session_fingerprint: String,
+    pub principal_arn: Option<String>,
+    pub lineage_root: Option<String>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+}
+
+/// EC2 instance credentials used away from their instance, per instance, IP and reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct Offhost {
+    pub ec2_instance_id: String,
+    pub source_ip: String,
+    pub offhost_reason: String,
+    pub events: u64,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub session_fingerprints: Vec<String>,
+    pub event_names: Vec<String>,
+}
+
+/// A temporary credential still live at the end of the trail.
+#[derive(Debug, Clone, Serialize)]
+pub struct Live {
+    pub session_fingerprint: String,
+    pub access_key_id: String,
+    pub principal_arn: Option<String>,
+    pub lineage_root: String,
+    pub lineage_depth: u32,
+    pub expires: String,
+    /// `expires` is the observed expiration of its issuance (else issue time + the session TTL).
+    pub expiration_observed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub records: u64,
+    pub annotated: u64,
+    pub passed_through: u64,
+    pub malformed: u64,
+    pub first_event: Option<String>,
+    pub last_event: Option<String>,
+    pub key_collision_events: u64,
+    pub offhost_events: u64,
+    pub used_after_expiration_events: u64,
+}
+
+/// The whole report (`--format json` writes this object).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportOut {
+    pub totals: Totals,
+    pub roots: Vec<RootEntry>,
+    pub collisions: Vec<Collision>,
+    pub offhost: Vec<Offhost>,
+    /// The end of the trail (the latest event time), at which `live` holds.
+    pub live_at: Option<String>,
+    pub live: Vec<Live>,
+}
+
+/// What is collected about one fingerprint while reading.
+#[derive(Default)]
+struct Node {
+    order: usize,
+    key: Option<String>,
+    arn: Option<String>,
+    credential_type: Option<String>,
+    root: Option<String>,
+    root_type: Option<String>,
+    depth: Option<u64>,
+    complete: Option<bool>,
+    parent: Option<String>,
+    issued_by: Option<String>,
+    expiration: Option<String>,
+    calls: u64,
+    first: Option<i64>,
+    last: Option<i64>,
+    ips: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct RootAgg {
+    order: usize,
+    kind: Option<String>,
+    events: u64,
+    keyless: u64,
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+#[derive(Default)]
+struct CollisionAgg {
+    events: u64,
+    max_count: u64,
+}
+
+#[derive(Default)]
+struct OffhostAgg {
+    order: usize,
+    events: u64,
+    first: Option<i64>,
+    last: Option<i64>,
+    fps: BTreeSet<String>,
+    names: BTreeSet<String>,
+}
+
+/// Reads annotated records (one per line) and collects the report.
+pub struct Report {
+    /// Where the annotation is: `Ok(namespace)` or `Err(flatten prefix)`.
+    place: Result<String, String>,
+    string_fields: Vec<String>,
+    nodes: HashMap<String, Node>,
+    roots: HashMap<String, RootAgg>,
+    collisions: BTreeMap<String, CollisionAgg>,
+    offhost: HashMap<(String, String, String), OffhostAgg>,
+    first: Option<i64>,
+    last: Option<i64>,
+    collision_events: u64,
+    offhost_events: u64,
+    expired_use: u64,
+    partial: Vec<u8>,
+}
+
+fn span(first: &mut Option<i64>, last: &mut Option<i64>, t: Option<i64>) {
+    if let Some(t) = t {
+        *first = Some(first.map_or(t, |f| f.min(t)));
+        *last = Some(last.map_or(t, |l| l.max(t)));
+    }
+}
+
+fn iso(t: Option<i64>) -> Option<String> {
+    t.map(format_iso)
+}
+
+fn text(v: &Value, path: &[&str]) -> Option<String> {
+    let mut v = v;
+    for p in path {
+        v = v.get(p)?;
+    }
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+impl Report {
+    /// A report reading the annotation under `namespace`, or flattened with `prefix`.
+    pub fn new(namespace: &str, flatten_prefix: Option<&str>, string_fields: &[String]) -> Report {
+        Report {
+            place: match flatten_prefix {
+                Some(p) => Err(p.to_string()),
+                None => Ok(namespace.to_string()),
+            },
+            string_fields: string_fields.to_vec(),
+            nodes: HashMap::new(),
+            roots: HashMap::new(),
+            collisions: BTreeMap::new(),
+            offhost: HashMap::new(),
+            first: None,
+            last: None,
+            collision_events: 0,
+            offhost_events: 0,
+            expired_use: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The annotation of an output record, as an object.
+    fn annotation(&self, rec: &Map<String, Value>) -> Option<Map<String, Value>> {
+        match &self.place {
+            Ok(ns) => rec.get(ns)?.as_object().cloned(),
+            Err(prefix) => {
+                let m: Map<String, Value> = rec
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        Some((k.strip_prefix(prefix.as_str())?.to_string(), v.clone()))
+                    })
+                    .collect();
+                (!m.is_empty()).then_some(m)
+            }
+        }
+    }
+
+    /// The CloudTrail event inside an output record (itself, its EventBridge
+    /// `detail`, or the record held as a string in a configured field).
+    fn event(&self, rec: &Map<String, Value>) -> Value {
+        if rec.contains_key("eventName") {
+            return Value::Object(rec.clone());
+        }
+        if let Some(d) = rec.get("detail").filter(|d| d.get("eventName").is_some()) {
+            return d.clone();
+        }
+        for f in &self.string_fields {
+            if let Some(inner) = rec
+                .get(f)
+                .and_then(Value::as_str)
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                .filter(|v| v.get("eventName").is_some())
+            {
+                return inner;
+            }
+        }
+        Value::Object(rec.clone())
+    }
+
+    fn node(&mut self, fp: &str) -> &mut Node {
+        let order = self.nodes.len();
+        self.nodes.entry(fp.to_string()).or_insert_with(|| Node {
+            order,
+            ..Node::default()
+        })
+    }
+
+    /// Take one output record (one line of `enrich`'s output).
+    pub fn add(&mut self, line: &[u8]) {
+        let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(line) else {
+            return;
+        };
+        let Some(a) = self.annotation(&rec) else {
+            return;
+        };
+        let ev = self.event(&rec);
+        let t = ev
+            .get("eventTime")
+            .and_then(Value::as_str)
+            .and_then(parse_iso)
+            .or_else(|| {
+                ev.get("@timestamp")
+                    .and_then(Value::as_str)
+                    .and_then(parse_iso)
+            });
+        span(&mut self.first, &mut self.last, t);
+        let s = |k: &str| a.get(k).and_then(Value::as_str).map(str::to_string);
+        let b = |k: &str| a.get(k).and_then(Value::as_bool);
+        let fp = s("session_fingerprint");
+        let root = s("lineage_root");
+        let ip = text(&ev, &["sourceIPAddress"]);
+        let name = text(&ev, &["eventName"]);
+        if let Some(r) = &root {
+            let order = self.roots.len();
+            let agg = self.roots.entry(r.clone()).or_insert_with(|| RootAgg {
+                order,
+                ..RootAgg::default()
+            });
+            if agg.kind.is_none() {
+                agg.kind = s("lineage_root_type");
+            }
+            agg.events += 1;
+            if fp.is_none() {
+                agg.keyless += 1;
+            }
+            span(&mut agg.first, &mut agg.last, t);
+        }
+        if let Some(f) = &fp {
+            let arn = text(&ev, &["userIdentity", "arn"]);
+            let n = self.node(f);
+            n.key = n.key.take().or(s("access_key_id"));
+            n.arn = n.arn.take().or(arn);
+            n.credential_type = n.credential_type.take().or(s("credential_type"));
+            n.root = n.root.take().or(root.clone());
+            n.root_type = n.root_type.take().or(s("lineage_root_type"));
+            n.depth = n.depth.or(a.get("lineage_depth").and_then(Value::as_u64));
+            n.complete = n.complete.or(b("lineage_complete"));
+            n.parent = n.parent.take().or(s("parent_fingerprint"));
+            n.calls += 1;
+            span(&mut n.first, &mut n.last, t);
+            if let Some(ip) = &ip {
+                n.ips.insert(ip.clone());
+            }
+        }
+        if let Some(iss) = a.get("issued").and_then(Value::as_object) {
+            let gs = |k: &str| iss.get(k).and_then(Value::as_str).map(str::to_string);
+            if let Some(child) = gs("session_fingerprint") {
+                let re = ev.get("responseElements").cloned().unwrap_or(Value::Null);
+                let arn = text(&re, &["assumedRoleUser", "arn"])
+                    .or_else(|| text(&re, &["federatedUser", "arn"]))
+                    .or_else(|| {
+                        (name.as_deref() == Some("GetSessionToken"))
+                            .then(|| text(&ev, &["userIdentity", "arn"]))
+                            .flatten()
+                    });
+                let by = name.clone().map(|n| match iso(t) {
+                    Some(at) => format!("{n} at {at}"),
+                    None => n,
+                });
+                let n = self.node(&child);
+                n.key = n.key.take().or(gs("access_key_id"));
+                n.arn = n.arn.take().or(arn);
+                n.credential_type = n.credential_type.take().or(Some("temporary".into()));
+                n.root = n.root.take().or(gs("lineage_root"));
+                n.depth = n.depth.or(iss.get("lineage_depth").and_then(Value::as_u64));
+                n.parent = n.parent.take().or(fp.clone());
+                n.issued_by = n.issued_by.take().or(by);
+                n.expiration = n.expiration.take().or(gs("expiration"));
+                span(&mut n.first, &mut n.last, t);
+            }
+        }
+        if b("is_key_collision") == Some(true) {
+            self.collision_events += 1;
+            let count = a
+                .get("collision_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            // The key that collided: the one used, or on an issuance event the one issued.
+            let mut keys: Vec<String> = s("access_key_id").into_iter().collect();
+            if let Some(k) = a
+                .get("issued")
+                .and_then(|i| i.get("access_key_id"))
+                .and_then(Value::as_str)
+            {
+                keys.push(k.to_string());
+            }
+            for k in keys {
+                let c = self.collisions.entry(k).or_default();
+                c.events += 1;
+                c.max_count = c.max_count.max(count);
+            }
+        }
+        if b("used_after_expiration") == Some(true) {
+            self.expired_use += 1;
+        }
+        if b("ec2_cred_offhost") == Some(true) {
+            self.offhost_events += 1;
+            let id = s("ec2_instance_id").unwrap_or_default();
+            let reason = s("offhost_reason").unwrap_or_default();
+            let order = self.offhost.len();
+            let o = self
+                .offhost
+                .entry((id, ip.clone().unwrap_or_default(), reason))
+                .or_insert_with(|| OffhostAgg {
+                    order,
+                    ..OffhostAgg::default()
+                });
+            o.events += 1;
+            span(&mut o.first, &mut o.last, t);
+            if let Some(f) = &fp {
+                o.fps.insert(f.clone());
+            }
+            if let Some(n) = &name {
+                o.names.insert(n.clone());
+            }
+        }
+    }
+
+    fn credential(&self, fp: &str, n: &Node) -> Credential {
+        Credential {
+            session_fingerprint: fp.to_string(),
+            access_key_id: n.key.clone(),
+            principal_arn: n.arn.clone(),
+            credential_type: n.credential_type.clone(),
+            lineage_depth: n.depth,
+            lineage_complete: n.complete,
+            parent_fingerprint: n.parent.clone(),
+            issued_by: n.issued_by.clone(),
+            expiration: n.expiration.clone(),
+            calls: n.calls,
+            first_seen: iso(n.first),
+            last_seen: iso(n.last),
+            source_ips: n.ips.iter().take(MAX_IPS).cloned().collect(),
+            source_ip_count: n.ips.len(),
+            children: Vec::new(),
+        }
+    }
+
+    /// The credential `top` with everything it issued below it. Built
+    /// bottom-up without recursion; a parent cycle (impossible in real data)
+    /// is cut where it closes, and each credential is placed once.
+    fn tree<'n>(
+        &'n self,
+        top: &'n str,
+        children: &HashMap<&'n str, Vec<&'n str>>,
+        placed: &mut HashSet<&'n str>,
+    ) -> Option<Credential> {
+        let node = |fp: &str| self.nodes.get(fp).map(|n| self.credential(fp, n));
+        if !placed.insert(top) {
+            return None;
+        }
+        let mut stack: Vec<(&str, Credential, usize)> = vec![(top, node(top)?, 0)];
+        loop {
+            let (fp, _, next) = stack.last_mut()?;
+            let kids = children.get(*fp).map(Vec::as_slice).unwrap_or(&[]);
+            if let Some(k) = kids.get(*next).copied() {
+                *next += 1;
+                if let Some(c) = node(k).filter(|_| placed.insert(k)) {
+                    stack.push((k, c, 0));
+                }
+                continue;
+            }
+            let (_, done, _) = stack.pop()?;
+            match stack.last_mut() {
+                Some((_, parent, _)) => parent.children.push(done),
+                None => return Some(done),
+            }
+        }
+    }
+
+    /// The report, with the live credentials taken from the enricher's state.
+    pub fn finish(self, e: &Enricher) -> ReportOut {
+        let stats = e.stats();
+        // The credential trees: children under their parent, the rest under their root.
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut tops: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut order: Vec<(&String, &Node)> = self.nodes.iter().collect();
+        order.sort_by_key(|(_, n)| n.order);
+        for (fp, n) in &order {
+            match n
+                .parent
+                .as_deref()
+                .filter(|p| self.nodes.contains_key(*p) && *p != fp.as_str())
+            {
+                Some(p) => children.entry(p).or_default().push(fp),
+                None => tops
+                    .entry(n.root.as_deref().unwrap_or("(no root)"))
+                    .or_default()
+                    .push(fp),
+            }
+        }
+        let mut placed: HashSet<&str> = HashSet::new();
+        let mut root_names: Vec<(&String, &RootAgg)> = self.roots.iter().collect();
+        root_names.sort_by_key(|(_, r)| r.order);
+        let mut roots = Vec::new();
+        let mut seen_roots: HashSet<&str> = HashSet::new();
+        for (name, agg) in root_names {
+            seen_roots.insert(name);
+            let credentials = tops
+                .get(name.as_str())
+                .into_iter()
+                .flatten()
+                .filter_map(|fp| self.tree(fp, &children, &mut placed))
+                .collect();
+            roots.push(RootEntry {
+                lineage_root: name.clone(),
+                lineage_root_type: agg.kind.clone(),
+                events: agg.events,
+                keyless_events: agg.keyless,
+                first_seen: iso(agg.first),
+                last_seen: iso(agg.last),
+                credentials,
+            });
+        }
+        // Credentials only ever seen as issued (no call made with them yet).
+        let mut rest: Vec<(&str, &Vec<&str>)> = tops
+            .iter()
+            .filter(|(r, _)| !seen_roots.contains(**r))
+            .map(|(r, v)| (*r, v))
+            .collect();
+        rest.sort_by_key(|(_, v)| v.first().map(|fp| self.nodes[*fp].order));
+        for (name, fps) in rest {
+            let credentials: Vec<Credential> = fps
+                .iter()
+                .filter_map(|fp| self.tree(fp, &children, &mut placed))
+                .collect();
+            let first = fps.iter().filter_map(|fp| self.nodes[*fp].first).min();
+            let last = fps.iter().filter_map(|fp| self.nodes[*fp].last).max();
+            roots.push(RootEntry {
+                lineage_root: name.to_string(),
+                lineage_root_type: None,
+                events: 0,
+                keyless_events: 0,
+                first_seen: iso(first),
+                last_seen: iso(last),
+                credentials,
+            });
+        }
+
+        // An issuance event marked as a collision names two keys (the one
+        // used and the one issued): a key is listed when two or more sets
+        // are known for it, here or in the state (restored with `--state`).
+        let tracked = e.tracked_sets();
+        let mut sets_per_key: HashMap<&str, HashSet<String>> = HashMap::new();
+        for (fp, n) in &order {
+            if let Some(k) = &n.key {
+                sets_per_key.entry(k).or_default().insert((*fp).clone());
+            }
+        }
+        for t in &tracked {
+            sets_per_key
+                .entry(&t.access_key_id)
+                .or_default()
+                .insert(t.session_fingerprint.to_string());
+        }
+        let collisions = self
+            .collisions
+            .iter()
+            .filter(|(k, _)| sets_per_key.get(k.as_str()).is_some_and(|s| s.len() > 1))
+            .map(|(k, c)| {
+                let mut sets: Vec<(&String, &Node)> = order
+                    .iter()
+                    .copied()
+                    .filter(|(_, n)| n.key.as_deref() == Some(k.as_str()))
+                    .collect();
+                sets.sort_by_key(|(_, n)| (n.first, n.order));
+                Collision {
+                    access_key_id: k.clone(),
+                    events: c.events,
+                    max_collision_count: c.max_count,
+                    credentials: sets
+                        .into_iter()
+                        .map(|(fp, n)| CollidingSet {
+                            session_fingerprint: fp.clone(),
+                            principal_arn: n.arn.clone(),
+                            lineage_root: n.root.clone(),
+                            first_seen: iso(n.first),
+                            last_seen: iso(n.last),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+
+        let mut off: Vec<(&(String, String, String), &OffhostAgg)> = self.offhost.iter().collect();
+        off.sort_by_key(|(_, o)| o.order);
+        let offhost = off
+            .into_iter()
+            .map(|((id, ip, reason), o)| Offhost {
+                ec2_instance_id: id.clone(),
+                source_ip: ip.clone(),
+                offhost_reason: reason.clone(),
+                events: o.events,
+                first_seen: iso(o.first),
+                last_seen: iso(o.last),
+                session_fingerprints: o.fps.iter().cloned().collect(),
+                event_names: o.names.iter().cloned().collect(),
+            })
+            .collect();
+
+        let clock = e.clock();
+        let mut live: Vec<Live> = match clock {
+            Some(now) => tracked
+                .into_iter()
+                .filter(|s| s.expires != i64::MAX && s.start <= now && now <= s.expires)
+                .map(|s: TrackedSet| {
+                    let fp = s.session_fingerprint.to_string();
+                    Live {
+                        principal_arn: self.nodes.get(&fp).and_then(|n| n.arn.clone()),
+                        session_fingerprint: fp,
+                        access_key_id: s.access_key_id,
+                        lineage_root: s.lineage_root.to_string(),
+                        lineage_depth: s.lineage_depth,
+                        expires: format_iso(s.expires),
+                        expiration_observed: s.expiration_observed,
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        live.sort_by(|a, b| {
+            (&a.expires, &a.session_fingerprint).cmp(&(&b.expires, &b.session_fingerprint))
+        });
+
+        ReportOut {
+            totals: Totals {
+                records: stats.records,
+                annotated: stats.annotated,
+                passed_through: stats.passed_through,
+                malformed: stats.malformed,
+                first_event: iso(self.first),
+                last_event: iso(self.last),
+                key_collision_events: self.collision_events,
+                offhost_events: self.offhost_events,
+                used_after_expiration_events: self.expired_use,
+            },
+            roots,
+            collisions,
+            offhost,
+            live_at: iso(clock),
+            live,
+        }
+    }
+}
+
+/// `enrich`'s output goes here instead of to a file: complete lines are fed
+/// to the report.
+impl Write for Report {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
+            let (line, tail) = rest.split_at(nl);
+            if self.partial.is_empty() {
+                self.add(line);
+            } else {
+                let mut whole = std::mem::take(&mut self.partial);
+                whole.extend_from_slice(line);
+                self.add(&whole);
+            }
+            rest = tail.get(1..).unwrap_or_default();
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.partial.is_empty() {
+            let whole = std::mem::take(&mut self.partial);
+            self.add(&whole);
+        }
+        Ok(())
+    }
+}
+
+fn opt(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("?")
+}
+
+fn write_credential(w: &mut dyn Write, c: &Credential, indent: usize) -> io::Result<()> {
+    // Iterative, so a long chain cannot overflow the stack.
+    let mut stack: Vec<(&Credential, usize)> = vec![(c, indent)];
+    while let Some((c, indent)) = stack.pop() {
+        let pad = "  ".repeat(indent);
+        let branch = if indent >= 2 { "└─ " } else { "" };
+        writeln!(
+            w,
+            "{pad}{branch}{} {}  depth {}{}",
+            opt(&c.access_key_id),
+            c.session_fingerprint,
+            c.lineage_depth.map_or("?".into(), |d| d.to_string()),
+            match c.lineage_complete {
+                Some(false) => "  (lineage incomplete)",
+                _ => "",
+            }
+        )?;
+        let more = " ".repeat(branch.chars().count());
+        if let Some(arn) = &c.principal_arn {
+            writeln!(w, "{pad}{more}   principal {arn}")?;
+        }
+        if let Some(by) = &c.issued_by {
+            match &c.expiration {
+                Some(exp) => writeln!(w, "{pad}{more}   issued by {by}, expires {exp}")?,
+                None => writeln!(w, "{pad}{more}   issued by {by}")?,
+            }
+        }
+        if c.calls > 0 {
+            let ips = if c.source_ips.is_empty() {
+                String::new()
+            } else {
+                let extra = c.source_ip_count.saturating_sub(c.source_ips.len());
+                format!(
+                    " from {}{}",
+                    c.source_ips.join(", "),
+                    if extra > 0 {
+                        format!(" (+{extra} more)")
+                    } else {
+                        String::new()
+                    }
+                )
+            };
+            writeln!(
+                w,
+                "{pad}{more}   {} call(s), {} .. {}{ips}",
+                c.calls,
+                opt(&c.first_seen),
+                opt(&c.last_seen)
+            )?;
+        } else {
+            writeln!(w, "{pad}{more}   no call seen with it")?;
+        }
+        for child in c.children.iter().rev() {
+            stack.push((child, indent + 1));
+        }
+    }
+    Ok(())
+}
+
+/// The report as text for a person.
+pub fn write_text(w: &mut dyn Write, r: &ReportOut) -> io::Result<()> {
+    let t = &r.totals;
+    writeln!(w, "credlineage report")?;
+    writeln!(
+        w,
+        "{} records: {} annotated, {} passed through, {} malformed; events {} .. {}",
+        t.records,
+        t.annotated,
+        t.passed_through,
+        t.malformed,
+        opt(&t.first_event),
+        opt(&t.last_event)
+    )?;
+    writeln!(
+        w,
+        "key-collision events: {}, off-host EC2 credential uses: {}, uses after expiration: {}",
+        t.key_collision_events, t.offhost_events, t.used_after_expiration_events
+    )?;
+
+    writeln!(w, "\n== Lineage: {} root(s) ==", r.roots.len())?;
+    for root in &r.roots {
+        writeln!(
+            w,
+            "\n{}  [{}]  {} event(s){}, {} .. {}",
+            root.lineage_root,
+            opt(&root.lineage_root_type),
+            root.events,
+            if root.keyless_events > 0 {
+                format!(" ({} without an access key)", root.keyless_events)
+            } else {
+                String::new()
+            },
+            opt(&root.first_seen),
+            opt(&root.last_seen)
+        )?;
+        for c in &root.credentials {
+            write_credential(w, c, 1)?;
+        }
+    }
+
+    writeln!(
+        w,
+        "\n== Key-ID collisions: {} key(s) ==",
+        r.collisions.len()
+    )?;
+    for c in &r.collisions {
+        writeln!(
+            w,
+            "\n{}  {} event(s) marked, up to {} live credential sets at once",
+            c.access_key_id, c.events, c.max_collision_count
+        )?;
+        for s in &c.credentials {
+            writeln!(
+                w,
+                "  {}  {}  root {}  {} .. {}",
+                s.session_fingerprint,
+                opt(&s.principal_arn),
+                opt(&s.lineage_root),
+                opt(&s.first_seen),
+                opt(&s.last_seen)
+            )?;
+        }
+    }
+
+    writeln!(
+        w,
+        "\n== Off-host EC2 credential use: {} ==",
+        r.offhost.len()
+    )?;
+    for o in &r.offhost {
+        writeln!(
+            w,
+            "\n{} used from {} ({})  {} event(s), {} .. {}",
+            o.ec2_instance_id,
+            if o.source_ip.is_empty() {
+                "?"
+            } else {
+                &o.source_ip
+            },
+            o.offhost_reason,
+            o.events,
+            opt(&o.first_seen),
+            opt(&o.last_seen)
+        )?;
+        if !o.event_names.is_empty() {
+            writeln!(w, "  calls: {}", o.event_names.join(", "))?;
+        }
+        for fp in &o.session_fingerprints {
+            writeln!(w, "  {fp}")?;
+        }
+    }
+
+    writeln!(
+        w,
+        "\n== Temporary credentials live at {}: {} ==",
+        opt(&r.live_at),
+        r.live.len()
+    )?;
+    for l in &r.live {
+        writeln!(
+            w,
+            "{} {}  expires {}{}  root {} (depth {}){}",
+            l.access_key_id,
+            l.session_fingerprint,
+            l.expires,
+            if l.expiration_observed {
+                ""
+            } else {
+                " (assumed)"
+            },
+            l.lineage_root,
+            l.lineage_depth,
+            l.principal_arn
+                .as_deref()
+                .map(|a| format!("  {a}"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
