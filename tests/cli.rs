@@ -1,43 +1,14 @@
 //! End-to-end tests of the `credlineage` command as a user runs it: state files, stdin, gzip, config, bad inputs, the generator.
 
-use std::io::Write;
+mod common;
+
+use common::cli as run;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-struct Out {
-    stdout: Vec<u8>,
-    stderr: String,
-    code: i32,
-}
-
-fn run(args: &[&str], stdin: Option<&[u8]>) -> Out {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_credlineage"));
-    c.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    if let Some(i) = stdin {
-        let mut si = child.stdin.take().unwrap();
-        let data = i.to_vec();
-        std::thread::spawn(move || si.write_all(&data));
-    }
-    let o = child.wait_with_output().unwrap();
-    Out {
-        stdout: o.stdout,
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        code: o.status.code().unwrap_or(-1),
-    }
 }
 
 fn annotations(b: &[u8]) -> Vec<serde_json::Value> {

@@ -9,7 +9,9 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 // ---------------------------------------------------------------------------
@@ -567,4 +569,40 @@ pub fn create_access_key(ui: Value, time: &str, user: &str, new_key: &str, ip: &
         }
     });
     r
+}
+
+// ---------------------------------------------------------------------------
+// The built CLI
+// ---------------------------------------------------------------------------
+
+/// What one run of the `credlineage` binary printed, and its exit code.
+pub struct CliOut {
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub code: i32,
+}
+
+/// Run the built `credlineage` with `args`, feeding `stdin` (or none).
+pub fn cli(args: &[&str], stdin: Option<&[u8]>) -> CliOut {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_credlineage"));
+    c.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(i) = stdin {
+        let mut si = child.stdin.take().unwrap();
+        let data = i.to_vec();
+        std::thread::spawn(move || si.write_all(&data));
+    }
+    let o = child.wait_with_output().unwrap();
+    CliOut {
+        stdout: o.stdout,
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        code: o.status.code().unwrap_or(-1),
+    }
 }
