@@ -11,6 +11,7 @@ use credlineage::time::{format_iso, parse_iso};
 use credlineage::{Enricher, TrackedSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
 
@@ -250,12 +251,12 @@ impl Report {
 
     /// The CloudTrail event inside an output record (itself, its EventBridge
     /// `detail`, or the record held as a string in a configured field).
-    fn event(&self, rec: &Map<String, Value>) -> Value {
-        if rec.contains_key("eventName") {
-            return Value::Object(rec.clone());
+    fn event<'r>(&self, rec: &'r Value) -> Cow<'r, Value> {
+        if rec.get("eventName").is_some() {
+            return Cow::Borrowed(rec);
         }
         if let Some(d) = rec.get("detail").filter(|d| d.get("eventName").is_some()) {
-            return d.clone();
+            return Cow::Borrowed(d);
         }
         for f in &self.string_fields {
             if let Some(inner) = rec
@@ -264,10 +265,10 @@ impl Report {
                 .and_then(|s| serde_json::from_str::<Value>(s).ok())
                 .filter(|v| v.get("eventName").is_some())
             {
-                return inner;
+                return Cow::Owned(inner);
             }
         }
-        Value::Object(rec.clone())
+        Cow::Borrowed(rec)
     }
 
     fn node(&mut self, fp: &str) -> &mut Node {
@@ -280,13 +281,13 @@ impl Report {
 
     /// Take one output record (one line of `enrich`'s output).
     pub fn add(&mut self, line: &[u8]) {
-        let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(line) else {
+        let Ok(v) = serde_json::from_slice::<Value>(line) else {
             return;
         };
-        let Some(a) = self.annotation(&rec) else {
+        let Some(a) = v.as_object().and_then(|rec| self.annotation(rec)) else {
             return;
         };
-        let ev = self.event(&rec);
+        let ev = self.event(&v);
         let t = ev
             .get("eventTime")
             .and_then(Value::as_str)
@@ -534,11 +535,18 @@ impl Report {
         // used and the one issued): a key is listed when two or more sets
         // are known for it, here or in the state (restored with `--state`).
         let tracked = e.tracked_sets();
-        let mut sets_per_key: HashMap<&str, HashSet<String>> = HashMap::new();
+        let mut by_key: HashMap<&str, Vec<(&String, &Node)>> = HashMap::new();
         for (fp, n) in &order {
             if let Some(k) = &n.key {
-                sets_per_key.entry(k).or_default().insert((*fp).clone());
+                by_key.entry(k).or_default().push((fp, n));
             }
+        }
+        let mut sets_per_key: HashMap<&str, HashSet<String>> = HashMap::new();
+        for (k, v) in &by_key {
+            sets_per_key
+                .entry(k)
+                .or_default()
+                .extend(v.iter().map(|(fp, _)| (*fp).clone()));
         }
         for t in &tracked {
             sets_per_key
@@ -551,11 +559,7 @@ impl Report {
             .iter()
             .filter(|(k, _)| sets_per_key.get(k.as_str()).is_some_and(|s| s.len() > 1))
             .map(|(k, c)| {
-                let mut sets: Vec<(&String, &Node)> = order
-                    .iter()
-                    .copied()
-                    .filter(|(_, n)| n.key.as_deref() == Some(k.as_str()))
-                    .collect();
+                let mut sets = by_key.get(k.as_str()).cloned().unwrap_or_default();
                 sets.sort_by_key(|(_, n)| (n.first, n.order));
                 Collision {
                     access_key_id: k.clone(),
