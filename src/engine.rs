@@ -166,25 +166,17 @@ fn instance_of<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
 }
 
 /// The text after the last `sep` of `s` when it is an instance ID
-/// ([`is_instance_id`]). Read from the end: an instance ID is `i-` and 8-30
-/// ASCII alphanumerics, none of them a separator, so the answer is decided
-/// by at most 33 bytes (this runs on every record, and is almost always no).
+/// ([`is_instance_id`]). An instance ID has at most 32 bytes and no
+/// separator, so only the last 33 bytes can hold the separator that
+/// matters: one `memrchr` over them (this runs on every record, and is
+/// almost always no).
 fn trailing_instance_id(s: &str, sep: u8) -> Option<&str> {
     let b = s.as_bytes();
-    let run = b
-        .iter()
-        .rev()
-        .take(31)
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .count();
-    if !(8..=30).contains(&run) {
-        return None;
-    }
-    let start = b.len().checked_sub(run + 2)?;
-    let before = start.checked_sub(1)?;
-    (b.get(start..start + 2) == Some(b"i-") && b.get(before) == Some(&sep))
-        .then(|| s.get(start..))
-        .flatten()
+    let from = b.len().saturating_sub(33);
+    let at = from + memchr::memrchr(sep, b.get(from..)?)?;
+    // `sep` is ASCII, so the byte after it starts a character.
+    let id = s.get(at + 1..)?;
+    is_instance_id(id).then_some(id)
 }
 
 /// Whether `arn` contains `:assumed-role/` (checked at each `:`).
