@@ -272,6 +272,42 @@ fn stdin_file_and_flattened_annotations_give_the_same_report() {
 }
 
 #[test]
+fn eventbridge_and_string_wrapped_records_give_the_same_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        std::fs::read_to_string(data_dir().join("aws.persistence.sts-federation-token.json"))
+            .unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let records: Vec<Value> = match &doc {
+        Value::Array(a) => a.clone(),
+        Value::Object(o) if o.contains_key("Records") => o["Records"].as_array().unwrap().clone(),
+        other => vec![other.clone()],
+    };
+    let write = |name: &str, wrap: &dyn Fn(&Value) -> Value| {
+        let p = dir.path().join(name);
+        let lines: Vec<String> = records.iter().map(|r| wrap(r).to_string()).collect();
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        p
+    };
+    let plain = write("plain.jsonl", &|r| r.clone());
+    let eventbridge = write("eventbridge.jsonl", &|r| {
+        serde_json::json!({"version": "0", "detail-type": "AWS API Call via CloudTrail",
+                           "source": "aws.sts", "time": r["eventTime"], "detail": r})
+    });
+    let message = write(
+        "message.jsonl",
+        &|r| serde_json::json!({"@timestamp": r["eventTime"], "message": r.to_string()}),
+    );
+    let base = json_report(&["--order", "stream", path_str(&plain)]);
+    assert_eq!(base["roots"][0]["lineage_root"], "AKIA6V1GNZTT65XQH36M");
+    for wrapped in [&eventbridge, &message] {
+        let r = json_report(&["--order", "stream", path_str(wrapped)]);
+        assert_eq!(r["roots"], base["roots"], "{}", wrapped.display());
+        assert_eq!(r["live"], base["live"], "{}", wrapped.display());
+    }
+}
+
+#[test]
 fn hostile_lines_are_counted_and_nothing_breaks() {
     let o = run(
         &[
