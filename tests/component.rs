@@ -95,6 +95,35 @@ fn parity_generated_10k() {
     parity("", &generated(10_000));
 }
 
+/// The component's string scan runs sixteen bytes at a time with WebAssembly
+/// SIMD (`.cargo/config.toml`), natively with SSE2: every byte value at
+/// every offset of a block, in a field the rules read and in one they skip,
+/// must come out as the native build has it (annotated, or passed through
+/// when the byte is not allowed raw in a JSON string).
+#[test]
+fn parity_string_scan_every_byte_at_every_offset() {
+    let mut records = Vec::new();
+    // Single bytes (raw controls, quotes, backslashes and lone high bytes
+    // among them), then valid multi-byte characters that straddle blocks.
+    let mut inserts: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+    inserts.extend(["é", "€", "\u{10348}", "\\\"", "\\u00e9"].map(|s| s.as_bytes().to_vec()));
+    for offset in 0..34 {
+        for insert in &inserts {
+            for field in ["userAgent", "sourceIPAddress"] {
+                let mut r = br#"{"eventName":"GetObject","eventSource":"s3.amazonaws.com","eventTime":"2024-08-01T12:00:00Z","userIdentity":{"type":"IAMUser","accountId":"111122223333","arn":"arn:aws:iam::111122223333:user/alice","accessKeyId":"AKIAIOSFODNN7EXAMPLE"},""#.to_vec();
+                r.extend_from_slice(field.as_bytes());
+                r.extend_from_slice(b"\":\"");
+                r.extend(std::iter::repeat_n(b'a', offset));
+                r.extend_from_slice(insert);
+                r.extend(std::iter::repeat_n(b'b', 40 - offset));
+                r.extend_from_slice(b"\"}");
+                records.push(r);
+            }
+        }
+    }
+    parity("", &records);
+}
+
 #[test]
 fn parity_with_config() {
     let cfg = r#"{"flatten_prefix":"cl_","redact_session_tokens":true,"max_entries":50}"#;
