@@ -70,6 +70,13 @@ impl Default for Config {
 impl Config {
     /// Parse a JSON configuration; missing keys take their defaults.
     pub fn from_json(bytes: &[u8]) -> Result<Config, Error> {
+        // serde would also take a struct as a positional array (`[]` meaning
+        // all defaults): a configuration is an object with named keys only.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(Error::Config(
+                "the configuration must be a JSON object".into(),
+            ));
+        }
         let c: Config = serde_json::from_slice(bytes).map_err(|e| Error::Config(e.to_string()))?;
         c.validate()?;
         Ok(c)
@@ -164,6 +171,12 @@ mod tests {
         let e = Config::from_json(br#"{"namespcae":"cl"}"#).unwrap_err();
         assert!(e.to_string().contains("namespcae"), "{e}");
         assert!(Config::from_json(br#"{"max_entries":0}"#).is_err());
+        // A positional array would fill the fields in declaration order.
+        for not_object in [&b"[]"[..], b" [\"cl\"]", b"null", b"1", b""] {
+            let e = Config::from_json(not_object).unwrap_err().to_string();
+            assert!(e.contains("must be a JSON object"), "{e}");
+        }
+        assert_eq!(Config::from_json(b" \n{}").unwrap(), Config::default());
         assert!(Config::from_json(br#"{"session_ttl_secs":-1}"#).is_err());
     }
 
