@@ -404,28 +404,34 @@ struct Done {
     secs: f64,
 }
 
-/// Enrich every input (`paths`, `-` or nothing for stdin) in `order` into
-/// `out`: the work of `enrich`, also behind `report`.
-fn enrich_inputs(
-    paths: &[PathBuf],
+/// What a run reads: the paths (`-` or none for stdin), in which order, and
+/// the state file to start from.
+struct Inputs<'a> {
+    paths: &'a [PathBuf],
     order: Option<Order>,
-    engine: &EngineArgs,
+    state: &'a Option<PathBuf>,
+}
+
+/// Enrich every input into `out` (`out_name` names it in errors): the work
+/// of `enrich`, also behind `report`.
+fn enrich_inputs(
+    inputs: Inputs<'_>,
+    config: &Config,
     show: bool,
     quiet: bool,
     out: &mut dyn Write,
     out_name: &Option<PathBuf>,
 ) -> Result<Done, Error> {
-    let config = build_config(engine)?;
     let mut enricher = Enricher::new(config.clone())?;
     enricher.set_hash_seed(random_seed());
-    let state_bytes = load_state(&mut enricher, &engine.state)?;
-    let paths: Vec<PathBuf> = if paths.is_empty() {
+    let state_bytes = load_state(&mut enricher, inputs.state)?;
+    let paths: Vec<PathBuf> = if inputs.paths.is_empty() {
         vec![PathBuf::from("-")]
     } else {
-        paths.to_vec()
+        inputs.paths.to_vec()
     };
     let only_stdin = paths.iter().all(|p| p.as_os_str() == "-");
-    let order = order.unwrap_or(if only_stdin {
+    let order = inputs.order.unwrap_or(if only_stdin {
         Order::Stream
     } else {
         Order::Time
@@ -442,7 +448,7 @@ fn enrich_inputs(
         Order::Stream => stream(&mut run, &files, out, show, &mut bytes_in),
         Order::Time => batch(
             &mut run,
-            &config,
+            config,
             state_bytes.as_deref(),
             &files,
             out,
@@ -462,23 +468,34 @@ fn enrich_inputs(
     })
 }
 
+impl Done {
+    /// 1 when any input could not be read, else success.
+    fn exit_code(&self) -> ExitCode {
+        if self.run.bad_input > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
 fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
     let show = !a.no_progress && !a.quiet && io::stderr().is_terminal();
+    let config = build_config(&a.engine)?;
     let mut out = open_output(&a.output)?;
-    let done = enrich_inputs(
-        &a.paths, a.order, &a.engine, show, a.quiet, &mut out, &a.output,
-    )?;
+    let inputs = Inputs {
+        paths: &a.paths,
+        order: a.order,
+        state: &a.engine.state,
+    };
+    let done = enrich_inputs(inputs, &config, show, a.quiet, &mut out, &a.output)?;
     if let Some(p) = &a.engine.state {
         save_state(&done.run.enricher, p)?;
     }
     if !a.quiet {
         summary(&done.run.enricher.stats(), done.secs, done.bytes_in);
     }
-    Ok(if done.run.bad_input > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(done.exit_code())
 }
 
 /// `report`: enrich the inputs as `enrich` would, into the report instead of an output.
@@ -491,7 +508,12 @@ fn report(a: ReportArgs) -> Result<ExitCode, Error> {
         &config.string_fields,
     );
     // The per-record messages about unreadable input still go to stderr.
-    let done = enrich_inputs(&a.paths, a.order, &a.engine, show, false, &mut sink, &None)?;
+    let inputs = Inputs {
+        paths: &a.paths,
+        order: a.order,
+        state: &a.engine.state,
+    };
+    let done = enrich_inputs(inputs, &config, show, false, &mut sink, &None)?;
     let r = sink.finish(&done.run.enricher);
     let mut out = open_output(&a.output)?;
     let written = match a.format {
@@ -505,11 +527,7 @@ fn report(a: ReportArgs) -> Result<ExitCode, Error> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(output_err(&a.output, e)),
     }
-    Ok(if done.run.bad_input > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(done.exit_code())
 }
 
 fn random_seed() -> u64 {
