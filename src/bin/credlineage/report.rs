@@ -487,9 +487,7 @@ impl Report {
         let mut root_names: Vec<(&String, &RootAgg)> = self.roots.iter().collect();
         root_names.sort_by_key(|(_, r)| r.order);
         let mut roots = Vec::new();
-        let mut seen_roots: HashSet<&str> = HashSet::new();
         for (name, agg) in root_names {
-            seen_roots.insert(name);
             let credentials = tops
                 .get(name.as_str())
                 .into_iter()
@@ -506,34 +504,11 @@ impl Report {
                 credentials,
             });
         }
-        // Credentials only ever seen as issued (no call made with them yet).
-        let mut rest: Vec<(&str, &Vec<&str>)> = tops
-            .iter()
-            .filter(|(r, _)| !seen_roots.contains(**r))
-            .map(|(r, v)| (*r, v))
-            .collect();
-        rest.sort_by_key(|(_, v)| v.first().map(|fp| self.nodes[*fp].order));
-        for (name, fps) in rest {
-            let credentials: Vec<Credential> = fps
-                .iter()
-                .filter_map(|fp| self.tree(fp, &children, &mut placed))
-                .collect();
-            let first = fps.iter().filter_map(|fp| self.nodes[*fp].first).min();
-            let last = fps.iter().filter_map(|fp| self.nodes[*fp].last).max();
-            roots.push(RootEntry {
-                lineage_root: name.to_string(),
-                lineage_root_type: None,
-                events: 0,
-                keyless_events: 0,
-                first_seen: iso(first),
-                last_seen: iso(last),
-                credentials,
-            });
-        }
-        // Credentials whose issuers form a loop (each issued by another one
-        // of the loop: only crafted records do that) have no top to hang
-        // from: each loop goes under its first member's root, so nothing
-        // read is left out of the report.
+        // What is not placed yet hangs under its root, in the order first
+        // seen: credentials only ever seen as issued (their root made no call
+        // itself), and issuer loops (each issued by another one of the loop:
+        // only crafted records do that), so nothing read is left out.
+        let mut extra: Vec<(&str, RootAgg, Vec<Credential>)> = Vec::new();
         for (fp, n) in &order {
             if placed.contains(fp.as_str()) {
                 continue;
@@ -542,19 +517,36 @@ impl Report {
                 continue;
             };
             let name = n.root.as_deref().unwrap_or("(no root)");
-            match roots.iter_mut().find(|r| r.lineage_root == name) {
-                Some(r) => r.credentials.push(tree),
-                None => roots.push(RootEntry {
-                    lineage_root: name.to_string(),
-                    lineage_root_type: n.root_type.clone(),
-                    events: 0,
-                    keyless_events: 0,
-                    first_seen: iso(n.first),
-                    last_seen: iso(n.last),
-                    credentials: vec![tree],
-                }),
+            if let Some(r) = roots.iter_mut().find(|r| r.lineage_root == name) {
+                r.credentials.push(tree);
+                continue;
+            }
+            let i = match extra.iter().position(|e| e.0 == name) {
+                Some(i) => i,
+                None => {
+                    let agg = RootAgg {
+                        kind: n.root_type.clone(),
+                        ..RootAgg::default()
+                    };
+                    extra.push((name, agg, Vec::new()));
+                    extra.len() - 1
+                }
+            };
+            if let Some((_, agg, trees)) = extra.get_mut(i) {
+                span(&mut agg.first, &mut agg.last, n.first);
+                span(&mut agg.first, &mut agg.last, n.last);
+                trees.push(tree);
             }
         }
+        roots.extend(extra.into_iter().map(|(name, agg, credentials)| RootEntry {
+            lineage_root: name.to_string(),
+            lineage_root_type: agg.kind,
+            events: 0,
+            keyless_events: 0,
+            first_seen: iso(agg.first),
+            last_seen: iso(agg.last),
+            credentials,
+        }));
 
         // An issuance event marked as a collision names two keys (the one
         // used and the one issued): a key is listed when two or more sets
