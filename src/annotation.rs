@@ -99,11 +99,13 @@ impl RootType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OffhostReason {
-    /// The IP is not among the instance's known IPs.
+    /// An AWS or private address that is not among the instance's trusted
+    /// addresses of its scope (address family × private or public).
     NewIpForInstance,
-    /// A non-instance identity used the same IP within the retention window.
+    /// An address outside AWS that a non-instance identity used within the
+    /// retention window.
     IpUsedByOtherIdentity,
-    /// The IP is outside the configured AWS IP ranges.
+    /// A public address outside AWS's published ranges.
     OutsideAws,
     /// The call came through a VPC endpoint of another account.
     ForeignVpcEndpoint,
@@ -178,6 +180,12 @@ pub struct Annotation {
     pub ec2_instance_id: Option<String>,
     /// Why off-host, when it is.
     pub offhost_reason: Option<OffhostReason>,
+    /// With `ip_used_by_other_identity`: the ARN of the non-instance
+    /// identity that used the same address (SPEC 3.1, v1.1).
+    pub offhost_other_identity: Option<Arc<str>>,
+    /// The credential used was issued, directly or further up its chain, by
+    /// a call flagged `ec2_cred_offhost` (SPEC 3.1, v1.1).
+    pub offhost_ancestor: bool,
     /// On STS issuance events: the credential created.
     pub issued: Option<Issued>,
     /// On calls with a long-term key created by a tracked credential.
@@ -362,6 +370,13 @@ impl Annotation {
         w.opt_str("ec2_instance_id", self.ec2_instance_id.as_deref());
         if let Some(r) = self.offhost_reason {
             w.word("offhost_reason", r.as_str());
+        }
+        w.opt_str(
+            "offhost_other_identity",
+            self.offhost_other_identity.as_deref(),
+        );
+        if self.offhost_ancestor {
+            w.bool("offhost_ancestor", true);
         }
         if let Some(i) = &self.issued {
             w.open("issued");

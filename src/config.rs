@@ -22,17 +22,28 @@ pub struct Config {
     pub max_entries: usize,
     /// Cap on the estimated bytes of all state tables together.
     pub max_bytes: usize,
-    /// How long a credential set whose expiration was not observed counts as
-    /// live after its issue time, in seconds (SPEC 3.4: 36 h).
+    /// How long a `GetSessionToken` / `GetFederationToken` credential set
+    /// (and any temporary credential of another or unknown kind) whose
+    /// expiration was not observed counts as live after its issue time, in
+    /// seconds (SPEC 3.4: 36 h, the longest such credentials live).
     pub session_ttl_secs: i64,
+    /// The same for role sessions (`AssumedRole`; SPEC 3.4: 12 h).
+    pub role_session_ttl_secs: i64,
+    /// The same for EC2 instance-profile credentials (SPEC 3.4: 6 h).
+    pub instance_ttl_secs: i64,
     /// A call whose session creation date is within this many seconds of an
     /// observed issuance (same key, same ARN) belongs to that issuance (SPEC 3.3: 2 s).
     pub match_tolerance_secs: i64,
     /// Expired credential sets are purged once they have been expired this long.
     pub expired_grace_secs: i64,
     /// Operator-known CIDRs (NAT gateways, VPC ranges): instance credentials
-    /// used from these are never off-host.
+    /// used from these are never off-host (SPEC 3.5 step 3; a foreign VPC
+    /// endpoint is still flagged).
     pub known_cidrs: Vec<IpNet>,
+    /// Accounts whose VPC endpoints instance credentials may use without
+    /// `foreign_vpc_endpoint` (a central networking account, shared VPCs):
+    /// 12-digit account IDs (SPEC 3.5 step 2).
+    pub trusted_vpc_endpoint_accounts: Vec<String>,
     /// AWS IP ranges (from `ip-ranges.json`). When non-empty, instance
     /// credentials used from an IP outside all of them are off-host (`outside_aws`).
     pub aws_ip_ranges: Vec<IpNet>,
@@ -56,9 +67,12 @@ impl Default for Config {
             max_entries: 1_000_000,
             max_bytes: 512 * 1024 * 1024,
             session_ttl_secs: 36 * 3600,
+            role_session_ttl_secs: 12 * 3600,
+            instance_ttl_secs: 6 * 3600,
             match_tolerance_secs: 2,
             expired_grace_secs: 3600,
             known_cidrs: Vec::new(),
+            trusted_vpc_endpoint_accounts: Vec::new(),
             aws_ip_ranges: Vec::new(),
             ip_used_by_other_identity: true,
             ip_retention_secs: 24 * 3600,
@@ -95,6 +109,8 @@ impl Config {
         }
         for (name, v) in [
             ("session_ttl_secs", self.session_ttl_secs),
+            ("role_session_ttl_secs", self.role_session_ttl_secs),
+            ("instance_ttl_secs", self.instance_ttl_secs),
             ("match_tolerance_secs", self.match_tolerance_secs),
             ("expired_grace_secs", self.expired_grace_secs),
             ("ip_retention_secs", self.ip_retention_secs),
@@ -105,15 +121,30 @@ impl Config {
                 )));
             }
         }
+        for a in &self.trusted_vpc_endpoint_accounts {
+            if a.len() != 12 || !a.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(Error::Config(format!(
+                    "trusted_vpc_endpoint_accounts: {a:?} is not a 12-digit AWS account ID"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The AWS address space for SPEC 3.5 step 4, `None` when turned off.
+    /// (Temporary: the configured list; the built-in snapshot replaces it.)
+    pub fn aws_ranges(&self) -> Option<&[IpNet]> {
+        (!self.aws_ip_ranges.is_empty()).then_some(self.aws_ip_ranges.as_slice())
     }
 
     /// The settings that change what the state means; a snapshot taken under
     /// different values is refused.
     pub(crate) fn state_digest(&self) -> String {
         format!(
-            "ttl={};tol={};ipother={};ipret={}",
+            "ttl={}/{}/{};tol={};ipother={};ipret={}",
             self.session_ttl_secs,
+            self.role_session_ttl_secs,
+            self.instance_ttl_secs,
             self.match_tolerance_secs,
             self.ip_used_by_other_identity,
             self.ip_retention_secs

@@ -5,7 +5,9 @@ use crate::fingerprint::{self, Fingerprint};
 use crate::keyid::{self, KeyKind};
 use crate::record::{self, Event, Outer, OwnKeys, TopKeys};
 use crate::splice;
-use crate::state::{Creator, Root, SetInfo, State, Stats};
+use crate::state::{
+    Creator, CredSet, INSTANCE, NOT_INSTANCE, OFFHOST_LINE, Root, Scope, SetInfo, State, Stats,
+};
 use crate::time::{parse_expiration, parse_iso};
 use crate::{Config, Error};
 use smallvec::SmallVec;
@@ -24,11 +26,97 @@ pub enum Outcome {
     Malformed(Error),
 }
 
-/// Sets seen by a first pass over the same records (batch mode), used to mark
-/// collisions with sets whose first use comes later in time order.
+/// Sets seen by a first pass over the same records (batch mode): used to
+/// mark collisions with sets whose first use comes later in time order, and
+/// to give every event the lineage its set has once the whole input is known
+/// (SPEC 3.2: parents observed after their children, same-second chains).
 #[derive(Debug, Default, Clone)]
 pub struct Lookahead {
     by_key: HashMap<Arc<str>, Vec<(Fingerprint, i64, i64)>>,
+    /// Each set's own lineage as the first pass last saw it; resolved
+    /// through the parents by [`Enricher::take_lookahead`].
+    lineage: HashMap<Fingerprint, Line>,
+}
+
+/// A credential set's lineage: root, depth, completeness, parent and marks.
+#[derive(Debug, Clone)]
+struct Line {
+    root: Root,
+    depth: u32,
+    complete: bool,
+    parent: Option<Fingerprint>,
+    marks: u8,
+}
+
+impl Line {
+    fn of(s: &CredSet) -> Line {
+        Line {
+            root: s.root(),
+            depth: s.depth,
+            complete: s.complete(),
+            parent: s.parent,
+            marks: s.marks(),
+        }
+    }
+    /// This set's lineage given its parent's (resolved) lineage.
+    fn under(&self, parent: &Line) -> Line {
+        Line {
+            root: parent.root.clone(),
+            depth: parent.depth.saturating_add(1),
+            complete: parent.complete,
+            parent: self.parent,
+            marks: self.marks | (parent.marks & OFFHOST_LINE),
+        }
+    }
+}
+
+/// A chain is followed at most this many hops up (real chains are a few
+/// hops; crafted records can build loops or very long chains).
+const MAX_HOPS: usize = 64;
+
+impl Lookahead {
+    /// Resolve every recorded set's lineage through its recorded parents.
+    fn resolve(&mut self) {
+        let mut done: HashMap<Fingerprint, Line> = HashMap::with_capacity(self.lineage.len());
+        let mut fps: Vec<Fingerprint> = self.lineage.keys().copied().collect();
+        fps.sort();
+        for fp in fps {
+            let mut path: Vec<Fingerprint> = Vec::new();
+            let mut cur = fp;
+            // Walk up to a resolved set, a set without a (known) parent, a loop or the hop limit.
+            let mut base: Option<Line> = loop {
+                if let Some(l) = done.get(&cur) {
+                    break Some(l.clone());
+                }
+                let Some(l) = self.lineage.get(&cur) else {
+                    break None;
+                };
+                path.push(cur);
+                match l.parent {
+                    Some(p)
+                        if self.lineage.contains_key(&p)
+                            && !path.contains(&p)
+                            && path.len() < MAX_HOPS =>
+                    {
+                        cur = p
+                    }
+                    _ => break None,
+                }
+            };
+            while let Some(f) = path.pop() {
+                let Some(own) = self.lineage.get(&f) else {
+                    continue;
+                };
+                let l = match &base {
+                    Some(b) => own.under(b),
+                    None => own.clone(),
+                };
+                done.insert(f, l.clone());
+                base = Some(l);
+            }
+        }
+        self.lineage = done;
+    }
 }
 
 /// One credential set the state tracks now, as [`Enricher::tracked_sets`]
@@ -103,7 +191,13 @@ pub struct Enricher {
     recorder: Option<Lookahead>,
     /// Record count at which the next full sweep of expired state runs.
     next_sweep: u64,
+    /// An event time more than [`MAX_CLOCK_JUMP`] ahead of the clock, seen on
+    /// the record before: the next such record confirms the jump (SPEC 2).
+    pending_jump: Option<i64>,
 }
+
+/// One record cannot move the clock further ahead than this by itself (SPEC 2).
+const MAX_CLOCK_JUMP: i64 = 24 * 3600;
 
 /// A full sweep of expired state runs at most once per this many records
 /// (or per as many records as there are tracked sets, whichever is more).
@@ -118,29 +212,8 @@ struct Caller {
     parent: Option<Fingerprint>,
     expires: i64,
     expiration_observed: bool,
-}
-
-impl Caller {
-    fn of(fp: Fingerprint, s: &crate::state::CredSet) -> Caller {
-        Caller {
-            fp,
-            root: s.root(),
-            depth: s.depth,
-            complete: s.complete(),
-            parent: s.parent,
-            expires: s.expires,
-            expiration_observed: s.expiration_observed(),
-        }
-    }
-}
-
-/// `s` in ASCII lower case, copied only when it has upper-case letters.
-fn lower(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        s.to_ascii_lowercase().into()
-    } else {
-        s.into()
-    }
+    /// [`INSTANCE`] / [`NOT_INSTANCE`] / [`OFFHOST_LINE`] bits of the set.
+    marks: u8,
 }
 
 fn is_instance_id(s: &str) -> bool {
@@ -150,19 +223,63 @@ fn is_instance_id(s: &str) -> bool {
         && s.as_bytes()[2..].iter().all(|c| c.is_ascii_alphanumeric())
 }
 
-/// The instance ID carried by instance-profile credentials, if these are such (SPEC 3.5).
-fn instance_of<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
+/// The instance ID an `AssumedRole` session names: its ARN's session name,
+/// else the end of its `principalId` (`AROA…:i-…`).
+fn session_instance_id<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
     let ui = &ev.user_identity;
-    if let Some(id) = ui
-        .principal_id
+    if let Some(arn) = ui.arn.get() {
+        if let Some(id) = trailing_instance_id(arn, b'/') {
+            if has_assumed_role(arn) {
+                return Some(id);
+            }
+        }
+    }
+    ui.principal_id
         .get()
         .and_then(|p| trailing_instance_id(p, b':'))
-    {
-        return Some(id);
+}
+
+/// Whether a call was made with EC2 instance-profile credentials, and the
+/// instance (SPEC 3.5): `sessionContext.ec2RoleDelivery`, or the set's
+/// observed issuance by `ec2.amazonaws.com` (`marks`), or — only when neither
+/// is available — an `AssumedRole` session named after an instance. A
+/// federated user, an IAM user or a set issued by anyone else never is.
+fn instance_creds<'e>(ev: &'e Event<'_>, marks: u8) -> Option<Option<&'e str>> {
+    let ui = &ev.user_identity;
+    let kind = ui.kind.get();
+    if matches!(kind, Some("FederatedUser" | "IAMUser" | "Root")) || marks & NOT_INSTANCE != 0 {
+        return None;
     }
-    let arn = ui.arn.get()?;
-    let id = trailing_instance_id(arn, b'/')?;
-    has_assumed_role(arn).then_some(id)
+    if ui.session_context.ec2_role_delivery.0 || marks & INSTANCE != 0 {
+        return Some(session_instance_id(ev));
+    }
+    if matches!(kind, None | Some("AssumedRole")) {
+        if let Some(id) = session_instance_id(ev) {
+            return Some(Some(id));
+        }
+    }
+    None
+}
+
+/// The service of a service-linked role's session (SPEC 3.2): the issuer's
+/// role path `role/aws-service-role/<service>/…`.
+fn service_linked_service<'e>(ev: &'e Event<'_>) -> Option<&'e str> {
+    let issuer = ev.user_identity.session_context.session_issuer.arn.get()?;
+    let res = issuer.splitn(6, ':').nth(5)?;
+    let rest = res.strip_prefix("role/aws-service-role/")?;
+    let (service, _) = rest.split_once('/')?;
+    (!service.is_empty()).then_some(service)
+}
+
+/// `<provider name>` of a SAML root (SPEC 3.2): the last path segment of the
+/// provider's ARN; IAM Identity Center's `AWSSSO_<id>_DO_NOT_DELETE` is `AWSSSO`.
+fn saml_provider_name(p: &str) -> &str {
+    let name = p.rsplit('/').next().unwrap_or(p);
+    if name.starts_with("AWSSSO_") && name.ends_with("_DO_NOT_DELETE") {
+        "AWSSSO"
+    } else {
+        name
+    }
 }
 
 /// The text after the last `sep` of `s` when it is an instance ID
@@ -265,6 +382,7 @@ impl Enricher {
             lookahead: None,
             recorder: None,
             next_sweep: SWEEP_MIN,
+            pending_jump: None,
         })
     }
 
@@ -293,9 +411,12 @@ impl Enricher {
         self.recorder = Some(Lookahead::default());
     }
 
-    /// Batch mode: take what the first pass recorded.
+    /// Batch mode: take what the first pass recorded, each set's lineage
+    /// resolved through its parents as the whole input shows them.
     pub fn take_lookahead(&mut self) -> Lookahead {
-        self.recorder.take().unwrap_or_default()
+        let mut l = self.recorder.take().unwrap_or_default();
+        l.resolve();
+        l
     }
 
     /// Batch mode, second pass: count collisions with sets the first pass saw.
@@ -327,19 +448,22 @@ impl Enricher {
             .state
             .sets
             .iter()
-            .map(|(fp, s)| TrackedSet {
-                session_fingerprint: *fp,
-                access_key_id: s.key.as_str().to_string(),
-                lineage_root: s.root_id.clone(),
-                lineage_root_type: s.root_kind,
-                lineage_depth: s.depth,
-                lineage_complete: s.complete(),
-                parent_fingerprint: s.parent,
-                issued: s.issued(),
-                start: s.start,
-                expires: s.expires,
-                expiration_observed: s.expiration_observed(),
-                issuance_observed: s.issuance_observed(),
+            .map(|(fp, s)| {
+                let l = self.line_of(*fp).unwrap_or_else(|| Line::of(s));
+                TrackedSet {
+                    session_fingerprint: *fp,
+                    access_key_id: s.key.as_str().to_string(),
+                    lineage_root: l.root.id,
+                    lineage_root_type: l.root.kind,
+                    lineage_depth: l.depth,
+                    lineage_complete: l.complete,
+                    parent_fingerprint: s.parent,
+                    issued: s.issued(),
+                    start: s.start,
+                    expires: s.live_until(),
+                    expiration_observed: s.expiration_observed(),
+                    issuance_observed: s.issuance_observed(),
+                }
             })
             .collect();
         v.sort_by_key(|t| t.session_fingerprint);
@@ -515,26 +639,50 @@ impl Enricher {
     /// The event time of a record (its `eventTime`, else `@timestamp`, in any
     /// accepted wrapper), without touching the state. For ordering batches.
     pub fn peek_time(&self, record: &[u8]) -> Option<i64> {
-        let text = simdutf8::basic::from_utf8(record).ok()?;
-        let outer = record::parse_outer(text, &self.top).ok()??;
-        let pick = |ev: &Event<'_>| {
+        self.peek_order(record).0
+    }
+
+    /// What batch mode sorts a record by: its event time ([`peek_time`](Self::peek_time))
+    /// and then 0 for an STS issuance, 1 for anything else — so within one
+    /// second an issuance comes before the calls made with what it issued,
+    /// and the set's fingerprint comes from the issuance (SPEC 3.3).
+    pub fn peek_order(&self, record: &[u8]) -> (Option<i64>, u8) {
+        let Some(text) = simdutf8::basic::from_utf8(record).ok() else {
+            return (None, 1);
+        };
+        let Some(outer) = record::parse_outer(text, &self.top).ok().flatten() else {
+            return (None, 1);
+        };
+        let time = |ev: &Event<'_>| {
             ev.event_time
                 .get()
                 .and_then(parse_iso)
                 .or_else(|| ev.timestamp.get().and_then(parse_iso))
         };
+        let rank = |ev: &Event<'_>| {
+            let issuing = ev.event_source.get() == Some("sts.amazonaws.com")
+                && ev
+                    .event_name
+                    .get()
+                    .is_some_and(|n| STS_ISSUING.contains(&n))
+                && ev.error_code.get().is_none();
+            u8::from(!issuing)
+        };
         if outer.event.is_cloudtrail() {
-            return pick(&outer.event);
+            return (time(&outer.event), rank(&outer.event));
         }
         if outer.detail.is_cloudtrail() {
-            return pick(&outer.detail).or_else(|| pick(&outer.event));
+            return (
+                time(&outer.detail).or_else(|| time(&outer.event)),
+                rank(&outer.detail),
+            );
         }
         for s in &outer.strings {
             if let Some(inner) = record::parse_inner(s) {
-                return pick(&inner).or_else(|| pick(&outer.event));
+                return (time(&inner).or_else(|| time(&outer.event)), rank(&inner));
             }
         }
-        None
+        (None, 1)
     }
 
     fn event_time(&self, ev: &Event<'_>, outer: &Event<'_>, host_time: Option<i64>) -> i64 {
@@ -551,13 +699,36 @@ impl Enricher {
             })
     }
 
-    /// Batch first pass: remember the liveness of set `fp` as it is now.
+    /// Move the clock (the latest event time seen) to `t` — unless `t` is
+    /// more than [`MAX_CLOCK_JUMP`] ahead of it: then only when the record
+    /// just before was that far ahead too (SPEC 2: one forged or broken
+    /// timestamp cannot expire live credentials). Returns the time the
+    /// record's own annotation uses (`t` either way).
+    fn advance_clock(&mut self, t: i64) {
+        let clock = self.state.clock;
+        if clock == i64::MIN || t <= clock.saturating_add(MAX_CLOCK_JUMP) {
+            self.state.clock = clock.max(t);
+            self.pending_jump = None;
+            return;
+        }
+        match self.pending_jump {
+            Some(p) => {
+                // Two records in a row that far ahead: the trail really moved on.
+                self.state.clock = p.min(t);
+                self.pending_jump = None;
+            }
+            None => self.pending_jump = Some(t),
+        }
+    }
+
+    /// Batch first pass: remember the liveness and lineage of set `fp` as it is now.
     fn record_set(&mut self, fp: Fingerprint) {
         let Some(r) = &mut self.recorder else { return };
         let Some(s) = self.state.sets.peek(&fp) else {
             return;
         };
-        let entry = (fp, s.start, s.expires);
+        r.lineage.insert(fp, Line::of(s));
+        let entry = (fp, s.start, s.live_until());
         let v = r.by_key.entry(Arc::from(s.key.as_str())).or_default();
         match v.iter_mut().find(|e| e.0 == fp) {
             Some(e) => *e = entry,
@@ -568,6 +739,79 @@ impl Enricher {
                 v.push(entry)
             }
         }
+    }
+
+    /// Batch first pass: a use of set `fp` extends its liveness (SPEC 3.4).
+    fn record_use(&mut self, fp: Fingerprint) {
+        let Some(r) = &mut self.recorder else { return };
+        let Some(s) = self.state.sets.peek(&fp) else {
+            return;
+        };
+        let end = s.live_until();
+        if let Some(e) = r
+            .by_key
+            .get_mut(s.key.as_str())
+            .and_then(|v| v.iter_mut().find(|e| e.0 == fp))
+        {
+            e.2 = e.2.max(end);
+        }
+    }
+
+    /// The lineage of set `fp` (SPEC 3.2): in batch mode as the whole input
+    /// shows it; otherwise followed up through the parents the state still
+    /// holds, so a parent observed or resolved after its children upgrades
+    /// them. `None` when the set is not tracked.
+    fn line_of(&self, fp: Fingerprint) -> Option<Line> {
+        if let Some(l) = self.lookahead.as_ref().and_then(|l| l.lineage.get(&fp)) {
+            return Some(l.clone());
+        }
+        let s = self.state.sets.peek(&fp)?;
+        let mut chain: SmallVec<[&CredSet; 4]> = SmallVec::new();
+        chain.push(s);
+        let mut seen: SmallVec<[Fingerprint; 4]> = SmallVec::new();
+        seen.push(fp);
+        let mut cur = s;
+        while let Some(p) = cur.parent {
+            if seen.contains(&p) || chain.len() >= MAX_HOPS {
+                break;
+            }
+            let Some(ps) = self.state.sets.peek(&p) else {
+                break;
+            };
+            seen.push(p);
+            chain.push(ps);
+            cur = ps;
+        }
+        let mut line = Line::of(chain.pop()?);
+        while let Some(c) = chain.pop() {
+            line = Line::of(c).under(&line);
+        }
+        Some(line)
+    }
+
+    /// The caller of set `fp` with its resolved lineage; the resolved lineage
+    /// is also written back to the set, so it outlives an evicted parent.
+    fn caller(&mut self, fp: Fingerprint) -> Option<Caller> {
+        let line = self.line_of(fp)?;
+        let s = self.state.sets.get_mut(&fp)?;
+        if s.depth != line.depth
+            || s.complete() != line.complete
+            || s.root_kind != line.root.kind
+            || !Arc::ptr_eq(&s.root_id, &line.root.id)
+        {
+            s.set_lineage(&line.root, line.depth, line.complete);
+        }
+        s.mark(line.marks & OFFHOST_LINE);
+        Some(Caller {
+            fp,
+            root: line.root,
+            depth: line.depth,
+            complete: line.complete,
+            parent: s.parent,
+            expires: s.expires,
+            expiration_observed: s.expiration_observed(),
+            marks: s.marks() | line.marks,
+        })
     }
 
     /// Number of distinct live sets that use `key` at `t`.
@@ -589,46 +833,57 @@ impl Enricher {
         u32::try_from(seen.len()).unwrap_or(u32::MAX)
     }
 
-    /// Find the set a temporary-credential call belongs to (or, with
-    /// `provisional_only`, the set an issuance adopts: one created by calls
-    /// that arrived before it). Ties break on the fingerprint, so the answer
-    /// does not depend on the order the state was built or restored in.
-    fn find_temp(
+    /// The credential set (SPEC 3.3) that a call or issuance of key `key` by
+    /// principal `arn_hash` with issue time `issue` (a call's creationDate,
+    /// an issuance's eventTime; `None` for a call without creationDate)
+    /// belongs to, if it is tracked. Sets never split: a set with the same
+    /// key and ARN issued within the tolerance is the same set, whichever
+    /// record came first; a dated record completes a provisional (undated)
+    /// set; an undated call belongs to the live set issued last. Ties break
+    /// on the fingerprint, so the answer does not depend on the order the
+    /// state was built or restored in.
+    fn find_set(
         &self,
         key: &str,
         arn_hash: u64,
-        created: Option<i64>,
+        issue: Option<i64>,
         t: i64,
-        provisional_only: bool,
     ) -> Option<Fingerprint> {
+        use std::cmp::Reverse;
         let tol = self.config.match_tolerance_secs;
-        let mut best: Option<(u64, Fingerprint)> = None;
-        let mut latest: Option<(i64, Fingerprint)> = None;
+        let mut dated: Option<(u64, Fingerprint)> = None;
+        // Candidates ranked by (live, start, reverse fingerprint): highest wins.
+        let mut undated: Option<(i64, Reverse<Fingerprint>)> = None;
+        let mut latest: Option<(bool, i64, Reverse<Fingerprint>)> = None;
         for (fp, s) in self.state.sets_of(key) {
-            if s.arn_hash != arn_hash || (provisional_only && s.issuance_observed()) {
+            if s.arn_hash != arn_hash {
                 continue;
             }
-            match (created, s.issued()) {
+            match (issue, s.issued()) {
                 (Some(c), Some(i)) => {
                     let d = c.abs_diff(i);
-                    if d <= tol.unsigned_abs() && best.is_none_or(|b| (d, fp) < b) {
-                        best = Some((d, fp));
+                    if d <= tol.unsigned_abs() && dated.is_none_or(|b| (d, fp) < b) {
+                        dated = Some((d, fp));
+                    }
+                }
+                (Some(_), None) => {
+                    let k = (s.start, Reverse(fp));
+                    if s.live_at(t, tol) && undated.is_none_or(|b| k > b) {
+                        undated = Some(k);
                     }
                 }
                 (None, _) => {
-                    // No creationDate on the call: the latest set issued by now.
-                    if s.start <= t.saturating_add(tol)
-                        && latest.is_none_or(|(b, bfp)| {
-                            (s.start, std::cmp::Reverse(fp)) > (b, std::cmp::Reverse(bfp))
-                        })
-                    {
-                        latest = Some((s.start, fp));
+                    let k = (s.live_at(t, tol), s.start, Reverse(fp));
+                    if s.start <= t.saturating_add(tol) && latest.is_none_or(|b| k > b) {
+                        latest = Some(k);
                     }
                 }
-                (Some(_), None) => {}
             }
         }
-        best.map(|(_, fp)| fp).or(latest.map(|(_, fp)| fp))
+        dated
+            .map(|(_, fp)| fp)
+            .or(undated.map(|(_, Reverse(fp))| fp))
+            .or(latest.map(|(_, _, Reverse(fp))| fp))
     }
 
     /// Resolve (and create when new) the credential set the call was made with.
@@ -653,8 +908,8 @@ impl Enricher {
         let ui_type = ui.kind.get().unwrap_or("");
         if !temporary {
             let fp = self.long_term.get(key, &account);
-            if let Some(s) = self.state.sets.get(&fp) {
-                return Caller::of(fp, s);
+            if let Some(c) = self.caller(fp) {
+                return c;
             }
             let r = if ui_type == "Root" {
                 root(RootType::RootUser, format!("root:{account}"))
@@ -673,6 +928,7 @@ impl Enricher {
                 depth: 0,
                 complete: true,
                 parent: None,
+                marks: NOT_INSTANCE,
             };
             self.stats.evictions += self.state.insert_set(fp, s);
             self.record_set(fp);
@@ -684,17 +940,26 @@ impl Enricher {
                 parent: None,
                 expires: i64::MAX,
                 expiration_observed: false,
+                marks: NOT_INSTANCE,
             };
         }
         let arn = ui.arn.get().unwrap_or("");
         let arn_hash = State::arn_hash(arn);
-        if let Some(fp) = self.find_temp(key, arn_hash, created, t, false) {
-            if let Some(s) = self.state.sets.get(&fp) {
-                return Caller::of(fp, s);
+        if let Some(fp) = self.find_set(key, arn_hash, created, t) {
+            if let Some(s) = self.state.sets.get_mut(&fp) {
+                if let Some(c) = created {
+                    s.set_issued(c);
+                }
+                s.last_use = s.last_use.max(t);
+                self.record_use(fp);
+                if let Some(c) = self.caller(fp) {
+                    return c;
+                }
             }
         }
         // First sight of this set, issuance not observed: the root from the identity itself.
-        let (r, depth, complete) = if let Some(id) = instance_of(ev) {
+        let instance = instance_creds(ev, 0);
+        let (r, depth, complete) = if let Some(id) = instance.flatten() {
             (root(RootType::Ec2Instance, format!("ec2:{id}")), 1, true)
         } else if ui_type == "Root" {
             (root(RootType::RootUser, format!("root:{account}")), 1, true)
@@ -713,6 +978,18 @@ impl Enricher {
                 1,
                 true,
             )
+        } else if let (Some(service), Some(session)) = (
+            service_linked_service(ev),
+            has_assumed_role(arn)
+                .then(|| arn.rsplit('/').next())
+                .flatten(),
+        ) {
+            // Sessions of a service-linked role are issued by the service itself.
+            (
+                root(RootType::AwsService, format!("service:{service}/{session}")),
+                1,
+                true,
+            )
         } else if let Some(user) = role_of_session_arn(arn)
             .filter(|r| r.starts_with("AWSReservedSSO_"))
             .and_then(|_| arn.rsplit('/').next())
@@ -725,25 +1002,35 @@ impl Enricher {
                 false,
             )
         };
+        // SPEC 3.4: the longest lifetime this kind of credential allows.
+        let ttl = if instance.is_some() {
+            self.config.instance_ttl_secs
+        } else if ui_type == "AssumedRole" {
+            self.config.role_session_ttl_secs
+        } else {
+            self.config.session_ttl_secs
+        };
         let fp = fingerprint::temporary(key, arn, created);
         let s = SetInfo {
             key: key.to_string(),
             arn_hash,
             issued: created,
             first_seen: t,
-            expires: created
-                .unwrap_or(t)
-                .saturating_add(self.config.session_ttl_secs),
+            expires: created.unwrap_or(t).saturating_add(ttl),
             expiration_observed: false,
             issuance_observed: false,
             root: r.clone(),
             depth,
             complete,
             parent: None,
+            marks: 0,
         };
         let expires = s.expires;
         self.stats.evictions += self.state.insert_set(fp, s);
         self.record_set(fp);
+        if let Some(c) = self.caller(fp) {
+            return c;
+        }
         Caller {
             fp,
             root: r,
@@ -752,6 +1039,7 @@ impl Enricher {
             parent: None,
             expires,
             expiration_observed: false,
+            marks: 0,
         }
     }
 
@@ -762,7 +1050,7 @@ impl Enricher {
         host_time: Option<i64>,
     ) -> Annotation {
         let t = self.event_time(ev, outer, host_time);
-        self.state.clock = self.state.clock.max(t);
+        self.advance_clock(t);
         let ui = &ev.user_identity;
         let key = ui.access_key_id.get();
         let kind = key.map(keyid::kind);
@@ -787,6 +1075,8 @@ impl Enricher {
             ec2_cred_offhost: false,
             ec2_instance_id: None,
             offhost_reason: None,
+            offhost_other_identity: None,
+            offhost_ancestor: false,
             issued: None,
             created_by: None,
             used_after_expiration: false,
@@ -804,6 +1094,7 @@ impl Enricher {
             ann.lineage_depth = Some(c.depth);
             ann.lineage_complete = Some(c.complete);
             ann.parent_fingerprint = c.parent;
+            ann.offhost_ancestor = c.marks & OFFHOST_LINE != 0;
             ann.used_after_expiration = c.expiration_observed && t > c.expires;
             max_count = self.live_count(k, t);
             if kind == Some(KeyKind::LongTerm) {
@@ -821,12 +1112,35 @@ impl Enricher {
             ann.lineage_complete = Some(true);
         }
 
+        // Off-host EC2 credentials (SPEC 3.5), before the issuance rules: a
+        // credential issued by an off-host call carries `offhost_ancestor`.
+        let src = ev.source_ip.get().map(str::trim).filter(|s| !s.is_empty());
+        let instance = match &caller {
+            Some(c) if credential_type != CredentialType::LongTerm => instance_creds(ev, c.marks),
+            _ => None,
+        };
+        if let Some(id) = instance {
+            ann.ec2_instance_id = id.map(str::to_string);
+            if let Some(src) = src {
+                if let Some((reason, who)) = self.offhost(ev, id, src, t) {
+                    ann.ec2_cred_offhost = true;
+                    ann.offhost_reason = Some(reason);
+                    ann.offhost_other_identity = who;
+                }
+            }
+        } else if let Some(src) = src {
+            self.note_other_identity(ev, src, ann.lineage_root_type, credential_type, t);
+        }
+
         let failed = ev.error_code.get().is_some();
         let source = ev.event_source.get().unwrap_or("");
         let name = ev.event_name.get().unwrap_or("");
         if !failed {
             if source == "sts.amazonaws.com" && STS_ISSUING.contains(&name) {
-                if let Some(issued) = self.issue(ev, name, caller.as_ref(), credential_type, t) {
+                let offhost_line = ann.ec2_cred_offhost || ann.offhost_ancestor;
+                if let Some(issued) =
+                    self.issue(ev, name, caller.as_ref(), credential_type, t, offhost_line)
+                {
                     max_count = max_count.max(self.live_count(&issued.access_key_id, t));
                     if caller.is_none() && ann.lineage_root.is_none() {
                         // A keyless issuance (SAML, web identity): the identity is the root.
@@ -867,37 +1181,47 @@ impl Enricher {
             ann.is_key_collision = true;
             ann.collision_count = Some(max_count);
         }
-
-        // Off-host EC2 credentials, and IPs used by non-instance identities.
-        let instance = if key.is_some() { instance_of(ev) } else { None };
-        let ec2_creds = instance.is_some() || ui.session_context.ec2_role_delivery.0;
-        let src = ev.source_ip.get().map(str::trim).filter(|s| !s.is_empty());
-        if let (Some(id), Some(src)) = (instance, src) {
-            ann.ec2_instance_id = Some(id.to_string());
-            if let Some(reason) = self.offhost(ev, id, src, t) {
-                ann.ec2_cred_offhost = true;
-                ann.offhost_reason = Some(reason);
-            }
-        } else if let Some(id) = instance {
-            ann.ec2_instance_id = Some(id.to_string());
-        }
-        if !ec2_creds && self.config.ip_used_by_other_identity {
-            if let Some(src) = src {
-                if !is_service_source(src)
-                    && self.is_person_identity(ev, ann.lineage_root_type, credential_type)
-                {
-                    // Parsed only when there are known ranges to look it up in.
-                    let known = !self.config.known_cidrs.is_empty()
-                        && parse_ip(src).is_some_and(|ip| {
-                            self.config.known_cidrs.iter().any(|n| n.contains(&ip))
-                        });
-                    if !known {
-                        self.state.note_ip_other(&lower(src), t);
-                    }
-                }
-            }
-        }
         ann
+    }
+
+    /// SPEC 3.5 step 4: remember an address outside AWS that a non-instance
+    /// identity (IAM user key, console, SSO / SAML / web-identity user) used,
+    /// and who that was. Only addresses outside AWS are ever looked up, so
+    /// only those are kept.
+    fn note_other_identity(
+        &mut self,
+        ev: &Event<'_>,
+        src: &str,
+        rt: Option<RootType>,
+        ct: CredentialType,
+        t: i64,
+    ) {
+        if !self.config.ip_used_by_other_identity
+            || is_service_source(src)
+            || !self.is_person_identity(ev, rt, ct)
+        {
+            return;
+        }
+        let Some(ranges) = self.config.aws_ranges() else {
+            return;
+        };
+        let Some(ip) = parse_ip(src) else { return };
+        if is_non_public(ip)
+            || Contains::contains(ranges, ip)
+            || self.config.known_cidrs.iter().any(|n| n.contains(&ip))
+        {
+            return;
+        }
+        let ui = &ev.user_identity;
+        let who = ui
+            .arn
+            .get()
+            .or(ui.principal_id.get())
+            .or(ui.access_key_id.get())
+            .unwrap_or("");
+        if !who.is_empty() {
+            self.state.note_ip_other(ip, t, who);
+        }
     }
 
     fn state_root_type(&self, i: &Issued) -> Option<RootType> {
@@ -953,7 +1277,8 @@ impl Enricher {
                 .map(|a| root(RootType::IamUserSession, format!("user:{a}"))),
             "SAMLUser" => {
                 let (rp, re) = (ev.request_parameters(), ev.response_elements());
-                let p = ui.identity_provider.get().or(rp.principal_arn.get())?;
+                let p = rp.principal_arn.get().or(ui.identity_provider.get())?;
+                let p = saml_provider_name(p);
                 let u = ui.user_name.get().or(re.subject.get())?;
                 Some(root(RootType::Saml, format!("saml:{p}/{u}")))
             }
@@ -971,6 +1296,8 @@ impl Enricher {
     }
 
     /// Record the credential an STS issuance event created; returns the `issued` block.
+    /// `offhost_line`: the issuing call was flagged off-host, or its own
+    /// credential descends from such a call.
     fn issue(
         &mut self,
         ev: &Event<'_>,
@@ -978,6 +1305,7 @@ impl Enricher {
         caller: Option<&Caller>,
         caller_type: CredentialType,
         t: i64,
+        offhost_line: bool,
     ) -> Option<Issued> {
         let re = ev.response_elements();
         let creds = &re.credentials;
@@ -1019,6 +1347,9 @@ impl Enricher {
         };
         let expiration = creds.expiration.get().and_then(parse_expiration);
         let session = rp.role_session_name.get().unwrap_or("");
+        let by_ec2 = ui.kind.get() == Some("AWSService")
+            && ui.invoked_by.get() == Some("ec2.amazonaws.com")
+            && is_instance_id(session);
         let (r, depth, complete, parent, chained) = if let Some(c) = caller {
             (
                 c.root.clone(),
@@ -1038,7 +1369,7 @@ impl Enricher {
                     .filter(|r| r.kind == RootType::WebIdentity),
                 (_, Some("AWSService")) => {
                     let by = ui.invoked_by.get().unwrap_or("unknown");
-                    if by == "ec2.amazonaws.com" && is_instance_id(session) {
+                    if by_ec2 {
                         Some(root(RootType::Ec2Instance, format!("ec2:{session}")))
                     } else {
                         Some(root(
@@ -1060,60 +1391,83 @@ impl Enricher {
                 ),
             }
         };
-        let ttl_end = t.saturating_add(self.config.session_ttl_secs);
-        let expires = expiration.unwrap_or(ttl_end);
+        // SPEC 3.4: without an observed expiration, the longest lifetime of the kind.
+        let ttl = if by_ec2 {
+            self.config.instance_ttl_secs
+        } else if matches!(name, "GetSessionToken" | "GetFederationToken") {
+            self.config.session_ttl_secs
+        } else {
+            self.config.role_session_ttl_secs
+        };
+        let expires = expiration.unwrap_or(t.saturating_add(ttl));
+        let mut marks = if by_ec2 { INSTANCE } else { NOT_INSTANCE };
+        if offhost_line {
+            marks |= OFFHOST_LINE;
+        }
         let arn_hash = State::arn_hash(&arn);
-        // Calls that arrived before their issuance created a provisional set: upgrade it.
-        let fp = match self.find_temp(new_key, arn_hash, Some(t), t, true) {
+        // Sets never split (SPEC 3.3): calls that arrived before their
+        // issuance, or an earlier copy of this issuance, made the set already.
+        let fp = match self.find_set(new_key, arn_hash, Some(t), t) {
             Some(fp) => fp,
             None => fingerprint::temporary(new_key, &arn, Some(t)),
         };
-        let s = SetInfo {
-            key: new_key.to_string(),
-            arn_hash,
-            issued: Some(t),
-            first_seen: t,
-            expires,
-            expiration_observed: expiration.is_some(),
-            issuance_observed: true,
-            root: r.clone(),
-            depth,
-            complete,
-            parent,
-        };
-        let (r, depth) = match self.state.sets.get_mut(&fp) {
-            // A second copy of an issuance already observed (the role owner's
-            // cross-account copy, a duplicate delivery) that knows less about
-            // the caller must not overwrite the lineage learned from the first.
-            Some(existing) if existing.issuance_observed() && !complete && existing.complete() => {
-                (existing.root(), existing.depth)
-            }
+        match self.state.sets.get_mut(&fp) {
             Some(existing) => {
-                // Keep the provisional set's own issue time (its fingerprint was built on it).
-                let issued = existing.issued().or(s.issued);
-                *existing = SetInfo { issued, ..s }.into();
-                (r, depth)
+                existing.set_issued(t);
+                existing.last_use = existing.last_use.max(t);
+                // A second copy of an issuance already observed (the role
+                // owner's cross-account copy, a duplicate delivery) that
+                // knows less about the caller must not overwrite the lineage
+                // learned from the first.
+                let keep = existing.issuance_observed() && existing.complete() && !complete;
+                if !keep {
+                    existing.set_lineage(&r, depth, complete);
+                    existing.parent = parent;
+                    existing.expires = expires;
+                    existing.set_observed(expiration.is_some());
+                    if existing.marks() & (INSTANCE | NOT_INSTANCE)
+                        != marks & (INSTANCE | NOT_INSTANCE)
+                    {
+                        existing.unmark(INSTANCE | NOT_INSTANCE);
+                    }
+                }
+                existing.mark(marks);
             }
             None => {
+                let s = SetInfo {
+                    key: new_key.to_string(),
+                    arn_hash,
+                    issued: Some(t),
+                    first_seen: t,
+                    expires,
+                    expiration_observed: expiration.is_some(),
+                    issuance_observed: true,
+                    root: r,
+                    depth,
+                    complete,
+                    parent,
+                    marks,
+                };
                 self.stats.evictions += self.state.insert_set(fp, s);
-                (r, depth)
             }
-        };
+        }
         self.record_set(fp);
         self.stats.issuances += 1;
         if chained {
             self.stats.chained_issuances += 1;
         }
+        let line = self.line_of(fp)?;
         Some(Issued {
             access_key_id: new_key.to_string(),
             session_fingerprint: fp,
-            lineage_root: r.id.clone(),
-            lineage_depth: depth,
+            lineage_root: line.root.id,
+            lineage_depth: line.depth,
             expiration,
             chained,
         })
     }
 
+    /// What EC2's own records say about instance addresses (SPEC 3.5 step 5).
     fn learn_instance_ips(&mut self, ev: &Event<'_>, name: &str) {
         match name {
             "RunInstances" => {
@@ -1122,35 +1476,70 @@ impl Enricher {
                     let Some(id) = inst.instance_id.get().filter(|i| is_instance_id(i)) else {
                         continue;
                     };
-                    let mut ips: Vec<&str> = Vec::new();
+                    let mut ips: SmallVec<[&str; 4]> = SmallVec::new();
                     ips.extend(inst.private_ip_address.get());
                     ips.extend(inst.ip_address.get());
                     for ni in &inst.network_interface_set.items.0 {
                         ips.extend(ni.private_ip_address.get());
                         ips.extend(ni.association.public_ip.get());
                     }
-                    for ip in ips {
-                        self.state.add_instance_ip(id, &lower(ip), false);
+                    for ip in ips.into_iter().filter_map(parse_ip) {
+                        self.state.trust_instance_ip(id, scope(ip), ip, false);
                     }
                 }
             }
             "AssociateAddress" => {
                 let rp = ev.request_parameters();
-                if let (Some(id), Some(ip)) = (rp.instance_id.get(), rp.public_ip.get()) {
-                    if is_instance_id(id) {
-                        self.state.add_instance_ip(id, &lower(ip), false);
-                    }
+                let Some(id) = rp.instance_id.get().filter(|i| is_instance_id(i)) else {
+                    return;
+                };
+                if let Some(assoc) = ev.response_elements().association_id.get() {
+                    self.state.note_association(assoc, id);
+                }
+                match rp.public_ip.get().and_then(parse_ip) {
+                    // The address AWS now routes to the instance.
+                    Some(ip) => self.state.trust_instance_ip(id, scope(ip), ip, true),
+                    // The VPC form (by allocationId): the address is not in the
+                    // record, so the next AWS address is learned, not flagged.
+                    None => self.state.clear_public_ips(id),
+                }
+            }
+            "DisassociateAddress" => {
+                let rp = ev.request_parameters();
+                if rp.public_ip.get().is_some() {
+                    // The EC2-Classic form names the address, not the instance.
+                    return;
+                }
+                let inst = match rp.instance_id.get() {
+                    Some(id) => Some(Arc::from(id)),
+                    None => rp
+                        .association_id
+                        .get()
+                        .and_then(|a| self.state.take_association(a)),
+                };
+                if let Some(id) = inst {
+                    self.state.clear_public_ips(&id);
                 }
             }
             _ => {}
         }
     }
 
-    /// SPEC 3.5 for one call made with instance `id`'s credentials from `src`.
-    fn offhost(&mut self, ev: &Event<'_>, id: &str, src: &str, t: i64) -> Option<OffhostReason> {
+    /// SPEC 3.5 for one call made with instance credentials (`id`, when the
+    /// instance is known) from `src`: the reason it is off-host, and with
+    /// `ip_used_by_other_identity` who else used the address.
+    fn offhost(
+        &mut self,
+        ev: &Event<'_>,
+        id: Option<&str>,
+        src: &str,
+        t: i64,
+    ) -> Option<(OffhostReason, Option<Arc<str>>)> {
+        // 1. An AWS service name or `AWS Internal`.
         if is_service_source(src) {
             return None;
         }
+        // 2. A VPC endpoint: of the credential's own account or a trusted one.
         if ev.vpc_endpoint_id.get().is_some() {
             let cred_acct = ev
                 .user_identity
@@ -1158,47 +1547,103 @@ impl Enricher {
                 .get()
                 .or(ev.recipient_account_id.get());
             return match (ev.vpc_endpoint_account_id.get(), cred_acct) {
-                (Some(ep), Some(acct)) if ep != acct => Some(OffhostReason::ForeignVpcEndpoint),
+                (Some(ep), Some(acct))
+                    if ep != acct
+                        && !self
+                            .config
+                            .trusted_vpc_endpoint_accounts
+                            .iter()
+                            .any(|a| a == ep) =>
+                {
+                    Some((OffhostReason::ForeignVpcEndpoint, None))
+                }
                 _ => None,
             };
         }
-        let ip = parse_ip(src);
-        if ip.is_some_and(|ip| self.config.known_cidrs.iter().any(|n| n.contains(&ip))) {
+        // Not an address (nor a service name): nothing to judge or learn.
+        let ip = parse_ip(src)?;
+        // 3. An operator-configured CIDR.
+        if self.config.known_cidrs.iter().any(|n| n.contains(&ip)) {
             return None;
         }
-        let key = lower(src);
-        let outside_aws = !self.config.aws_ip_ranges.is_empty()
-            && ip.is_some_and(|ip| !self.config.aws_ip_ranges.iter().any(|n| n.contains(&ip)));
-        let other = self.config.ip_used_by_other_identity
-            && self
-                .state
-                .ip_other
-                .peek(key.as_ref())
-                .is_some_and(|&last| last.saturating_add(self.config.ip_retention_secs) >= t);
-        let info = self.state.instances.get(id);
-        let (known, tofu_done) = match info {
-            Some(i) => (i.ips.iter().any(|k| **k == *key), i.tofu_done),
+        let sc = scope(ip);
+        // 4. Outside AWS: off-host whatever trust on first use learned.
+        if let Some(ranges) = self.config.aws_ranges() {
+            if sc.is_public() && !Contains::contains(ranges, ip) {
+                let other = self
+                    .config
+                    .ip_used_by_other_identity
+                    .then(|| self.state.ip_other.peek(&ip))
+                    .flatten()
+                    .filter(|u| u.last.saturating_add(self.config.ip_retention_secs) >= t)
+                    .map(|u| u.who.clone());
+                return Some(match other {
+                    Some(who) => (OffhostReason::IpUsedByOtherIdentity, Some(who)),
+                    None => (OffhostReason::OutsideAws, None),
+                });
+            }
+        }
+        // 5. Inside AWS, or private: trust on first use per instance and scope.
+        let id = id?;
+        let (known, scope_has_trusted) = match self.state.instances.get(id) {
+            Some(i) => (
+                i.ips.iter().any(|(_, k)| *k == ip),
+                i.ips.iter().any(|(s, _)| *s == sc),
+            ),
             None => (false, false),
         };
-        let new_ip = tofu_done && !known;
-        let reason = if outside_aws {
-            Some(OffhostReason::OutsideAws)
-        } else if other {
-            Some(OffhostReason::IpUsedByOtherIdentity)
-        } else if new_ip {
-            Some(OffhostReason::NewIpForInstance)
-        } else {
-            None
-        };
-        if reason.is_none() && !tofu_done {
-            self.state.add_instance_ip(id, &key, true);
+        if known {
+            return None;
         }
-        reason
+        if scope_has_trusted {
+            return Some((OffhostReason::NewIpForInstance, None));
+        }
+        self.state.trust_instance_ip(id, sc, ip, false);
+        None
+    }
+}
+
+/// Temporary until the built-in table lands.
+trait Contains {
+    fn contains(&self, ip: IpAddr) -> bool;
+}
+impl Contains for [ipnet::IpNet] {
+    fn contains(&self, ip: IpAddr) -> bool {
+        self.iter().any(|n| n.contains(&ip))
+    }
+}
+fn is_non_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => {
+            v.is_private()
+                || v.is_loopback()
+                || v.is_link_local()
+                || (v.octets()[0] == 100 && v.octets()[1] & 0xc0 == 64)
+        }
+        IpAddr::V6(v) => {
+            v.is_loopback()
+                || (v.segments()[0] & 0xfe00) == 0xfc00
+                || (v.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The scope of an address for trust on first use (SPEC 3.5 step 5).
+fn scope(ip: IpAddr) -> Scope {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match (ip.is_ipv4(), is_non_public(ip)) {
+        (true, true) => Scope::V4Private,
+        (true, false) => Scope::V4Public,
+        (false, true) => Scope::V6Private,
+        (false, false) => Scope::V6Public,
     }
 }
 
 /// Annotation member names, for replacing them in flattened mode.
-const OWN_FIELDS: [&str; 19] = [
+const OWN_FIELDS: [&str; 21] = [
     "v",
     "credential_type",
     "access_key_id",
@@ -1214,6 +1659,8 @@ const OWN_FIELDS: [&str; 19] = [
     "ec2_cred_offhost",
     "ec2_instance_id",
     "offhost_reason",
+    "offhost_other_identity",
+    "offhost_ancestor",
     "issued",
     "created_by",
     "used_after_expiration",

@@ -206,6 +206,7 @@ lenient_struct!(
         principal_arn: S<'a> = b"principalArn",
         instance_id: S<'a> = b"instanceId",
         public_ip: S<'a> = b"publicIp",
+        association_id: S<'a> = b"associationId",
         user_name: S<'a> = b"userName",
         target_principal: S<'a> = b"targetPrincipal",
     }
@@ -265,6 +266,7 @@ lenient_struct!(
         provider: S<'a> = b"provider",
         access_key: AccessKey<'a> = b"accessKey",
         instances_set: InstancesSet<'a> = b"instancesSet",
+        association_id: S<'a> = b"associationId",
     }
 );
 lenient_struct!(

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The origin of a chain: its kind and its `lineage_root` string.
@@ -111,12 +112,24 @@ pub(crate) struct SetInfo {
     pub depth: u32,
     pub complete: bool,
     pub parent: Option<Fingerprint>,
+    /// What the set is known to be (instance credentials or not) and whether
+    /// it descends from an off-host call: [`INSTANCE`], [`NOT_INSTANCE`],
+    /// [`OFFHOST_LINE`] bits.
+    pub marks: u8,
 }
 
 const ISSUED_KNOWN: u8 = 1;
 const EXPIRATION_OBSERVED: u8 = 2;
 const ISSUANCE_OBSERVED: u8 = 4;
 const COMPLETE: u8 = 8;
+/// The set's issuance by `ec2.amazonaws.com` was observed: instance credentials.
+pub(crate) const INSTANCE: u8 = 16;
+/// The set's issuance by another caller was observed: never instance credentials.
+pub(crate) const NOT_INSTANCE: u8 = 32;
+/// The set, or an ancestor of it, was issued by a call flagged off-host.
+pub(crate) const OFFHOST_LINE: u8 = 64;
+/// The bits of `marks` a set carries in its flags.
+const MARKS: u8 = INSTANCE | NOT_INSTANCE | OFFHOST_LINE;
 
 /// One credential set (SPEC 3.3), packed: it is the unit of state, and a
 /// million of them must fit in 256 MB.
@@ -127,8 +140,11 @@ pub(crate) struct CredSet {
     pub arn_hash: u64,
     /// Issue time when known, else the first time the set was seen.
     pub start: i64,
-    /// End of liveness.
+    /// End of liveness from the issuance (observed expiration, else the
+    /// longest lifetime of its kind).
     pub expires: i64,
+    /// The latest observed use: the set is live at least until then (SPEC 3.4).
+    pub last_use: i64,
     pub root_id: Arc<str>,
     pub parent: Option<Fingerprint>,
     pub depth: u32,
@@ -138,7 +154,7 @@ pub(crate) struct CredSet {
 
 impl From<SetInfo> for CredSet {
     fn from(i: SetInfo) -> CredSet {
-        let mut flags = 0;
+        let mut flags = i.marks & MARKS;
         for (on, bit) in [
             (i.issued.is_some(), ISSUED_KNOWN),
             (i.expiration_observed, EXPIRATION_OBSERVED),
@@ -154,6 +170,7 @@ impl From<SetInfo> for CredSet {
             arn_hash: i.arn_hash,
             start: i.issued.unwrap_or(i.first_seen),
             expires: i.expires,
+            last_use: i.first_seen,
             root_id: i.root.id,
             parent: i.parent,
             depth: i.depth,
@@ -176,6 +193,52 @@ impl CredSet {
     pub fn complete(&self) -> bool {
         self.flags & COMPLETE != 0
     }
+    /// The [`INSTANCE`] / [`NOT_INSTANCE`] / [`OFFHOST_LINE`] bits.
+    pub fn marks(&self) -> u8 {
+        self.flags & MARKS
+    }
+    /// Add mark bits.
+    pub fn mark(&mut self, bits: u8) {
+        self.flags |= bits & MARKS;
+    }
+    /// Remove mark bits.
+    pub fn unmark(&mut self, bits: u8) {
+        self.flags &= !(bits & MARKS);
+    }
+    /// The issuance was observed now, with (`true`) or without a readable expiration.
+    pub fn set_observed(&mut self, expiration: bool) {
+        self.flags |= ISSUANCE_OBSERVED;
+        if expiration {
+            self.flags |= EXPIRATION_OBSERVED;
+        } else {
+            self.flags &= !EXPIRATION_OBSERVED;
+        }
+    }
+    /// Replace the lineage (after its issuance or an ancestor was resolved).
+    pub fn set_lineage(&mut self, root: &Root, depth: u32, complete: bool) {
+        if !Arc::ptr_eq(&self.root_id, &root.id) {
+            self.root_id = root.id.clone();
+        }
+        self.root_kind = root.kind;
+        self.depth = depth;
+        if complete {
+            self.flags |= COMPLETE;
+        } else {
+            self.flags &= !COMPLETE;
+        }
+    }
+    /// Learn the issue time of a set first seen without one (SPEC 3.3: a
+    /// provisional set completed by a dated call).
+    pub fn set_issued(&mut self, t: i64) {
+        if self.flags & ISSUED_KNOWN == 0 {
+            self.flags |= ISSUED_KNOWN;
+            self.start = t;
+        }
+    }
+    /// End of liveness: the issuance's end or the last use, whichever is later.
+    pub fn live_until(&self) -> i64 {
+        self.expires.max(self.last_use)
+    }
     pub fn root(&self) -> Root {
         Root {
             kind: self.root_kind,
@@ -184,7 +247,7 @@ impl CredSet {
     }
     /// Live at `t` (SPEC 3.4), with the issuance matching tolerance at the start.
     pub fn live_at(&self, t: i64, tol: i64) -> bool {
-        self.start.saturating_sub(tol) <= t && t <= self.expires
+        self.start.saturating_sub(tol) <= t && t <= self.live_until()
     }
 }
 
@@ -197,11 +260,37 @@ pub(crate) struct Creator {
 
 /// What is known about one EC2 instance's network location.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct InstanceInfo {
-    /// Known IPs (trust-on-first-use, RunInstances, AssociateAddress).
-    pub ips: Vec<Box<str>>,
-    /// Whether trust-on-first-use has been spent.
-    pub tofu_done: bool,
+    /// Trusted addresses in canonical text form, each with its scope
+    /// (SPEC 3.5 step 5: learned on first use, or set by `RunInstances` /
+    /// `AssociateAddress`).
+    pub ips: Vec<(Scope, IpAddr)>,
+}
+
+/// The scope of a trusted address (SPEC 3.5 step 5): address family ×
+/// private or public.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Scope {
+    V4Private,
+    V4Public,
+    V6Private,
+    V6Public,
+}
+
+impl Scope {
+    pub fn is_public(self) -> bool {
+        matches!(self, Scope::V4Public | Scope::V6Public)
+    }
+}
+
+/// The last use of an address by a non-instance identity, and who that was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct OtherUse {
+    pub last: i64,
+    /// The identity's ARN (or, without one, its lineage root).
+    pub who: Arc<str>,
 }
 
 /// At most this many known IPs are kept per instance (oldest dropped).
@@ -218,7 +307,7 @@ const NODE: usize = 64;
 /// Estimated bytes of one `CredSet` value: its size on a 64-bit target, as a
 /// constant so the estimate (and so the byte cap's evictions, and so the
 /// output) is the same on 32-bit WASM as natively (SPEC 5, deterministic).
-const CRED_SET: usize = 88;
+const CRED_SET: usize = 96;
 
 pub(crate) fn cost_set(s: &CredSet) -> usize {
     // LRU node (fingerprint, set, links) + its LRU map slot + its key-index
@@ -230,10 +319,13 @@ pub(crate) fn cost_set(s: &CredSet) -> usize {
     NODE + CRED_SET + s.key.heap_bytes() + s.root_id.len() + 80
 }
 fn cost_instance(id: &str, i: &InstanceInfo) -> usize {
-    NODE + id.len() + 32 + i.ips.iter().map(|ip| ip.len() + 16).sum::<usize>()
+    NODE + id.len() + 32 + i.ips.len() * 20
 }
-fn cost_ip(ip: &str) -> usize {
-    NODE + ip.len() + 24
+fn cost_ip(u: &OtherUse) -> usize {
+    NODE + 17 + 40 + u.who.len()
+}
+fn cost_assoc(id: &str, inst: &str) -> usize {
+    NODE + id.len() + inst.len() + 32
 }
 fn cost_created(key: &str, c: &Creator) -> usize {
     NODE + key.len() + 48 + c.root.len()
@@ -276,10 +368,13 @@ pub(crate) struct State {
     /// xxh3(key ID) → the sets using that key ID (almost always one).
     pub by_key: HashMap<u64, SmallVec<[Fingerprint; 1]>, RandomState>,
     pub instances: Lru<Arc<str>, InstanceInfo>,
-    /// IP → last time a non-instance identity used it.
-    pub ip_other: Lru<Box<str>, i64>,
+    /// Address outside AWS → its last use by a non-instance identity.
+    pub ip_other: Lru<IpAddr, OtherUse>,
     pub created: Lru<Arc<str>, Creator>,
-    pub bytes: [usize; 4],
+    /// Elastic IP association ID → instance (for `DisassociateAddress`,
+    /// which names only the association).
+    pub associations: Lru<Box<str>, Arc<str>>,
+    pub bytes: [usize; 5],
     /// The latest event time seen (a monotone clock for purging).
     pub clock: i64,
 }
@@ -302,7 +397,8 @@ impl State {
             instances: lru(&h),
             ip_other: lru(&h),
             created: lru(&h),
-            bytes: [0; 4],
+            associations: lru(&h),
+            bytes: [0; 5],
             clock: i64::MIN,
         }
     }
@@ -412,22 +508,16 @@ impl State {
             .get_or_insert_mut(Arc::from(id), InstanceInfo::default)
     }
 
-    pub fn add_instance_ip(&mut self, id: &str, ip: &str, learned_by_use: bool) {
+    /// Change instance `id`'s trusted addresses with `f`, keeping the byte
+    /// accounting right.
+    fn with_instance<R>(&mut self, id: &str, f: impl FnOnce(&mut InstanceInfo) -> R) -> R {
         let before = self
             .instances
             .peek(id)
             .map(|i| cost_instance(id, i))
             .unwrap_or(0);
         let info = self.touch_instance(id);
-        if learned_by_use {
-            info.tofu_done = true;
-        }
-        if !info.ips.iter().any(|k| &**k == ip) {
-            if info.ips.len() >= MAX_IPS_PER_INSTANCE {
-                info.ips.remove(0);
-            }
-            info.ips.push(ip.into());
-        }
+        let r = f(info);
         let after = cost_instance(id, info);
         let base = if before == 0 {
             cost_instance(id, &InstanceInfo::default())
@@ -435,15 +525,70 @@ impl State {
             before
         };
         self.bytes[1] = self.bytes[1].saturating_sub(base) + after;
+        r
     }
 
-    pub fn note_ip_other(&mut self, ip: &str, t: i64) {
-        if let Some(v) = self.ip_other.get_mut(ip) {
-            *v = (*v).max(t);
+    /// Trust `ip` (canonical text) for instance `id` in `scope`. With
+    /// `replace`, it becomes the only trusted address of its scope (an
+    /// address AWS says the instance has now); otherwise it is added.
+    pub fn trust_instance_ip(&mut self, id: &str, scope: Scope, ip: IpAddr, replace: bool) {
+        self.with_instance(id, |info| {
+            if replace {
+                info.ips.retain(|(s, _)| *s != scope);
+            }
+            if !info.ips.iter().any(|(_, k)| *k == ip) {
+                if info.ips.len() >= MAX_IPS_PER_INSTANCE {
+                    info.ips.remove(0);
+                }
+                info.ips.push((scope, ip));
+            }
+        })
+    }
+
+    /// Forget instance `id`'s trusted public addresses (its Elastic IP moved).
+    pub fn clear_public_ips(&mut self, id: &str) {
+        if self.instances.contains(id) {
+            self.with_instance(id, |info| info.ips.retain(|(s, _)| !s.is_public()));
+        }
+    }
+
+    /// Remember which instance an Elastic IP association belongs to.
+    pub fn note_association(&mut self, assoc: &str, instance: &str) {
+        let inst: Arc<str> = Arc::from(instance);
+        let cost = cost_assoc(assoc, instance);
+        if let Some((k, old)) = self.associations.push(assoc.into(), inst) {
+            self.bytes[4] = self.bytes[4].saturating_sub(cost_assoc(&k, &old));
+        }
+        self.bytes[4] += cost;
+    }
+
+    /// Take the instance of an association that is being removed.
+    pub fn take_association(&mut self, assoc: &str) -> Option<Arc<str>> {
+        let inst = self.associations.pop(assoc)?;
+        self.bytes[4] = self.bytes[4].saturating_sub(cost_assoc(assoc, &inst));
+        Some(inst)
+    }
+
+    /// A non-instance identity `who` used address `ip` (outside AWS) at `t`.
+    pub fn note_ip_other(&mut self, ip: IpAddr, t: i64, who: &str) {
+        if let Some(v) = self.ip_other.get_mut(&ip) {
+            if t >= v.last {
+                let old = cost_ip(v);
+                v.last = t;
+                if *v.who != *who {
+                    v.who = Arc::from(who);
+                }
+                let new = cost_ip(v);
+                self.bytes[2] = self.bytes[2].saturating_sub(old) + new;
+            }
             return;
         }
-        self.bytes[2] += cost_ip(ip);
-        self.ip_other.push(ip.into(), t);
+        let u = OtherUse {
+            last: t,
+            who: Arc::from(who),
+        };
+        self.bytes[2] += cost_ip(&u);
+        self.ip_other.push(ip, u);
     }
 
     pub fn note_created(&mut self, key: &str, c: Creator) {
@@ -467,8 +612,14 @@ impl State {
             }
         }
         while self.ip_other.len() > max_entries {
-            if let Some((ip, _)) = self.ip_other.pop_lru() {
-                self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&ip));
+            if let Some((_, u)) = self.ip_other.pop_lru() {
+                self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&u));
+                n += 1;
+            }
+        }
+        while self.associations.len() > max_entries {
+            if let Some((a, i)) = self.associations.pop_lru() {
+                self.bytes[4] = self.bytes[4].saturating_sub(cost_assoc(&a, &i));
                 n += 1;
             }
         }
@@ -480,7 +631,7 @@ impl State {
         }
         while self.total_bytes() > max_bytes {
             // Evict from the table that holds the most bytes.
-            let biggest = (0..4).max_by_key(|&i| self.bytes[i]).unwrap_or(0);
+            let biggest = (0..5).max_by_key(|&i| self.bytes[i]).unwrap_or(0);
             let evicted = match biggest {
                 0 => self.pop_set(),
                 1 => match self.instances.pop_lru() {
@@ -491,8 +642,15 @@ impl State {
                     None => false,
                 },
                 2 => match self.ip_other.pop_lru() {
-                    Some((ip, _)) => {
-                        self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&ip));
+                    Some((_, u)) => {
+                        self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&u));
+                        true
+                    }
+                    None => false,
+                },
+                4 => match self.associations.pop_lru() {
+                    Some((a, i)) => {
+                        self.bytes[4] = self.bytes[4].saturating_sub(cost_assoc(&a, &i));
                         true
                     }
                     None => false,
@@ -524,7 +682,7 @@ impl State {
         let mut purged = 0;
         for _ in 0..8 {
             match self.sets.peek_lru() {
-                Some((_, s)) if s.expires.saturating_add(grace) < now => {
+                Some((_, s)) if s.live_until().saturating_add(grace) < now => {
                     self.pop_set();
                     purged += 1;
                 }
@@ -533,9 +691,9 @@ impl State {
         }
         for _ in 0..8 {
             match self.ip_other.peek_lru() {
-                Some((_, t)) if t.saturating_add(ip_retention) < now => {
-                    if let Some((ip, _)) = self.ip_other.pop_lru() {
-                        self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&ip));
+                Some((_, u)) if u.last.saturating_add(ip_retention) < now => {
+                    if let Some((_, u)) = self.ip_other.pop_lru() {
+                        self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&u));
                     }
                 }
                 _ => break,
@@ -553,7 +711,7 @@ impl State {
         let expired: Vec<Fingerprint> = self
             .sets
             .iter()
-            .filter(|(_, s)| s.expires.saturating_add(grace) < now)
+            .filter(|(_, s)| s.live_until().saturating_add(grace) < now)
             .map(|(fp, _)| *fp)
             .collect();
         for fp in &expired {
@@ -562,15 +720,15 @@ impl State {
                 self.unindex(&s.key, *fp, false);
             }
         }
-        let stale: Vec<Box<str>> = self
+        let stale: Vec<IpAddr> = self
             .ip_other
             .iter()
-            .filter(|(_, t)| t.saturating_add(ip_retention) < now)
-            .map(|(ip, _)| ip.clone())
+            .filter(|(_, u)| u.last.saturating_add(ip_retention) < now)
+            .map(|(ip, _)| *ip)
             .collect();
         for ip in stale {
-            if self.ip_other.pop(&ip).is_some() {
-                self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&ip));
+            if let Some(u) = self.ip_other.pop(&ip) {
+                self.bytes[2] = self.bytes[2].saturating_sub(cost_ip(&u));
             }
         }
         expired.len() as u64
@@ -597,10 +755,16 @@ impl State {
                 .ip_other
                 .iter()
                 .rev()
-                .map(|(k, v)| (k.clone(), *v))
+                .map(|(k, v)| (*k, v.clone()))
                 .collect(),
             created: self
                 .created
+                .iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            associations: self
+                .associations
                 .iter()
                 .rev()
                 .map(|(k, v)| (k.clone(), v.clone()))
@@ -663,12 +827,15 @@ impl State {
             st.bytes[1] += cost_instance(&id, &info);
             st.instances.push(id, info);
         }
-        for (ip, t) in body.ip_other {
-            st.bytes[2] += cost_ip(&ip);
-            st.ip_other.push(ip, t);
+        for (ip, u) in body.ip_other {
+            st.bytes[2] += cost_ip(&u);
+            st.ip_other.push(ip, u);
         }
         for (k, c) in body.created {
             st.note_created(&k, c);
+        }
+        for (a, i) in body.associations {
+            st.note_association(&a, &i);
         }
         Ok(st)
     }
@@ -681,7 +848,9 @@ impl State {
 
 const MAGIC: &[u8] = b"CREDLINEAGE-STATE\n";
 /// Version of the snapshot format this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// Version 2 (SPEC v1.1): trusted addresses per scope, who used an address
+/// outside AWS, Elastic IP associations, per-set marks and last use.
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -690,8 +859,9 @@ struct SnapshotBody {
     clock: i64,
     sets: Vec<(Fingerprint, CredSet)>,
     instances: Vec<(Arc<str>, InstanceInfo)>,
-    ip_other: Vec<(Box<str>, i64)>,
+    ip_other: Vec<(IpAddr, OtherUse)>,
     created: Vec<(Arc<str>, Creator)>,
+    associations: Vec<(Box<str>, Arc<str>)>,
 }
 
 #[cfg(test)]

@@ -716,7 +716,8 @@ fn web_identity_issue(time: &str, role: &str, session: &str, key: &str) -> Value
 fn root_saml_and_later_calls_inherit_it() {
     let k = "ASIAQ4PXEXAMPLESAML1";
     let role = "SAMLTestRoleShibboleth";
-    let want = "saml:bdGOnTesTRdHSjndlQxWA7JQpE5A=/alice@example.com";
+    // SPEC 3.2 (v1.1): the last path segment of the provider's ARN.
+    let want = "saml:Shibboleth/alice@example.com";
     let anns = run(&[
         saml_issue(T0, role, "alice", k),
         call(
@@ -1210,18 +1211,20 @@ fn unseen_sets(gap: i64) -> Vec<Value> {
     ]
 }
 
+/// SPEC 3.4 (v1.1): a role session whose issuance was not seen lives 12 h.
 #[test]
-fn liveness_is_36h_when_expiration_unseen() {
-    let a = run(&unseen_sets(35 * 3600));
+fn liveness_is_12h_for_an_unseen_role_session() {
+    let a = run(&unseen_sets(11 * 3600));
     assert_eq!(a[1]["is_key_collision"], true);
     assert_eq!(a[1]["collision_count"], 2);
-    let a = run(&unseen_sets(37 * 3600));
+    let a = run(&unseen_sets(13 * 3600));
     assert_eq!(a[1]["is_key_collision"], false);
     assert!(a[1].get("collision_count").is_none());
 }
 
+/// SPEC 3.4 (v1.1): an `AssumeRole` issuance without a readable expiration lives 12 h.
 #[test]
-fn liveness_is_36h_for_an_issuance_without_expiration() {
+fn liveness_is_12h_for_a_role_issuance_without_expiration() {
     let case = |gap: i64| {
         let t1 = iso(t0() + gap);
         run(&[
@@ -1245,11 +1248,11 @@ fn liveness_is_36h_for_an_issuance_without_expiration() {
             ),
         ])
     };
-    let a = case(35 * 3600);
+    let a = case(11 * 3600);
     assert_eq!(a[0]["issued"]["expiration"], Value::Null);
     assert_eq!(a[1]["is_key_collision"], true);
     assert_eq!(a[1]["collision_count"], 2);
-    let a = case(37 * 3600);
+    let a = case(13 * 3600);
     assert_eq!(a[1]["is_key_collision"], false);
 }
 
@@ -1368,9 +1371,38 @@ fn batch_lookahead_does_not_mark_sets_that_never_overlap() {
 
 const INST: &str = "i-786a3A8B5C0d92eF4";
 
+/// The Stratus theft ran from an EC2 address (18.236.253.47 is in AWS's
+/// published ranges): SPEC 3.5 (v1.1) trusts an AWS address on first use and
+/// `ip_used_by_other_identity` applies only outside AWS, so nothing is
+/// flagged — the price v1.1 pays for not flagging NAT gateways shared with
+/// users (README, Decisions).
+#[test]
+fn offhost_real_data_from_an_aws_address_is_trusted_on_first_use() {
+    let recs = stratus("ec2-steal-instance-credentials");
+    let anns = run(&recs);
+    let mut n = 0;
+    for (r, a) in recs.iter().zip(&anns) {
+        assert_eq!(a["ec2_cred_offhost"], false, "{a}");
+        assert!(a.get("offhost_reason").is_none());
+        if r["userIdentity"]["type"] == "AssumedRole" {
+            n += 1;
+            assert_eq!(a["ec2_instance_id"], INST);
+        } else {
+            assert!(a.get("ec2_instance_id").is_none());
+        }
+    }
+    assert_eq!(n, 2);
+}
+
+/// The same real records, the thief's address moved outside AWS: the
+/// instance credentials are off-host, and the IAM user who used that
+/// address is named (SPEC 3.5 step 4, v1.1 `offhost_other_identity`).
 #[test]
 fn offhost_real_data_ip_used_by_other_identity() {
-    let recs = stratus("ec2-steal-instance-credentials");
+    let mut recs = stratus("ec2-steal-instance-credentials");
+    for r in &mut recs {
+        r["sourceIPAddress"] = json!("198.51.100.77");
+    }
     let anns = run(&recs);
     let mut n = 0;
     for (r, a) in recs.iter().zip(&anns) {
@@ -1378,6 +1410,10 @@ fn offhost_real_data_ip_used_by_other_identity() {
             n += 1;
             assert_eq!(a["ec2_cred_offhost"], true, "{a}");
             assert_eq!(a["offhost_reason"], "ip_used_by_other_identity");
+            assert_eq!(
+                a["offhost_other_identity"],
+                "arn:aws:iam::017622104382:user/christophe"
+            );
             assert_eq!(a["ec2_instance_id"], INST);
         } else {
             assert_eq!(a["ec2_cred_offhost"], false);
@@ -1395,7 +1431,7 @@ fn offhost_real_data_ip_used_by_other_identity() {
     let raw = raw_annotation(&last);
     assert!(
         raw.ends_with(&format!(
-            r#""is_key_collision":false,"ec2_cred_offhost":true,"ec2_instance_id":"{INST}","offhost_reason":"ip_used_by_other_identity"}}"#
+            r#""is_key_collision":false,"ec2_cred_offhost":true,"ec2_instance_id":"{INST}","offhost_reason":"ip_used_by_other_identity","offhost_other_identity":"arn:aws:iam::017622104382:user/christophe"}}"#
         )),
         "{raw}"
     );
@@ -1403,17 +1439,22 @@ fn offhost_real_data_ip_used_by_other_identity() {
 }
 
 #[test]
-fn offhost_rule_can_be_switched_off_trust_on_first_use() {
-    let recs = stratus("ec2-steal-instance-credentials");
+fn offhost_other_identity_rule_can_be_switched_off() {
+    let mut recs = stratus("ec2-steal-instance-credentials");
+    for r in &mut recs {
+        r["sourceIPAddress"] = json!("198.51.100.77");
+    }
     let cfg = Config {
         ip_used_by_other_identity: false,
         ..Config::default()
     };
     for (r, a) in recs.iter().zip(run_with(cfg, &recs)) {
-        assert_eq!(a["ec2_cred_offhost"], false, "{r}");
-        assert!(a.get("offhost_reason").is_none());
         if r["userIdentity"]["type"] == "AssumedRole" {
             assert_eq!(a["ec2_instance_id"], INST);
+            assert_eq!(a["offhost_reason"], "outside_aws", "{r}");
+            assert!(a.get("offhost_other_identity").is_none());
+        } else {
+            assert_eq!(a["ec2_cred_offhost"], false, "{r}");
         }
     }
 }
@@ -1463,17 +1504,26 @@ fn reason(r: &str) -> (bool, Option<String>) {
 
 const ON: (bool, Option<String>) = (false, None);
 
+/// SPEC 3.5 step 5: a second address in a scope that already has a trusted
+/// one; step 4: a public address outside AWS whatever was learned.
 #[test]
 fn offhost_new_ip_for_instance() {
     let a = run(&[
         inst_call(0, "10.0.1.5"),
         inst_call(10, "10.0.1.5"),
-        inst_call(20, "198.51.100.99"),
+        inst_call(20, "10.0.7.7"),
+        inst_call(25, "198.51.100.99"),
         inst_call(30, "10.0.1.5"),
     ]);
     assert_eq!(
         offhost_flags(&a),
-        vec![ON, ON, reason("new_ip_for_instance"), ON]
+        vec![
+            ON,
+            ON,
+            reason("new_ip_for_instance"),
+            reason("outside_aws"),
+            ON
+        ]
     );
     assert!(a.iter().all(|x| x["ec2_instance_id"] == IID));
 }
@@ -1557,6 +1607,10 @@ fn offhost_first_use_is_trusted_then_other_identity_counts_later() {
         inst_call(10, "203.0.113.50"),
     ]);
     assert_eq!(offhost_flags(&a)[2], reason("ip_used_by_other_identity"));
+    assert_eq!(
+        a[2]["offhost_other_identity"],
+        format!("arn:aws:iam::{ACCT}:user/{USER}")
+    );
 }
 
 #[test]
@@ -1578,7 +1632,9 @@ fn offhost_other_identity_forgotten_after_retention() {
             inst_call(7200, "203.0.113.50"),
         ],
     );
-    assert_eq!(offhost_flags(&a), vec![ON, ON]);
+    // Outside AWS all the same, but nobody else is remembered there any more.
+    assert_eq!(offhost_flags(&a), vec![ON, reason("outside_aws")]);
+    assert!(a[1].get("offhost_other_identity").is_none());
 }
 
 fn run_instances(offset: i64) -> Value {
@@ -1628,19 +1684,29 @@ fn run_instances(offset: i64) -> Value {
 
 #[test]
 fn offhost_run_instances_makes_ips_known() {
-    // Control: without RunInstances, the second address is new for the instance.
-    let a = run(&[inst_call(10, "10.0.1.5"), inst_call(20, "54.210.7.8")]);
+    // Control: without RunInstances, the first address of each scope is learned.
+    let a = run(&[inst_call(10, "10.0.9.9"), inst_call(20, "10.0.1.5")]);
     assert_eq!(offhost_flags(&a), vec![ON, reason("new_ip_for_instance")]);
-    // With RunInstances: private and public IPs are both known.
+    // With RunInstances: its private and public addresses are trusted, so
+    // another address of either scope is new for the instance.
     let a = run(&[
         run_instances(0),
         inst_call(10, "10.0.1.5"),
         inst_call(20, "54.210.7.8"),
-        inst_call(30, "198.51.100.99"),
+        inst_call(30, "10.0.9.9"),
+        inst_call(40, "54.210.9.9"),
+        inst_call(50, "198.51.100.99"),
     ]);
     assert_eq!(
         offhost_flags(&a),
-        vec![ON, ON, ON, reason("new_ip_for_instance")]
+        vec![
+            ON,
+            ON,
+            ON,
+            reason("new_ip_for_instance"),
+            reason("new_ip_for_instance"),
+            reason("outside_aws")
+        ]
     );
     // The public IP is known even before any use (no trust-on-first-use needed).
     let a = run(&[
@@ -1655,7 +1721,7 @@ fn offhost_run_instances_makes_ips_known() {
 fn offhost_failed_run_instances_teaches_nothing() {
     let mut ri = run_instances(0);
     ri["errorCode"] = json!("Client.UnauthorizedOperation");
-    let a = run(&[ri, inst_call(10, "10.0.1.5"), inst_call(20, "54.210.7.8")]);
+    let a = run(&[ri, inst_call(10, "10.0.9.9"), inst_call(20, "10.0.1.5")]);
     assert_eq!(
         offhost_flags(&a),
         vec![ON, ON, reason("new_ip_for_instance")]
@@ -1679,10 +1745,20 @@ fn offhost_associate_address_makes_ip_known() {
         "_return": true,
         "associationId": "eipassoc-0fedcba9876543210"
     });
-    let a = run(&[inst_call(10, "10.0.1.5"), aa, inst_call(20, "52.4.5.6")]);
-    assert_eq!(offhost_flags(&a), vec![ON, ON, ON]);
+    // The instance had learned its first public AWS address; the Elastic IP
+    // replaces it as the trusted public address.
+    let a = run(&[
+        inst_call(5, "52.4.0.9"),
+        aa.clone(),
+        inst_call(20, "52.4.5.6"),
+        inst_call(30, "52.4.0.9"),
+    ]);
+    assert_eq!(
+        offhost_flags(&a),
+        vec![ON, ON, ON, reason("new_ip_for_instance")]
+    );
     // Control: without AssociateAddress.
-    let a = run(&[inst_call(10, "10.0.1.5"), inst_call(20, "52.4.5.6")]);
+    let a = run(&[inst_call(5, "52.4.0.9"), inst_call(20, "52.4.5.6")]);
     assert_eq!(offhost_flags(&a)[1], reason("new_ip_for_instance"));
 }
 
@@ -2568,7 +2644,8 @@ fn snapshot_carries_created_keys_and_instance_ips() {
         ),
     );
     assert_eq!(a["created_by"]["lineage_root"], AKIA_USER);
-    let a = step(&mut dst, &inst_call(70, "198.51.100.99"));
+    // The trusted private address came through the snapshot.
+    let a = step(&mut dst, &inst_call(70, "10.0.9.9"));
     assert_eq!(a["offhost_reason"], "new_ip_for_instance");
 }
 
@@ -2906,7 +2983,7 @@ fn saml_identity_provider_falls_back_to_principal_arn() {
     let a = &run(&[r])[0];
     assert_eq!(
         a["issued"]["lineage_root"],
-        format!("saml:arn:aws:iam::{ACCT}:saml-provider/Shibboleth/alice@example.com")
+        "saml:Shibboleth/alice@example.com"
     );
 }
 

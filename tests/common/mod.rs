@@ -159,6 +159,38 @@ pub fn run_batch(records: &[Value]) -> Vec<Value> {
     records.iter().map(|r| step(&mut e2, r)).collect()
 }
 
+/// Batch mode as the CLI runs it (`--order time`): records sorted (stably)
+/// by event time, issuances first within a second, two passes; annotations
+/// in input order.
+pub fn run_time_order(cfg: Config, records: &[Value]) -> Vec<Value> {
+    let ns = cfg.namespace.clone();
+    let raw: Vec<Vec<u8>> = records.iter().map(bytes).collect();
+    let probe = enricher_with(cfg.clone());
+    let mut last = i64::MIN;
+    let keys: Vec<(i64, u8)> = raw
+        .iter()
+        .map(|r| {
+            let (t, rank) = probe.peek_order(r);
+            last = t.unwrap_or(last);
+            (last, rank)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..raw.len()).collect();
+    order.sort_by_key(|&i| keys[i]);
+    let mut e1 = enricher_with(cfg.clone());
+    e1.record_lookahead();
+    for &i in &order {
+        e1.process(&raw[i], None);
+    }
+    let mut e2 = enricher_with(cfg);
+    e2.use_lookahead(e1.take_lookahead());
+    let mut out = vec![Value::Null; raw.len()];
+    for &i in &order {
+        out[i] = ann_in(&e2.process(&raw[i], None), &ns);
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------
 // Raw, ordered members (serde_json::Value sorts keys; this does not)
 // ---------------------------------------------------------------------------

@@ -822,6 +822,7 @@ fn batch(
         file: usize,
         line: u64,
         time: i64,
+        rank: u8,
     }
     let mut recs: Vec<Rec> = Vec::new();
     let mut last_time = i64::MIN;
@@ -830,13 +831,15 @@ fn batch(
             Ok(doc) => {
                 *bytes_in += doc.len() as u64;
                 for p in credlineage::input::split(&doc) {
-                    let t = run.enricher.peek_time(&p.bytes).unwrap_or(last_time);
+                    let (t, rank) = run.enricher.peek_order(&p.bytes);
+                    let t = t.unwrap_or(last_time);
                     last_time = t;
                     recs.push(Rec {
                         bytes: p.bytes.into_owned(),
                         file: fi,
                         line: p.line,
                         time: t,
+                        rank,
                     });
                 }
             }
@@ -847,7 +850,7 @@ fn batch(
         }
     }
     let mut order: Vec<usize> = (0..recs.len()).collect();
-    order.sort_by_key(|&i| recs[i].time);
+    order.sort_by_key(|&i| (recs[i].time, recs[i].rank));
     let pb = progress(Some(recs.len() as u64), show);
     pb.set_prefix("pass 1/2 (learning credentials)");
     // Pass 1: learn every credential set.
