@@ -26,6 +26,7 @@ INT_RANGES = {"byte": 2**7 - 1, "short": 2**15 - 1, "integer": 2**31 - 1, "long"
 # JSON value kind in credlineage's output -> Elasticsearch field types that hold it.
 COMPATIBLE = {
     "bool": {"boolean"},
+    "true": {"boolean"},
     "int": set(INT_RANGES),
     "str": {"keyword"},
     "enum": {"keyword"},
@@ -157,4 +158,21 @@ def test_readme_queries_name_only_existing_fields():
     unknown = fields - set(schema_leaves())
     assert not unknown, unknown
     assert {"credlineage.ec2_cred_offhost", "credlineage.is_key_collision", "credlineage.lineage_depth",
-            "credlineage.created_by.lineage_root", "credlineage.used_after_expiration"} <= fields
+            "credlineage.created_by.lineage_root", "credlineage.used_after_expiration",
+            "credlineage.offhost_ancestor", "credlineage.offhost_other_identity"} <= fields
+
+
+def test_readme_has_a_query_for_every_sigma_rule():
+    """The Elastic content follows the Sigma rules: each rule's credlineage.* filter
+    fields appear in a query of this README."""
+    import yaml
+    text = (HERE / "README.md").read_text()
+    queries = "\n".join(re.findall(r"```(?:esql|kql)\n(.*?)```", text, re.S))
+    for path in sorted((HERE.parent / "sigma" / "rules").glob("*.yml")):
+        detection = dict(yaml.safe_load(path.read_text())["detection"])
+        detection.pop("condition")
+        for item in detection.values():
+            for key in (item if isinstance(item, dict) else {}):
+                field = key.split("|")[0]
+                if field.startswith("credlineage."):
+                    assert field in queries, f"{path.name}: no README query names {field}"

@@ -10,7 +10,11 @@
 3. The strongest check: a small evaluator for the Sigma subset the rules use
    (field equality, value lists, `|exists`, `|gte` and friends, and/or/not)
    runs each rule's detection over the CLI's real annotated output, and the
-   rule must fire on exactly the records it should, no more, no less.
+   rule must fire on exactly the records it should, no more, no less. The SPL
+   that pySigma's Splunk backend makes of each rule is evaluated on the same
+   records (siem_testlib.spl_selects) and must select the same ones.
+   (The SPEC v1.1 records, dataset siem_v11, are hand-written until the engine
+   writes v1.1: see siem_testlib.HANDWRITTEN.)
 """
 import datetime
 import re
@@ -26,7 +30,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.validation import SigmaValidator
 from sigma.validators.core import validators as core_validators
 
-from siem_testlib import schema_leaves
+from siem_testlib import rule_fires, schema_leaves, sigma_condition, sigma_field_matches, spl_selects
 
 HERE = Path(__file__).resolve().parent
 RULE_FILES = sorted((HERE / "rules").glob("*.yml"))
@@ -53,15 +57,22 @@ def ann(r):
 
 EXPECT = {
     # rule file: predicate written independently of the rule (plain Python over the
-    # annotation), the records of scenarios / siem_extra it must fire on (by eventID),
-    # and substrings each backend's query must contain.
+    # annotation), the records of scenarios / siem_extra / siem_v11 it must fire on (by
+    # eventID), and substrings each backend's query must contain.
     "credlineage_ec2_credentials_offhost.yml": dict(
         predicate=lambda r: ann(r).get("ec2_cred_offhost") is True,
-        ids={"evt-0020", "evt-0021"},
+        ids={"evt-0020", "evt-0021", "siem11-evt-0004", "siem11-evt-0005", "siem11-evt-0011"},
         min_hits={"stratus": 2, "awslogs": 2},
         splunk=["credlineage.ec2_cred_offhost=true"],
         lucene=["credlineage.ec2_cred_offhost:true"],
         esql=["credlineage.ec2_cred_offhost==true"],
+    ),
+    "credlineage_offhost_ancestor_pivot.yml": dict(
+        predicate=lambda r: ann(r).get("offhost_ancestor") is True,
+        ids={"siem11-evt-0006", "siem11-evt-0007", "siem11-evt-0008"},
+        splunk=["credlineage.offhost_ancestor=true"],
+        lucene=["credlineage.offhost_ancestor:true"],
+        esql=["credlineage.offhost_ancestor==true"],
     ),
     "credlineage_key_collision.yml": dict(
         predicate=lambda r: ann(r).get("is_key_collision") is True,
@@ -72,7 +83,7 @@ EXPECT = {
     ),
     "credlineage_deep_role_chain.yml": dict(
         predicate=lambda r: ann(r).get("lineage_depth", 0) >= 3,
-        ids={"evt-0008", "siem-evt-0004"},
+        ids={"evt-0008", "siem-evt-0004", "siem11-evt-0008"},
         splunk=["credlineage.lineage_depth>=3"],
         lucene=["credlineage.lineage_depth:>=3"],
         esql=["credlineage.lineage_depth>=3"],
@@ -226,141 +237,10 @@ def test_converts_for_elastic_aws_integration(path):
 
 
 # ---------------------------------------------------------------------------
-# 3. A tiny Sigma evaluator, run on real annotated records
+# 3. A tiny Sigma evaluator (siem_testlib.rule_fires), run on real annotated records
 # ---------------------------------------------------------------------------
 
-_MISSING = object()
-SUPPORTED_MODIFIERS = {"exists", "gte", "gt", "lte", "lt"}
-
-
-def _lookup(record, field):
-    """Nested lookup of a dotted field ('credlineage.issued.chained'); a literal
-    dotted key at any level is honoured too."""
-    def walk(obj, parts):
-        if not parts:
-            return obj
-        if not isinstance(obj, dict):
-            return _MISSING
-        for i in range(len(parts), 0, -1):
-            key = ".".join(parts[:i])
-            if key in obj:
-                found = walk(obj[key], parts[i:])
-                if found is not _MISSING:
-                    return found
-        return _MISSING
-    return walk(record, field.split("."))
-
-
-def _value_matches(actual, expected):
-    if actual is _MISSING:
-        return expected is None
-    if expected is None:
-        return actual is None
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return isinstance(expected, bool) and isinstance(actual, bool) and actual == expected
-    if isinstance(expected, (int, float)):
-        return isinstance(actual, (int, float)) and actual == expected
-    if isinstance(expected, str):
-        if any(c in expected for c in "*?"):
-            raise NotImplementedError(f"wildcards are not in the evaluated subset: {expected!r}")
-        return isinstance(actual, str) and actual.lower() == expected.lower()  # Sigma: case-insensitive
-    raise NotImplementedError(f"value {expected!r}")
-
-
-def _field_matches(record, key, expected):
-    field, *mods = key.split("|")
-    unknown = set(mods) - SUPPORTED_MODIFIERS
-    if unknown or len(mods) > 1:
-        raise NotImplementedError(f"modifiers {mods} are not in the evaluated subset")
-    actual = _lookup(record, field)
-    values = expected if isinstance(expected, list) else [expected]
-    if mods == ["exists"]:
-        assert values in ([True], [False]), key
-        present = actual is not _MISSING and actual is not None
-        return present == values[0]
-    if mods:
-        if isinstance(actual, bool) or not isinstance(actual, (int, float)):
-            return False
-        op = {"gte": lambda a, b: a >= b, "gt": lambda a, b: a > b,
-              "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}[mods[0]]
-        return any(op(actual, v) for v in values)
-    return any(_value_matches(actual, v) for v in values)
-
-
-def _detection_matches(record, item):
-    if isinstance(item, dict):
-        return all(_field_matches(record, k, v) for k, v in item.items())
-    if isinstance(item, list) and all(isinstance(x, dict) for x in item):
-        return any(_detection_matches(record, x) for x in item)
-    raise NotImplementedError(f"detection item {item!r} (keyword searches are not in the evaluated subset)")
-
-
-def _tokenize(condition):
-    tokens = re.findall(r"\(|\)|[A-Za-z0-9_*]+", condition)
-    if "".join(tokens) != re.sub(r"\s+", "", condition):
-        raise SyntaxError(f"condition {condition!r} has characters outside the evaluated subset")
-    return tokens
-
-
-def _evaluate(condition, named, record):
-    """Recursive descent over: or < and < not < (expr) | identifier | 1 of x* | all of x*."""
-    tokens = _tokenize(condition)
-    pos = 0
-
-    def peek():
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take(expected=None):
-        nonlocal pos
-        tok = peek()
-        if tok is None or (expected and tok != expected):
-            raise SyntaxError(f"condition {condition!r}: expected {expected or 'a token'} at {pos}")
-        pos += 1
-        return tok
-
-    def atom():
-        tok = peek()
-        if tok == "(":
-            take("(")
-            v = expr()
-            take(")")
-            return v
-        if tok == "not":
-            take("not")
-            return not atom()
-        if tok is not None and (tok.isdigit() or tok in ("all", "any")):
-            raise NotImplementedError("'x of' quantifiers are not in the evaluated subset")
-        name = take()
-        assert name in named, f"condition names unknown detection {name!r}"
-        return _detection_matches(record, named[name])
-
-    def conj():
-        v = atom()
-        while peek() == "and":
-            take("and")
-            rhs = atom()
-            v = v and rhs
-        return v
-
-    def expr():
-        v = conj()
-        while peek() == "or":
-            take("or")
-            rhs = conj()
-            v = v or rhs
-        return v
-
-    result = expr()
-    if pos != len(tokens):
-        raise SyntaxError(f"condition {condition!r}: trailing tokens {tokens[pos:]}")
-    return result
-
-
-def rule_fires(rule, record):
-    detection = dict(rule["detection"])
-    condition = detection.pop("condition")
-    conditions = condition if isinstance(condition, list) else [condition]
-    return any(_evaluate(c, detection, record) for c in conditions)
+ID_DATASETS = ("scenarios", "siem_extra", "siem_v11")
 
 
 def event_id(record):
@@ -376,18 +256,18 @@ def test_evaluator_self_check():
     rec = {"a": {"b": 3, "t": True, "s": "Long_Term"}, "eventName": "CreateUser"}
     named = {"x": {"a.b|gte": 3}, "y": {"a.t": True}, "z": {"a.s": "long_term", "eventName": ["A", "CreateUser"]},
              "n": {"a.missing|exists": True}, "m": [{"a.b": 4}, {"a.t": False}]}
-    assert _evaluate("x and y and z", named, rec)
-    assert not _evaluate("n", named, rec)
-    assert _evaluate("x and not n", named, rec)
-    assert not _evaluate("m", named, rec)
-    assert _evaluate("(m or z) and not (n or m)", named, rec)
-    assert not _evaluate("x and y and not z", named, rec)
-    assert not _field_matches(rec, "a.t|gte", 0)          # booleans are not numbers
-    assert not _field_matches({"a": {"b": "3"}}, "a.b", 3)  # "3" is not 3
+    assert sigma_condition("x and y and z", named, rec)
+    assert not sigma_condition("n", named, rec)
+    assert sigma_condition("x and not n", named, rec)
+    assert not sigma_condition("m", named, rec)
+    assert sigma_condition("(m or z) and not (n or m)", named, rec)
+    assert not sigma_condition("x and y and not z", named, rec)
+    assert not sigma_field_matches(rec, "a.t|gte", 0)          # booleans are not numbers
+    assert not sigma_field_matches({"a": {"b": "3"}}, "a.b", 3)  # "3" is not 3
     with pytest.raises(NotImplementedError):
-        _field_matches(rec, "a.s|contains", "x")
+        sigma_field_matches(rec, "a.s|contains", "x")
     with pytest.raises(NotImplementedError):
-        _evaluate("1 of x*", named, rec)
+        sigma_condition("1 of x*", named, rec)
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
@@ -403,6 +283,55 @@ def test_rule_fires_on_exactly_the_right_records(path, annotated):
             f"expected lines {[i + 1 for i in wanted]}")
         if dataset in exp.get("min_hits", {}):
             assert len(fired) >= exp["min_hits"][dataset], f"{path.name}: {len(fired)} hits in {dataset}"
-        if dataset in ("scenarios", "siem_extra"):
+        if dataset in ID_DATASETS:
             fired_ids |= {event_id(records[i]) for i in fired}
     assert fired_ids == exp["ids"], f"{path.name}: fired on {sorted(fired_ids)}, expected {sorted(exp['ids'])}"
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
+def test_pysigma_splunk_query_selects_the_same_records(path, annotated):
+    """The SPL pySigma makes of the rule, evaluated on the real records, selects
+    exactly the records the rule's detection fires on."""
+    rule = yaml.safe_load(path.read_text())
+    spl = _convert(SplunkBackend(), path)
+    hits = 0
+    for dataset, records in annotated.items():
+        for i, r in enumerate(records):
+            want = rule_fires(rule, r)
+            assert spl_selects(spl, r) == want, f"{path.name} on {dataset} line {i + 1}: SPL {spl!r} != rule ({want})"
+            hits += want
+    assert hits > 0
+
+
+def test_offhost_ancestor_rule_on_the_pivot_chain(annotated):
+    """SPEC v1.1 3.1/3.5: the calls made with credentials obtained from stolen instance
+    credentials fire the pivot rule; the off-host calls themselves, the instance's own
+    calls and a clean session of the same role do not."""
+    path = HERE / "rules" / "credlineage_offhost_ancestor_pivot.yml"
+    rule = yaml.safe_load(path.read_text())
+    spl = _convert(SplunkBackend(), path)
+    by_id = {event_id(r): r for r in annotated["siem_v11"]}
+    for eid in ("siem11-evt-0006", "siem11-evt-0007", "siem11-evt-0008"):
+        r = by_id[eid]
+        assert ann(r)["offhost_ancestor"] is True and ann(r)["lineage_root"].startswith("ec2:")
+        assert rule_fires(rule, r) and spl_selects(spl, r), eid
+    for eid in ("siem11-evt-0003", "siem11-evt-0004", "siem11-evt-0005", "siem11-evt-0010", "siem11-evt-0011"):
+        r = by_id[eid]
+        assert "offhost_ancestor" not in ann(r)
+        assert not rule_fires(rule, r) and not spl_selects(spl, r), eid
+    # the same role (admin-v11) reached without stolen credentials is not flagged
+    assert by_id["siem11-evt-0010"]["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"] == \
+        by_id["siem11-evt-0006"]["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"]
+
+
+def test_spl_evaluator_self_check():
+    rec = {"a": {"b": 3, "t": True, "s": "Long_Term"}, "eventName": "CreateUser"}
+    assert spl_selects('a.b>=3 a.t=true a.s="long_term"', rec)
+    assert not spl_selects("a.b>3", rec)
+    assert spl_selects('a.s=* eventName IN ("X", "createuser") | table a.b', rec)
+    assert not spl_selects("a.missing=*", rec)
+    assert spl_selects("(a.t=false OR a.b=3) NOT a.missing=*", rec)
+    assert not spl_selects("a.t=true | search eventName=Other | stats count", rec)
+    assert not spl_selects('a.b="3" a.t=false', rec)
+    with pytest.raises(NotImplementedError):
+        spl_selects("CreateUser", rec)
