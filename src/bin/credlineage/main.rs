@@ -100,6 +100,9 @@ struct EngineArgs {
     /// Do not flag instance credentials used from an IP that a person's identity used.
     #[arg(long)]
     no_ip_other_identity: bool,
+    /// An account whose VPC endpoints instance credentials may use without `foreign_vpc_endpoint` (a central networking account, shared VPCs). Repeatable.
+    #[arg(long = "trusted-account", value_name = "ACCOUNT")]
+    trusted_accounts: Vec<String>,
     /// Replace responseElements.credentials.sessionToken in the output records.
     #[arg(long)]
     redact_session_tokens: bool,
@@ -254,6 +257,8 @@ fn build_config(a: &EngineArgs) -> Result<Config, Error> {
     if a.no_ip_other_identity {
         c.ip_used_by_other_identity = false;
     }
+    c.trusted_vpc_endpoint_accounts
+        .extend(a.trusted_accounts.iter().cloned());
     if a.redact_session_tokens {
         c.redact_session_tokens = true;
     }
