@@ -347,8 +347,9 @@ fn is_json(b: &[u8]) -> bool {
     simdutf8::basic::from_utf8(b).is_ok_and(|t| json::validate(t).is_ok())
 }
 
-/// Whether the object at the start of `body` has `Records` or `messageType`
-/// as its first key (an S3 delivery file, a CloudWatch Logs envelope).
+/// Whether the object at the start of `body` starts with the key of an S3
+/// delivery file (`Records`) or of a CloudWatch Logs envelope (in
+/// CloudWatch's order, `messageType`; in sorted order, `logEvents`; …).
 fn document_key_first(body: &[u8]) -> bool {
     let text = utf8_prefix(body.get(..body.len().min(4096)).unwrap_or_default());
     let mut sc = Scanner::new(text);
@@ -357,7 +358,7 @@ fn document_key_first(body: &[u8]) -> bool {
     }
     let mut found = false;
     let _ = sc.object(|sc, k| {
-        found = sc.key_is(k, "Records") || sc.key_is(k, "messageType");
+        found = ENVELOPE_KEYS.iter().any(|n| sc.key_is(k, n));
         // Stop after the first key.
         Err(json::ScanError {
             at: sc.pos(),
@@ -407,12 +408,32 @@ fn is_document(body: &[u8]) -> bool {
     }
 }
 
-/// Whether an NDJSON line may be an S3 delivery file or a CloudWatch Logs envelope.
+/// The first keys that start a document rather than a record.
+const ENVELOPE_KEYS: [&str; 7] = [
+    "Records",
+    "messageType",
+    "logEvents",
+    "logGroup",
+    "logStream",
+    "owner",
+    "subscriptionFilters",
+];
+
+/// Whether an NDJSON line may be an S3 delivery file or a CloudWatch Logs
+/// envelope: one of their keys near its start.
 fn unroll_candidate(l: &[u8]) -> bool {
+    const NEEDLES: [&[u8; 9]; 6] = [
+        b"\"Records\"",
+        b"\"messageT",
+        b"\"logEvent",
+        b"\"logGroup",
+        b"\"logStrea",
+        b"\"subscrip",
+    ];
     l.first() == Some(&b'{')
         && l.windows(9)
             .take(64)
-            .any(|w| w == b"\"Records\"" || w == b"\"messageT")
+            .any(|w| NEEDLES.iter().any(|n| w == &n[..]))
 }
 
 /// One NDJSON line (without its line ending) that is an S3 delivery file or a
