@@ -113,6 +113,7 @@ impl GuestEnricher for Resource {
             expired_purged,
             tracked_sets,
             state_bytes,
+            bad_time,
         } = self.stats_native();
         wit::Stats {
             records,
@@ -127,6 +128,7 @@ impl GuestEnricher for Resource {
             expired_purged,
             tracked_sets,
             state_bytes,
+            bad_time,
         }
     }
 

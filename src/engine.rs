@@ -349,6 +349,12 @@ const STS_ISSUING: [&str; 6] = [
     "AssumeRoot",
 ];
 
+/// The time of a record processed before any record gave a time (its own
+/// time unreadable or absent, no host time): earlier than every real event
+/// (1901-12-13), so it cannot expire, outlive or collide with dated
+/// credentials. It never moves the clock, so nothing prints it.
+const UNDATED: i64 = i32::MIN as i64;
+
 impl Enricher {
     /// A new enricher with empty state.
     pub fn new(config: Config) -> Result<Enricher, Error> {
@@ -685,25 +691,44 @@ impl Enricher {
         (None, 1)
     }
 
-    fn event_time(&self, ev: &Event<'_>, outer: &Event<'_>, host_time: Option<i64>) -> i64 {
-        ev.event_time
-            .get()
-            .and_then(parse_iso)
-            .or_else(|| ev.timestamp.get().and_then(parse_iso))
-            .or_else(|| outer.timestamp.get().and_then(parse_iso))
+    /// The record's time (SPEC 2): `eventTime`, else `@timestamp`, else the
+    /// host's time, else arrival order: the clock (the latest time seen).
+    /// Counts a bad time when a time the record holds cannot be read, or when
+    /// it has none at all. `None` only when nothing gave a time yet: the
+    /// record is then placed before every dated one and must not move the clock.
+    fn event_time(
+        &mut self,
+        ev: &Event<'_>,
+        outer: &Event<'_>,
+        host_time: Option<i64>,
+    ) -> Option<i64> {
+        let own = [&ev.event_time, &ev.timestamp, &outer.timestamp];
+        let mut unreadable = false;
+        let mut found = None;
+        for f in own {
+            if let Some(s) = f.get() {
+                match parse_iso(s) {
+                    Some(t) => {
+                        found = Some(t);
+                        break;
+                    }
+                    None => unreadable = true,
+                }
+            }
+        }
+        if unreadable || (found.is_none() && host_time.is_none()) {
+            self.stats.bad_time += 1;
+        }
+        found
             .or(host_time)
-            .unwrap_or(if self.state.clock == i64::MIN {
-                0
-            } else {
-                self.state.clock
-            })
+            .or((self.state.clock != i64::MIN).then_some(self.state.clock))
     }
 
     /// Move the clock (the latest event time seen) to `t` — unless `t` is
     /// more than [`MAX_CLOCK_JUMP`] ahead of it: then only when the record
     /// just before was that far ahead too (SPEC 2: one forged or broken
-    /// timestamp cannot expire live credentials). Returns the time the
-    /// record's own annotation uses (`t` either way).
+    /// timestamp cannot expire live credentials); the record's own
+    /// annotation uses `t` either way.
     fn advance_clock(&mut self, t: i64) {
         let clock = self.state.clock;
         if clock == i64::MIN || t <= clock.saturating_add(MAX_CLOCK_JUMP) {
@@ -1049,8 +1074,15 @@ impl Enricher {
         outer: &Event<'_>,
         host_time: Option<i64>,
     ) -> Annotation {
-        let t = self.event_time(ev, outer, host_time);
-        self.advance_clock(t);
+        // No time yet anywhere: before every dated record (nothing it
+        // creates is live later), and the clock stays unset.
+        let t = match self.event_time(ev, outer, host_time) {
+            Some(t) => {
+                self.advance_clock(t);
+                t
+            }
+            None => UNDATED,
+        };
         let ui = &ev.user_identity;
         let key = ui.access_key_id.get();
         let kind = key.map(keyid::kind);

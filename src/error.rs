@@ -45,6 +45,22 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// An input that is one JSON document (an S3 delivery file, an array, a
+    /// CloudWatch Logs envelope) is damaged: the records complete before
+    /// `line`:`column` were read, nothing after it.
+    #[error(
+        "{source_name}:{line}:{column}: damaged JSON document: {reason}; the records before it were read, nothing after it"
+    )]
+    Damaged {
+        /// The file name (or `<stdin>`).
+        source_name: String,
+        /// One-based line of the damage.
+        line: u64,
+        /// One-based column (in bytes) of the damage.
+        column: u64,
+        /// What the JSON scanner expected or found.
+        reason: String,
+    },
 }
 
 impl Error {

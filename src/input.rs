@@ -1,7 +1,28 @@
-//! Splitting input documents into records: NDJSON lines, JSON arrays and S3 delivery files (`{"Records": [...]}`); pure, no I/O.
+//! Splitting input documents into records: NDJSON lines, JSON arrays, S3 delivery files (`{"Records": [...]}`), CloudWatch Logs subscription envelopes and Firehose's concatenations of them; pure, no I/O, linear in the size of the document.
+//!
+//! Shapes, decided from the start of the document:
+//!
+//! - **NDJSON** (the first line is one complete JSON value, or it is broken
+//!   but the next line is complete): one record per non-blank line, invalid
+//!   lines included (they pass through unchanged). A line that is itself an
+//!   S3 delivery file or a CloudWatch Logs `DATA_MESSAGE` is unrolled.
+//! - **A document**: one JSON array, one S3 delivery file, one CloudWatch Logs
+//!   envelope, one (pretty-printed) record, or several such values back to
+//!   back (Firehose writes `}{` with no separator). Arrays give one record per
+//!   element, S3 files one per element of `Records`, `DATA_MESSAGE` envelopes
+//!   one per log event, anything else one record. A damaged document (cut
+//!   short, a bad byte) gives every record complete before the damage and a
+//!   [`Damage`]; no fragment of it is ever a record.
+//!
+//! CloudWatch Logs log events: a `message` whose text is a JSON object is the
+//! record; any other message (plain text, a JSON scalar, invalid JSON) gives
+//! the log event object itself (`{"id":…,"timestamp":…,"message":"…"}`), so
+//! nothing is lost and every output line of a valid envelope is valid JSON.
+//!
+//! Every offset is visited a bounded number of times: the JSON scanner is one
+//! pass, and line numbers are counted incrementally from the previous record.
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use crate::json::{self, Scanner};
 use std::borrow::Cow;
 
 /// One record cut out of a document.
@@ -14,10 +35,51 @@ pub struct Piece<'a> {
     pub line: u64,
 }
 
-#[derive(Deserialize)]
-struct RecordsDoc<'a> {
-    #[serde(rename = "Records", borrow)]
-    records: Option<Vec<&'a RawValue>>,
+/// Where a document that is one JSON value (or a sequence of them) stops
+/// being readable: the records before it were returned, nothing after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// One-based line of the first unreadable byte (or of the end, when the
+    /// document is cut short).
+    pub line: u64,
+    /// One-based column of that byte, in bytes.
+    pub column: u64,
+    /// Byte offset of that byte in the document.
+    pub offset: usize,
+    /// What the JSON scanner expected or found.
+    pub reason: String,
+}
+
+impl Damage {
+    /// The error naming the input (`source_name`), line and column.
+    pub fn to_error(&self, source_name: &str) -> crate::Error {
+        crate::Error::Damaged {
+            source_name: source_name.to_string(),
+            line: self.line,
+            column: self.column,
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.reason
+        )
+    }
+}
+
+/// The records of one document and, when it is a damaged JSON document, where.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Split<'a> {
+    /// The records, in document order.
+    pub pieces: Vec<Piece<'a>>,
+    /// Set when the document is one JSON value (or a sequence of them) that
+    /// could not be read to its end.
+    pub damage: Option<Damage>,
 }
 
 fn is_ws(c: u8) -> bool {
@@ -27,84 +89,407 @@ fn is_ws(c: u8) -> bool {
 fn trim(b: &[u8]) -> &[u8] {
     let s = b.iter().position(|&c| !is_ws(c)).unwrap_or(b.len());
     let e = b.iter().rposition(|&c| !is_ws(c)).map_or(s, |p| p + 1);
-    &b[s..e.max(s)]
+    b.get(s..e.max(s)).unwrap_or_default()
 }
 
-fn line_of(doc: &[u8], sub: &[u8]) -> u64 {
-    let off = (sub.as_ptr() as usize).saturating_sub(doc.as_ptr() as usize);
-    1 + doc
-        .get(..off.min(doc.len()))
-        .map_or(0, |p| p.iter().filter(|&&c| c == b'\n').count() as u64)
+#[cfg(test)]
+thread_local! {
+    /// Bytes examined to number lines: the work that used to be quadratic.
+    static LINE_WORK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Unroll a whole JSON document when it is an array or an S3 delivery file.
-fn unroll<'a>(doc: &'a [u8], body: &'a [u8]) -> Option<Vec<Piece<'a>>> {
-    let raws: Vec<&RawValue> = match body.first() {
-        Some(b'[') => serde_json::from_slice(body).ok()?,
-        Some(b'{')
-            if body.starts_with(b"{\"Records\"")
-                || body.windows(9).take(64).any(|w| w == b"\"Records\"") =>
-        {
-            serde_json::from_slice::<RecordsDoc>(body).ok()?.records?
+/// Line numbers of increasing offsets, counted from the previous one.
+struct LineCounter<'d> {
+    doc: &'d [u8],
+    off: usize,
+    line: u64,
+}
+
+impl<'d> LineCounter<'d> {
+    fn new(doc: &'d [u8]) -> Self {
+        LineCounter {
+            doc,
+            off: 0,
+            line: 1,
         }
-        _ => return None,
+    }
+
+    /// One-based line of byte `off` (cost: the distance from the previous call).
+    fn at(&mut self, off: usize) -> u64 {
+        let off = off.min(self.doc.len());
+        let (from, to) = (self.off.min(off), self.off.max(off));
+        let span = self.doc.get(from..to).unwrap_or_default();
+        #[cfg(test)]
+        LINE_WORK.with(|w| w.set(w.get() + span.len() as u64));
+        let n = memchr::memchr_iter(b'\n', span).count() as u64;
+        if off >= self.off {
+            self.line += n;
+        } else {
+            self.line = self.line.saturating_sub(n);
+        }
+        self.off = off;
+        self.line
+    }
+
+    /// One-based column (in bytes) of byte `off`. Used once, for the damage.
+    fn column(&self, off: usize) -> u64 {
+        let off = off.min(self.doc.len());
+        let start = self
+            .doc
+            .get(..off)
+            .and_then(|p| memchr::memrchr(b'\n', p))
+            .map_or(0, |p| p + 1);
+        (off - start) as u64 + 1
+    }
+}
+
+/// The longest prefix of `doc` that is UTF-8, as text.
+fn utf8_prefix(doc: &[u8]) -> &str {
+    match simdutf8::compat::from_utf8(doc) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(doc.get(..e.valid_up_to()).unwrap_or_default()).unwrap_or(""),
+    }
+}
+
+/// Reads the values of a document into pieces.
+struct Reader<'a, 'o> {
+    doc: &'a [u8],
+    lines: LineCounter<'a>,
+    out: &'o mut Vec<Piece<'a>>,
+}
+
+impl<'a> Reader<'a, '_> {
+    fn piece(&mut self, from: usize, to: usize) {
+        let bytes = self.doc.get(from..to).unwrap_or_default();
+        let line = self.lines.at(from);
+        self.out.push(Piece {
+            bytes: crate::to_single_line(bytes),
+            line,
+        });
+    }
+
+    /// Read the value at the cursor into pieces. Returns whether it was
+    /// unrolled (an array, an S3 delivery file, a `DATA_MESSAGE`) rather
+    /// than kept as one record. On an error, the records complete before it
+    /// are already in `out`.
+    fn value(&mut self, sc: &mut Scanner<'a>) -> json::Result<bool> {
+        let start = sc.pos();
+        match sc.peek() {
+            Some(b'[') => {
+                sc.array(|sc| {
+                    let from = sc.pos();
+                    sc.skip_value()?;
+                    self.piece(from, sc.pos());
+                    Ok(true)
+                })?;
+                Ok(true)
+            }
+            Some(b'{') => self.object(sc, start),
+            _ => {
+                sc.skip_value()?;
+                self.piece(start, sc.pos());
+                Ok(false)
+            }
+        }
+    }
+
+    fn object(&mut self, sc: &mut Scanner<'a>, start: usize) -> json::Result<bool> {
+        let mut records = false;
+        let mut data_message: Option<bool> = None;
+        let mut log_events = false;
+        let mut events: Vec<Piece<'a>> = Vec::new();
+        let r = sc.object(|sc, k| {
+            if !records && sc.key_is(k, "Records") && sc.peek() == Some(b'[') {
+                records = true;
+                sc.array(|sc| {
+                    let from = sc.pos();
+                    sc.skip_value()?;
+                    self.piece(from, sc.pos());
+                    Ok(true)
+                })?;
+                return Ok(true);
+            }
+            if sc.key_is(k, "messageType") && sc.peek() == Some(b'"') {
+                let s = sc.string()?;
+                data_message = Some(sc.decode(s).is_some_and(|t| t == "DATA_MESSAGE"));
+                return Ok(true);
+            }
+            if !log_events && sc.key_is(k, "logEvents") && sc.peek() == Some(b'[') {
+                log_events = true;
+                sc.array(|sc| {
+                    let p = self.log_event(sc)?;
+                    events.push(p);
+                    Ok(true)
+                })?;
+                return Ok(true);
+            }
+            Ok(false)
+        });
+        let unrolled_events = !records && data_message == Some(true) && log_events;
+        if let Err(e) = r {
+            // Log events complete before the damage count when the envelope
+            // already said it is a DATA_MESSAGE.
+            if !records && data_message == Some(true) {
+                self.out.append(&mut events);
+            }
+            return Err(e);
+        }
+        if records {
+            return Ok(true);
+        }
+        if unrolled_events {
+            self.out.append(&mut events);
+            return Ok(true);
+        }
+        self.piece(start, sc.pos());
+        Ok(false)
+    }
+
+    /// One element of `logEvents`: its message when that is a JSON object,
+    /// else the log event itself.
+    fn log_event(&mut self, sc: &mut Scanner<'a>) -> json::Result<Piece<'a>> {
+        let from = sc.pos();
+        let mut message: Option<Cow<'a, str>> = None;
+        if sc.peek() == Some(b'{') {
+            sc.object(|sc, k| {
+                if sc.key_is(k, "message") && sc.peek() == Some(b'"') {
+                    let s = sc.string()?;
+                    message = sc.decode(s);
+                    return Ok(true);
+                }
+                Ok(false)
+            })?;
+        } else {
+            sc.skip_value()?;
+        }
+        let line = self.lines.at(from);
+        if let Some(m) = message.filter(|m| is_json_object(m)) {
+            let bytes = match m {
+                Cow::Borrowed(b) => crate::to_single_line(trim(b.as_bytes())),
+                Cow::Owned(s) => Cow::Owned(crate::to_single_line(trim(s.as_bytes())).into_owned()),
+            };
+            return Ok(Piece { bytes, line });
+        }
+        let raw = self.doc.get(from..sc.pos()).unwrap_or_default();
+        Ok(Piece {
+            bytes: crate::to_single_line(raw),
+            line,
+        })
+    }
+}
+
+fn is_json_object(text: &str) -> bool {
+    let t = text.trim_start_matches([' ', '\t', '\n', '\r']);
+    t.starts_with('{') && json::validate(t).is_ok()
+}
+
+/// Read `doc` as a sequence of JSON values (one value is the usual case)
+/// into `out`. Returns whether any value was unrolled, and the damage.
+fn read_document<'a>(doc: &'a [u8], out: &mut Vec<Piece<'a>>) -> (bool, Option<Damage>) {
+    let text = utf8_prefix(doc);
+    let mut r = Reader {
+        doc,
+        lines: LineCounter::new(doc),
+        out,
     };
-    Some(
-        raws.into_iter()
-            .map(|r| Piece {
-                bytes: crate::to_single_line(r.get().as_bytes()),
-                line: line_of(doc, r.get().as_bytes()),
-            })
-            .collect(),
+    let mut sc = Scanner::new(text);
+    let mut unrolled = false;
+    let err = loop {
+        if sc.peek().is_none() {
+            break None;
+        }
+        match r.value(&mut sc) {
+            Ok(u) => unrolled |= u,
+            Err(e) => break Some(e),
+        }
+    };
+    let bad_utf8 = text.len() < doc.len();
+    let (at, reason) = match err {
+        Some(e) if bad_utf8 && e.at >= text.len() => (text.len(), invalid_utf8(doc, text.len())),
+        Some(e) => (e.at, e.what.to_string()),
+        None if bad_utf8 => (text.len(), invalid_utf8(doc, text.len())),
+        None => return (unrolled, None),
+    };
+    let line = r.lines.at(at);
+    let column = r.lines.column(at);
+    let reason = if at >= doc.len() {
+        format!("{reason} (the document is cut short)")
+    } else {
+        reason
+    };
+    (
+        unrolled,
+        Some(Damage {
+            line,
+            column,
+            offset: at,
+            reason,
+        }),
     )
 }
 
-/// Cut a document into records. A document that is one JSON array, or an S3
-/// delivery file, gives one record per element; a document that is one JSON
-/// value (even spread over several lines) gives one record; anything else is
-/// read as NDJSON, one record per non-blank line (a line that is itself an S3
-/// delivery file is unrolled). Invalid lines are kept as records so they can
-/// be passed through.
-pub fn split(doc: &[u8]) -> Vec<Piece<'_>> {
+fn invalid_utf8(doc: &[u8], at: usize) -> String {
+    match doc.get(at) {
+        Some(b) => format!("invalid UTF-8 (byte 0x{b:02x})"),
+        None => "invalid UTF-8".to_string(),
+    }
+}
+
+/// The first line of `b` (without `\r`), and the offset after its newline.
+fn first_line(b: &[u8]) -> (&[u8], usize) {
+    match memchr::memchr(b'\n', b) {
+        Some(i) => (trim(b.get(..i).unwrap_or_default()), i + 1),
+        None => (trim(b), b.len()),
+    }
+}
+
+fn is_json(b: &[u8]) -> bool {
+    simdutf8::basic::from_utf8(b).is_ok_and(|t| json::validate(t).is_ok())
+}
+
+/// Whether the object at the start of `body` starts with the key of an S3
+/// delivery file (`Records`) or of a CloudWatch Logs envelope (in
+/// CloudWatch's order, `messageType`; in sorted order, `logEvents`; …).
+fn document_key_first(body: &[u8]) -> bool {
+    let text = utf8_prefix(body.get(..body.len().min(4096)).unwrap_or_default());
+    let mut sc = Scanner::new(text);
+    if sc.peek() != Some(b'{') {
+        return false;
+    }
+    let mut found = false;
+    let _ = sc.object(|sc, k| {
+        found = ENVELOPE_KEYS.iter().any(|n| sc.key_is(k, n));
+        // Stop after the first key.
+        Err(json::ScanError {
+            at: sc.pos(),
+            what: "stop",
+        })
+    });
+    found
+}
+
+/// Whether the line is one complete JSON value followed, on the same line,
+/// by another object or array (values written back to back).
+fn concatenated(line: &[u8]) -> bool {
+    let text = utf8_prefix(line);
+    let mut sc = Scanner::new(text);
+    sc.skip_value().is_ok() && matches!(sc.peek(), Some(b'{' | b'['))
+}
+
+/// Whether `body` (trimmed, not empty) is read as one JSON document (or a
+/// sequence of values) rather than as NDJSON.
+fn is_document(body: &[u8]) -> bool {
+    let (l1, next) = first_line(body);
+    let more = !trim(body.get(next..).unwrap_or_default()).is_empty();
+    match body.first() {
+        Some(b'[') => !(more && is_json(l1)),
+        Some(b'{') => {
+            if is_json(l1) {
+                return false;
+            }
+            if document_key_first(body) || concatenated(l1) {
+                return true;
+            }
+            if !more {
+                // One invalid line: NDJSON passes it through.
+                return false;
+            }
+            // A broken first line followed by a complete one is NDJSON;
+            // a pretty-printed value's second line is never complete JSON.
+            let rest = body.get(next..).unwrap_or_default();
+            let l2 = rest
+                .split(|&c| c == b'\n')
+                .map(trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or_default();
+            !is_json(l2)
+        }
+        _ => false,
+    }
+}
+
+/// The first keys that start a document rather than a record.
+const ENVELOPE_KEYS: [&str; 7] = [
+    "Records",
+    "messageType",
+    "logEvents",
+    "logGroup",
+    "logStream",
+    "owner",
+    "subscriptionFilters",
+];
+
+/// Whether an NDJSON line may be an S3 delivery file or a CloudWatch Logs
+/// envelope: one of their keys near its start.
+fn unroll_candidate(l: &[u8]) -> bool {
+    const NEEDLES: [&[u8; 9]; 6] = [
+        b"\"Records\"",
+        b"\"messageT",
+        b"\"logEvent",
+        b"\"logGroup",
+        b"\"logStrea",
+        b"\"subscrip",
+    ];
+    l.first() == Some(&b'{')
+        && l.windows(9)
+            .take(64)
+            .any(|w| NEEDLES.iter().any(|n| w == &n[..]))
+}
+
+/// One NDJSON line (without its line ending) that is an S3 delivery file or a
+/// CloudWatch Logs `DATA_MESSAGE` (or several back to back): its records,
+/// all on line 1. `None` when the line is one record, to be taken as it is
+/// (an invalid or damaged line included: NDJSON passes it through).
+pub fn unroll_line(line: &[u8]) -> Option<Vec<Piece<'_>>> {
+    let l = trim(line);
+    if !unroll_candidate(l) {
+        return None;
+    }
+    let mut out = Vec::new();
+    match read_document(l, &mut out) {
+        (true, None) => Some(out),
+        _ => None,
+    }
+}
+
+/// Cut a document into records (see the module documentation for the
+/// shapes). Invalid NDJSON lines are kept as records so they can be passed
+/// through; a damaged JSON document gives its complete records and a
+/// [`Damage`], never a fragment.
+pub fn split(doc: &[u8]) -> Split<'_> {
     let body = trim(doc);
     if body.is_empty() {
-        return Vec::new();
+        return Split::default();
     }
-    if let Some(p) = unroll(doc, body) {
-        return p;
-    }
-    if matches!(body.first(), Some(b'{'))
-        && body.contains(&b'\n')
-        && serde_json::from_slice::<&RawValue>(body).is_ok()
-    {
-        return vec![Piece {
-            bytes: crate::to_single_line(body),
-            line: line_of(doc, body),
-        }];
+    if is_document(body) {
+        let mut pieces = Vec::new();
+        let (_, damage) = read_document(doc, &mut pieces);
+        return Split { pieces, damage };
     }
     let mut out = Vec::new();
     let mut from = 0;
     let ends = memchr::memchr_iter(b'\n', doc).chain(std::iter::once(doc.len()));
     for (i, end) in ends.enumerate() {
-        let line = &doc[from..end];
+        let line = doc.get(from..end).unwrap_or_default();
         from = end + 1;
-        let l = trim(line);
-        if l.is_empty() {
+        if trim(line).is_empty() {
             continue;
         }
-        if l.starts_with(b"{\"Records\"") {
-            if let Some(p) = unroll(doc, l) {
-                out.extend(p);
-                continue;
-            }
+        let n = i as u64 + 1;
+        if let Some(p) = unroll_line(line) {
+            out.extend(p.into_iter().map(|p| Piece { line: n, ..p }));
+            continue;
         }
         let l = line.strip_suffix(b"\r").unwrap_or(line);
         out.push(Piece {
             bytes: Cow::Borrowed(l),
-            line: i as u64 + 1,
+            line: n,
         });
     }
-    out
+    Split {
+        pieces: out,
+        damage: None,
+    }
 }
 
 #[cfg(test)]
@@ -112,7 +497,9 @@ mod tests {
     use super::*;
 
     fn texts(doc: &str) -> Vec<(String, u64)> {
-        split(doc.as_bytes())
+        let s = split(doc.as_bytes());
+        assert_eq!(s.damage, None, "{doc}");
+        s.pieces
             .into_iter()
             .map(|p| (String::from_utf8_lossy(&p.bytes).into_owned(), p.line))
             .collect()
@@ -150,5 +537,237 @@ mod tests {
             texts("{\"Records\":5}"),
             vec![("{\"Records\":5}".into(), 1)]
         );
+        // NDJSON whose first line is broken: still line by line.
+        assert_eq!(
+            texts("{\"a\":1,\"b\"\n{\"c\":2}\n"),
+            vec![("{\"a\":1,\"b\"".into(), 1), ("{\"c\":2}".into(), 2)]
+        );
+        // One invalid line passes through.
+        assert_eq!(texts("{oops"), vec![("{oops".into(), 1)]);
+        // NDJSON of arrays: arrays are records.
+        assert_eq!(
+            texts("[1,2]\n[3]"),
+            vec![("[1,2]".into(), 1), ("[3]".into(), 2)]
+        );
+    }
+
+    #[test]
+    fn lake_style_pretty_records_and_concatenations() {
+        // Pretty-printed documents back to back.
+        assert_eq!(
+            texts("{\n \"a\": 1\n}\n{\n \"b\": 2\n}\n"),
+            vec![("{\"a\":1}".into(), 1), ("{\"b\":2}".into(), 4)]
+        );
+        // Plain objects written back to back on one line (EventBridge through Firehose).
+        assert_eq!(
+            texts("{\"a\":1}{\"b\":2}"),
+            vec![("{\"a\":1}".into(), 1), ("{\"b\":2}".into(), 1)]
+        );
+    }
+
+    fn cw(events: &[&str], kind: &str) -> String {
+        let ev: Vec<String> = events
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                format!(
+                    "{{\"id\":\"{i}\",\"timestamp\":1722513605000,\"message\":{}}}",
+                    serde_json::to_string(m).unwrap()
+                )
+            })
+            .collect();
+        format!(
+            "{{\"messageType\":\"{kind}\",\"owner\":\"111122223333\",\"logGroup\":\"aws-cloudtrail-logs\",\"logStream\":\"111122223333_CloudTrail_us-east-1\",\"subscriptionFilters\":[\"f\"],\"logEvents\":[{}]}}",
+            ev.join(",")
+        )
+    }
+
+    #[test]
+    fn cloudwatch_envelopes() {
+        let doc = cw(
+            &["{\"eventName\":\"A\"}", "{\"eventName\":\"B\"}"],
+            "DATA_MESSAGE",
+        );
+        assert_eq!(
+            texts(&doc),
+            vec![
+                ("{\"eventName\":\"A\"}".into(), 1),
+                ("{\"eventName\":\"B\"}".into(), 1)
+            ]
+        );
+        // A message that is not a JSON object: the log event itself.
+        let doc = cw(&["START RequestId: 1", "{broken"], "DATA_MESSAGE");
+        let got = texts(&doc);
+        assert_eq!(got.len(), 2);
+        for (t, _) in &got {
+            let v: serde_json::Value = serde_json::from_str(t).unwrap();
+            assert!(v["message"].is_string() && v["id"].is_string(), "{t}");
+        }
+        // CONTROL_MESSAGE passes through whole.
+        let ctl = cw(
+            &["CWL CONTROL MESSAGE: Checking health of destination"],
+            "CONTROL_MESSAGE",
+        );
+        assert_eq!(texts(&ctl), vec![(ctl.clone(), 1)]);
+        // Firehose: back to back, no separator, and on NDJSON lines too.
+        let a = cw(&["{\"eventName\":\"A\"}"], "DATA_MESSAGE");
+        let b = cw(
+            &["{\"eventName\":\"B\"}", "{\"eventName\":\"C\"}"],
+            "DATA_MESSAGE",
+        );
+        let names = |d: &str| -> Vec<String> { texts(d).into_iter().map(|(t, _)| t).collect() };
+        let want: Vec<String> = ["A", "B", "C"]
+            .iter()
+            .map(|n| format!("{{\"eventName\":\"{n}\"}}"))
+            .collect();
+        assert_eq!(names(&format!("{a}{b}")), want);
+        assert_eq!(names(&format!("{a}\n{b}\n")), want);
+        let mut with_ctl = want.clone();
+        with_ctl.insert(1, ctl.clone());
+        assert_eq!(names(&format!("{a}{ctl}{b}")), with_ctl);
+        // A message holding escapes and a pretty-printed record.
+        let doc = cw(&["{\n  \"eventName\": \"A\\\"q\"\n}"], "DATA_MESSAGE");
+        assert_eq!(names(&doc), vec!["{\"eventName\":\"A\\\"q\"}".to_string()]);
+    }
+
+    #[test]
+    fn damaged_documents_give_complete_records_then_the_damage() {
+        let doc = "{\n  \"Records\": [\n    {\"a\": 1},\n    {\"b\": 2},\n    {\"c\": ";
+        let s = split(doc.as_bytes());
+        let got: Vec<&[u8]> = s.pieces.iter().map(|p| &*p.bytes).collect();
+        assert_eq!(got, vec![&b"{\"a\": 1}"[..], &b"{\"b\": 2}"[..]]);
+        let d = s.damage.expect("damage");
+        assert_eq!((d.line, d.column), (5, 11));
+        assert!(d.reason.contains("cut short"), "{}", d.reason);
+        // A bad byte.
+        let mut doc = b"[{\"a\":1},\n{\"b\":\"x".to_vec();
+        doc.push(0xff);
+        doc.extend_from_slice(b"\"},{\"c\":3}]");
+        let s = split(&doc);
+        assert_eq!(s.pieces.len(), 1);
+        let d = s.damage.expect("damage");
+        assert_eq!((d.line, d.column), (2, 8));
+        assert!(d.reason.contains("UTF-8"), "{}", d.reason);
+        // Trailing garbage after a complete document.
+        let s = split(b"{\n\"Records\":[{\"a\":1}]}\n]");
+        assert_eq!(s.pieces.len(), 1);
+        assert_eq!(s.damage.map(|d| (d.line, d.column)), Some((3, 1)));
+        // A pretty-printed record cut short: nothing.
+        let s = split(b"{\n  \"eventName\": \"A\",\n  \"eventSource\": ");
+        assert!(s.pieces.is_empty());
+        assert!(s.damage.is_some());
+        // A compact S3 file cut short (one line).
+        let s = split(b"{\"Records\":[{\"a\":1},{\"b\":2},{\"c\"");
+        assert_eq!(s.pieces.len(), 2);
+        assert_eq!(s.damage.map(|d| (d.line, d.column)), Some((1, 33)));
+        // A CloudWatch envelope cut short: the complete log events.
+        let doc = cw(
+            &["{\"eventName\":\"A\"}", "{\"eventName\":\"B\"}"],
+            "DATA_MESSAGE",
+        );
+        let s = split(&doc.as_bytes()[..doc.len() - 30]);
+        assert_eq!(s.pieces.len(), 1);
+        assert!(s.damage.is_some());
+    }
+
+    #[test]
+    fn an_ndjson_line_that_is_damaged_passes_through_whole() {
+        let doc = "{\"a\":1}\n{\"Records\":[{\"b\":1},{\"c\"\n";
+        assert_eq!(
+            texts(doc),
+            vec![
+                ("{\"a\":1}".into(), 1),
+                ("{\"Records\":[{\"b\":1},{\"c\"".into(), 2)
+            ]
+        );
+    }
+
+    fn line_work<'a>(doc: &'a [u8]) -> (Split<'a>, u64) {
+        LINE_WORK.with(|w| w.set(0));
+        let s = split(doc);
+        (s, LINE_WORK.with(|w| w.get()))
+    }
+
+    /// The work of numbering lines per record does not grow with the
+    /// number of records (it was quadratic: every record counted from the
+    /// start of the document), for every shape.
+    #[test]
+    fn line_numbering_is_linear() {
+        let rec = |i: usize| {
+            format!(
+                "{{\"eventName\":\"GetCallerIdentity\",\"eventSource\":\"sts.amazonaws.com\",\"eventTime\":\"2024-08-01T12:00:05Z\",\"n\":{i}}}"
+            )
+        };
+        type Shape = fn(&[String]) -> String;
+        let shapes: [(&str, Shape); 6] = [
+            ("compact S3", |r| {
+                format!("{{\"Records\":[{}]}}", r.join(","))
+            }),
+            ("pretty S3", |r| {
+                let pretty: Vec<String> =
+                    r.iter().map(|x| x.replace(",\"", ",\n      \"")).collect();
+                format!(
+                    "{{\n  \"Records\": [\n    {}\n  ]\n}}\n",
+                    pretty.join(",\n    ")
+                )
+            }),
+            ("array", |r| format!("[\n{}\n]", r.join(",\n"))),
+            ("S3 on NDJSON lines", |r| {
+                r.chunks(100)
+                    .map(|c| format!("{{\"Records\":[{}]}}\n", c.join(",")))
+                    .collect()
+            }),
+            ("CloudWatch", |r| {
+                let ev: Vec<String> = r
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{{\"id\":\"1\",\"timestamp\":1,\"message\":{}}}",
+                            serde_json::to_string(m).unwrap()
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{}]}}",
+                    ev.join(",")
+                )
+            }),
+            ("Firehose", |r| {
+                r.chunks(50)
+                    .map(|c| {
+                        let ev: Vec<String> = c
+                            .iter()
+                            .map(|m| {
+                                format!(
+                                    "{{\"id\":\"1\",\"timestamp\":1,\"message\":{}}}",
+                                    serde_json::to_string(m).unwrap()
+                                )
+                            })
+                            .collect();
+                        format!(
+                            "{{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{}]}}",
+                            ev.join(",")
+                        )
+                    })
+                    .collect()
+            }),
+        ];
+        for (name, shape) in shapes {
+            let mut per_record = Vec::new();
+            for n in [1_000usize, 16_000] {
+                let recs: Vec<String> = (0..n).map(rec).collect();
+                let doc = shape(&recs);
+                let (s, work) = line_work(doc.as_bytes());
+                assert_eq!(s.pieces.len(), n, "{name}");
+                assert_eq!(s.damage, None, "{name}");
+                per_record.push(work as f64 / n as f64);
+            }
+            assert!(
+                per_record[1] <= 2.0 * per_record[0].max(1.0),
+                "{name}: line-numbering work per record grew from {} to {} bytes",
+                per_record[0],
+                per_record[1]
+            );
+        }
     }
 }

@@ -358,6 +358,10 @@ pub struct Stats {
     pub tracked_sets: u64,
     /// Estimated bytes of state now.
     pub state_bytes: u64,
+    /// CloudTrail records whose time could not be read (an `eventTime` or
+    /// `@timestamp` that is not a time) or that had none at all: a fallback
+    /// time was used (SPEC 2).
+    pub bad_time: u64,
 }
 
 pub(crate) type Lru<K, V> = LruCache<K, V, RandomState>;

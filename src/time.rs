@@ -6,18 +6,22 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 pub type Secs = i64;
 
 /// Parse an ISO-8601 instant: extended (`2024-11-30T08:43:17Z`, with optional
-/// fraction or offset) or basic (`20131102T010628Z`) form. Fractions are
-/// truncated to the second. Returns `None` for anything else.
+/// fraction or offset) or basic (`20131102T010628Z`) form, or CloudTrail
+/// Lake's `2024-08-01 12:00:05.000` (a space for the `T`, UTC, fraction
+/// optional). Fractions are truncated to the second. Returns `None` for
+/// anything else: an unreadable time is never taken as 0.
 pub fn parse_iso(s: &str) -> Option<Secs> {
-    // The common shape first, untrimmed: a 20-byte `…Z` form has nothing to trim.
-    if let Some(t) = fast_iso_z(s.as_bytes()) {
+    // The common shapes first, untrimmed: `…Z` and Lake's form have nothing to trim.
+    if let Some(t) = fast_iso(s.as_bytes()) {
         return Some(t);
     }
     let s = s.trim();
     if s.len() < 15 || s.len() > 64 {
         return None;
     }
-    // A padded `…Z` form lands here: RFC 3339 reads it to the same instant.
+    if let Some(t) = fast_iso(s.as_bytes()) {
+        return Some(t);
+    }
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.timestamp());
     }
@@ -27,6 +31,7 @@ pub fn parse_iso(s: &str) -> Option<Secs> {
         "%Y-%m-%dT%H:%M:%S",
         "%Y%m%dT%H%M%SZ",
         "%Y%m%dT%H%M%S",
+        "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%d %H:%M:%S",
     ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
@@ -36,16 +41,28 @@ pub fn parse_iso(s: &str) -> Option<Secs> {
     None
 }
 
-/// The common `YYYY-MM-DDTHH:MM:SSZ` shape, parsed without allocation.
-fn fast_iso_z(b: &[u8]) -> Option<Secs> {
-    if b.len() != 20
+/// `YYYY-MM-DD?HH:MM:SS[.f][Z]` with `T` or a space for `?` (UTC; one to
+/// nine fraction digits, truncated), parsed without allocation: the
+/// CloudTrail shape and CloudTrail Lake's.
+fn fast_iso(b: &[u8]) -> Option<Secs> {
+    if b.len() < 19
         || b[4] != b'-'
         || b[7] != b'-'
-        || b[10] != b'T'
+        || !matches!(b[10], b'T' | b' ')
         || b[13] != b':'
         || b[16] != b':'
-        || b[19] != b'Z'
     {
+        return None;
+    }
+    let mut rest = &b[19..];
+    if let Some(f) = rest.strip_prefix(b".") {
+        let n = f.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 9 {
+            return None;
+        }
+        rest = &f[n..];
+    }
+    if !matches!(rest, b"" | b"Z") {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
@@ -114,10 +131,14 @@ pub fn parse_expiration(s: &str) -> Option<Secs> {
     None
 }
 
-/// Format unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Format unix seconds as `YYYY-MM-DDTHH:MM:SSZ`. Instants outside years
+/// 0-9999 are clamped to the nearest end of that range (never shown as 1970).
 pub fn format_iso(t: Secs) -> String {
     use chrono::{Datelike, Timelike};
-    match DateTime::<Utc>::from_timestamp(t, 0) {
+    // 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+    const MIN: Secs = -62_167_219_200;
+    const MAX: Secs = 253_402_300_799;
+    match DateTime::<Utc>::from_timestamp(t.clamp(MIN, MAX), 0) {
         Some(dt) if (0..=9999).contains(&dt.year()) => format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
             dt.year(),
@@ -127,7 +148,7 @@ pub fn format_iso(t: Secs) -> String {
             dt.minute(),
             dt.second()
         ),
-        _ => "1970-01-01T00:00:00Z".to_string(),
+        _ => "9999-12-31T23:59:59Z".to_string(),
     }
 }
 
@@ -143,8 +164,42 @@ mod tests {
         assert_eq!(parse_iso("2024-11-30T08:43:17+00:00"), Some(1732956197));
         assert_eq!(parse_iso("20131102T010628Z"), Some(1383354388));
         assert_eq!(parse_iso("2024-02-30T08:43:17Z"), None);
+        assert_eq!(parse_iso("2024-11-30T08:43:17"), Some(1732956197));
+        assert_eq!(parse_iso("2024-11-30 08:43:17Z"), Some(1732956197));
+        assert_eq!(
+            parse_iso("2024-11-30T08:43:17.1234567891Z"),
+            Some(1732956197)
+        );
+        assert_eq!(parse_iso("2024-11-30T08:43:17.Z"), None);
+        assert_eq!(parse_iso("2024-11-30T08:43:17Zjunk"), None);
         assert_eq!(parse_iso("not a time"), None);
         assert_eq!(parse_iso(""), None);
+    }
+
+    /// CloudTrail Lake writes `2024-08-01 12:00:05.000` (UTC); it was read as nothing (and then as 1970).
+    #[test]
+    fn lake_forms() {
+        let want = parse_iso("2024-08-01T12:00:05Z");
+        assert_eq!(want, Some(1722513605));
+        for s in [
+            "2024-08-01 12:00:05.000",
+            "2024-08-01 12:00:05",
+            "2024-08-01 12:00:05.5",
+            "2024-08-01 12:00:05.123456789",
+            " 2024-08-01 12:00:05.000 ",
+            "2024-08-01 12:00:05.000Z",
+        ] {
+            assert_eq!(parse_iso(s), want, "{s:?}");
+            assert_eq!(parse_expiration(s), want, "{s:?}");
+        }
+        for s in [
+            "2024-08-01 12:00:05.",
+            "2024-08-01 24:00:05.000",
+            "2024-02-30 12:00:05.000",
+            "2024-08-01 12:00:05.000 UTC",
+        ] {
+            assert_eq!(parse_iso(s), None, "{s:?}");
+        }
     }
 
     #[test]
@@ -190,7 +245,17 @@ mod tests {
                             .ok()
                             .filter(|_| sec < 60)
                             .map(|n| n.and_utc().timestamp());
-                        assert_eq!(fast_iso_z(text.as_bytes()), want, "{text}");
+                        assert_eq!(fast_iso(text.as_bytes()), want, "{text}");
+                        // Lake's form: a space, an optional fraction, no zone.
+                        for frac in ["", ".0", ".000", ".999999999"] {
+                            let lake =
+                                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{sec:02}{frac}");
+                            let want = NaiveDateTime::parse_from_str(&lake, "%Y-%m-%d %H:%M:%S%.f")
+                                .ok()
+                                .filter(|_| sec < 60)
+                                .map(|n| n.and_utc().timestamp());
+                            assert_eq!(fast_iso(lake.as_bytes()), want, "{lake}");
+                        }
                     }
                 }
             }
@@ -200,6 +265,8 @@ mod tests {
     #[test]
     fn formats_round_trip() {
         assert_eq!(format_iso(1732999397), "2024-11-30T20:43:17Z");
-        assert_eq!(format_iso(i64::MAX), "1970-01-01T00:00:00Z");
+        assert_eq!(format_iso(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(format_iso(i64::MIN), "0000-01-01T00:00:00Z");
+        assert_eq!(format_iso(253_402_300_799), "9999-12-31T23:59:59Z");
     }
 }

@@ -180,6 +180,7 @@ fn stats_record_matches_native() {
         expired_purged: w.expired_purged,
         tracked_sets: w.tracked_sets,
         state_bytes: w.state_bytes,
+        bad_time: w.bad_time,
     };
     assert_eq!(as_native, n);
 }

@@ -1093,3 +1093,47 @@ fn shutdown_ends_even_when_stdout_is_never_read() {
     assert!(state.exists(), "state not saved: {}", exit.stderr);
     client.join().unwrap();
 }
+
+/// A long S3 delivery file on one line (`{"Records":[1,1,…]}`, 600 kB) is
+/// unrolled in linear time (it was quadratic: a minute, holding every other
+/// client), and a CloudWatch Logs envelope line gives one line per log
+/// event, as `enrich` does.
+#[test]
+fn long_records_lines_and_cloudwatch_envelopes_are_unrolled() {
+    const N: usize = 300_000;
+    let scen = read_fixture("scenarios.jsonl");
+    let rec = std::str::from_utf8(lines(&scen)[0]).unwrap().trim_end();
+    let mut input = b"{\"Records\":[".to_vec();
+    for i in 0..N {
+        if i > 0 {
+            input.push(b',');
+        }
+        input.push(b'1');
+    }
+    input.extend_from_slice(b"]}\n");
+    let cw = serde_json::json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": "111122223333",
+        "logGroup": "trail",
+        "logStream": "s",
+        "subscriptionFilters": ["f"],
+        "logEvents": [
+            {"id": "1", "timestamp": 1, "message": rec},
+            {"id": "2", "timestamp": 2, "message": "plain text"},
+        ],
+    });
+    input.extend_from_slice(serde_json::to_string(&cw).unwrap().as_bytes());
+    input.push(b'\n');
+    let started = Instant::now();
+    let got = through_serve(&input, N + 2, &[]);
+    let took = started.elapsed();
+    let out = lines(&got);
+    assert_eq!(out.len(), N + 2);
+    assert!(out[..N].iter().all(|l| *l == b"1\n"));
+    assert!(annotation(out[N]).is_object());
+    let ev: Value = serde_json::from_slice(out[N + 1]).unwrap();
+    assert_eq!(ev["message"], "plain text");
+    assert!(got == enrich_stream(&input));
+    // Generous: linear work is well under a second here.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+}

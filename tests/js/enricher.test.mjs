@@ -148,6 +148,7 @@ test("stats: a JSON object of counters", () => {
   assert.deepEqual(Object.keys(st), [
     "records", "annotated", "passed_through", "malformed", "collisions", "offhost", "issuances",
     "chained_issuances", "evictions", "expired_purged", "tracked_sets", "state_bytes",
+    "bad_time",
   ]);
   assert.equal(st.records, s.input.length + 1);
   assert.equal(st.malformed, 1);

@@ -266,10 +266,16 @@ fn build_config(a: &EngineArgs) -> Result<Config, Error> {
     Ok(c)
 }
 
-/// Collect the input files: directories recursively (sorted), in argument order.
-fn collect_files(paths: &[PathBuf], bad: &mut u64) -> Vec<PathBuf> {
+/// Collect the input files: directories recursively (sorted), in argument
+/// order. CloudTrail-Digest files (integrity digests, not events) are left
+/// out and counted in `digests`.
+fn collect_files(paths: &[PathBuf], bad: &mut u64, digests: &mut u64) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in paths {
+        if p.as_os_str() != "-" && is_digest(p) {
+            *digests += 1;
+            continue;
+        }
         if p.is_dir() {
             let mut stack = vec![p.clone()];
             let mut found = Vec::new();
@@ -280,6 +286,8 @@ fn collect_files(paths: &[PathBuf], bad: &mut u64) -> Vec<PathBuf> {
                             let path = e.path();
                             if path.is_dir() {
                                 stack.push(path);
+                            } else if is_digest(&path) {
+                                *digests += 1;
                             } else if is_log_file(&path) {
                                 found.push(path);
                             }
@@ -298,6 +306,15 @@ fn collect_files(paths: &[PathBuf], bad: &mut u64) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A CloudTrail-Digest file: under a `CloudTrail-Digest` directory
+/// (`AWSLogs/<account>/CloudTrail-Digest/<region>/…`) or named
+/// `…_CloudTrail-Digest_…`.
+fn is_digest(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.contains("_CloudTrail-Digest_")
+        || p.components().any(|c| c.as_os_str() == "CloudTrail-Digest")
 }
 
 fn is_log_file(p: &Path) -> bool {
@@ -327,6 +344,8 @@ fn read_all(p: &Path) -> io::Result<Vec<u8>> {
 struct Run {
     enricher: Enricher,
     bad_input: u64,
+    /// CloudTrail-Digest files skipped.
+    digests: u64,
     quiet: bool,
 }
 
@@ -444,11 +463,12 @@ fn enrich_inputs(
     let mut run = Run {
         enricher,
         bad_input: 0,
+        digests: 0,
         quiet,
     };
     let started = Instant::now();
     let mut bytes_in = 0u64;
-    let files = collect_files(&paths, &mut run.bad_input);
+    let files = collect_files(&paths, &mut run.bad_input, &mut run.digests);
     let res = match order {
         Order::Stream => stream(&mut run, &files, out, show, &mut bytes_in),
         Order::Time => batch(
@@ -499,6 +519,7 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
     }
     if !a.quiet {
         summary(&done.run.enricher.stats(), done.secs, done.bytes_in);
+        digest_note(done.run.digests);
     }
     Ok(done.exit_code())
 }
@@ -519,6 +540,7 @@ fn report(a: ReportArgs) -> Result<ExitCode, Error> {
         state: &a.engine.state,
     };
     let done = enrich_inputs(inputs, &config, show, false, &mut sink, &None)?;
+    digest_note(done.run.digests);
     let r = sink.finish(&done.run.enricher);
     let mut out = open_output(&a.output)?;
     let written = match a.format {
@@ -553,33 +575,9 @@ fn stream(
     let pb = progress(None, show);
     let mut buf = Vec::with_capacity(1 << 16);
     for f in files {
-        if f.as_os_str() == "-" {
-            // True streaming on stdin: line by line, never the whole input in memory.
-            let stdin = io::stdin();
-            let mut r = io::BufReader::with_capacity(1 << 20, stdin.lock());
-            if r.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
-                // gzip on stdin: decompress the whole stream, then go on as a file.
-                let mut rest = Vec::new();
-                r.read_to_end(&mut rest)?;
-                let mut doc = Vec::new();
-                flate2::read::MultiGzDecoder::new(&rest[..]).read_to_end(&mut doc)?;
-                *bytes_in += doc.len() as u64;
-                process_doc(run, f, &doc, out, &mut buf, &pb)?;
-                continue;
-            }
-            let mut lines = Lines::new(run, f, &pb, &mut buf);
-            *bytes_in += for_each_line(&mut r, |line| match line {
-                Some(line) => {
-                    lines.line(line);
-                    Ok(())
-                }
-                None => lines.write(out),
-            })?;
-            continue;
-        }
-        // Outer error: writing the output failed; inner: reading the file.
+        // Outer error: writing the output failed; inner: reading the input.
         if let Err(e) = stream_file(run, f, out, &mut buf, &pb, bytes_in)? {
-            eprintln!("credlineage: {}: {e}", f.display());
+            eprintln!("credlineage: {}: {e}", source_name(f));
             run.bad_input += 1;
         }
     }
@@ -587,11 +585,13 @@ fn stream(
     Ok(())
 }
 
-/// One file in streaming order. An NDJSON file (its first line is one
-/// complete JSON object, not an S3 delivery file) is read line by line, so
-/// memory does not grow with the file; anything else (gzip, a JSON array, an
-/// S3 `{"Records": [...]}` file, a pretty-printed record) is read whole and
-/// cut by `input::split`, which gives the same records either way.
+/// One file (or stdin, `-`) in streaming order. NDJSON (the first line is
+/// one complete JSON object, not an S3 delivery file, or does not start a
+/// JSON value at all) is read line by line, so memory does not grow with the
+/// input and each line is written as soon as it is read; anything else
+/// (gzip, a JSON array, an S3 `{"Records": [...]}` file, a pretty-printed
+/// record, a Firehose concatenation) is read whole and cut by
+/// `input::split`, which gives the same records either way.
 fn stream_file(
     run: &mut Run,
     f: &Path,
@@ -601,17 +601,32 @@ fn stream_file(
     bytes_in: &mut u64,
 ) -> io::Result<io::Result<()>> {
     let mut line = Vec::new();
-    let mut r = match std::fs::File::open(f) {
-        Ok(file) => io::BufReader::with_capacity(1 << 20, file),
-        Err(e) => return Ok(Err(e)),
+    let mut r: Box<dyn BufRead> = if f.as_os_str() == "-" {
+        Box::new(io::BufReader::with_capacity(1 << 20, io::stdin().lock()))
+    } else {
+        match std::fs::File::open(f) {
+            Ok(file) => Box::new(io::BufReader::with_capacity(1 << 20, file)),
+            Err(e) => return Ok(Err(e)),
+        }
     };
     if let Err(e) = r.read_until(b'\n', &mut line) {
         return Ok(Err(e));
     }
     let first = trim_line(&line);
-    let ndjson = first.first() == Some(&b'{')
-        && !first.windows(9).take(64).any(|w| w == b"\"Records\"")
-        && std::str::from_utf8(first).is_ok_and(|t| credlineage::json::validate(t).is_ok());
+    let start = first
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .and_then(|i| first.get(i..))
+        .unwrap_or_default();
+    let ndjson = match start.first() {
+        Some(b'{') => {
+            !start.windows(9).take(64).any(|w| w == b"\"Records\"")
+                && std::str::from_utf8(start).is_ok_and(|t| credlineage::json::validate(t).is_ok())
+        }
+        // A document (an array), a blank first line, or gzip: read whole.
+        Some(b'[') | None => false,
+        Some(_) => !line.starts_with(&[0x1f, 0x8b]),
+    };
     if !ndjson {
         let doc = match r.read_to_end(&mut line) {
             Ok(_) if line.starts_with(&[0x1f, 0x8b]) => {
@@ -630,6 +645,8 @@ fn stream_file(
     *bytes_in += line.len() as u64;
     let mut lines = Lines::new(run, f, pb, buf);
     lines.line(trim_line(&line));
+    // Written now: on a live stream the next line may be a long time coming.
+    lines.write(out)?;
     let res = for_each_line(&mut r, |l| match l {
         Some(l) => {
             lines.line(l);
@@ -756,7 +773,8 @@ impl<'r> Lines<'r> {
 
 /// Enrich one line of an NDJSON stream (without its newline) into `out`: one
 /// output line, ending in `\n`, per record — several when the line is an S3
-/// delivery file (`{"Records": [...]}`), none when it is blank. The errors of
+/// delivery file (`{"Records": [...]}`) or a CloudWatch Logs `DATA_MESSAGE`,
+/// none when it is blank. The errors of
 /// records that could not be read (passed through unchanged) are pushed to
 /// `malformed`. Returns the number of records written. `enrich` on stdin and
 /// `serve` both use it, so they give the same bytes.
@@ -775,8 +793,7 @@ fn enrich_line(
         }
         out.push(b'\n');
     };
-    if line.starts_with(b"{\"Records\"") {
-        let pieces = credlineage::input::split(line);
+    if let Some(pieces) = credlineage::input::unroll_line(line) {
         for p in &pieces {
             one(&p.bytes);
         }
@@ -799,13 +816,17 @@ fn process_doc(
     buf: &mut Vec<u8>,
     pb: &ProgressBar,
 ) -> io::Result<()> {
-    for piece in credlineage::input::split(doc) {
+    let split = credlineage::input::split(doc);
+    for piece in split.pieces {
         buf.clear();
         let o = run.enricher.process_into(&piece.bytes, None, buf);
         run.note(f, piece.line, o, None);
         buf.push(b'\n');
         out.write_all(buf)?;
         pb.inc(1);
+    }
+    if let Some(d) = &split.damage {
+        note_damage(run, f, d);
     }
     Ok(())
 }
@@ -835,7 +856,8 @@ fn batch(
         match read_all(f) {
             Ok(doc) => {
                 *bytes_in += doc.len() as u64;
-                for p in credlineage::input::split(&doc) {
+                let split = credlineage::input::split(&doc);
+                for p in split.pieces {
                     let (t, rank) = run.enricher.peek_order(&p.bytes);
                     let t = t.unwrap_or(last_time);
                     last_time = t;
@@ -846,6 +868,9 @@ fn batch(
                         time: t,
                         rank,
                     });
+                }
+                if let Some(d) = &split.damage {
+                    note_damage(run, f, d);
                 }
             }
             Err(e) => {
@@ -890,6 +915,31 @@ fn batch(
     Ok(())
 }
 
+/// Say how many CloudTrail-Digest files were skipped, if any.
+fn digest_note(n: u64) {
+    if n > 0 {
+        eprintln!(
+            "credlineage: {n} CloudTrail-Digest file{} skipped (integrity digests, not events)",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// How an input is named in messages: its path, `<stdin>` for `-`.
+fn source_name(p: &Path) -> String {
+    if p.as_os_str() == "-" {
+        "<stdin>".into()
+    } else {
+        p.display().to_string()
+    }
+}
+
+/// A damaged JSON document: one error naming the input, line and column.
+fn note_damage(run: &mut Run, f: &Path, d: &credlineage::input::Damage) {
+    run.bad_input += 1;
+    eprintln!("credlineage: {}", d.to_error(&source_name(f)));
+}
+
 fn summary(s: &Stats, secs: f64, bytes_in: u64) {
     let rate = if secs > 0.0 {
         s.records as f64 / secs
@@ -902,11 +952,12 @@ fn summary(s: &Stats, secs: f64, bytes_in: u64) {
         0.0
     };
     eprintln!(
-        "credlineage: {} records: {} annotated, {} passed through, {} malformed | {} key collisions, {} off-host EC2 uses, {} issuances ({} chained) | {} tracked sets, {} evictions, {} expired | {:.2} s, {:.0} records/s, {:.1} MB/s",
+        "credlineage: {} records: {} annotated, {} passed through, {} malformed, {} with an unreadable or missing time | {} key collisions, {} off-host EC2 uses, {} issuances ({} chained) | {} tracked sets, {} evictions, {} expired | {:.2} s, {:.0} records/s, {:.1} MB/s",
         s.records,
         s.annotated,
         s.passed_through,
         s.malformed,
+        s.bad_time,
         s.collisions,
         s.offhost,
         s.issuances,
