@@ -1167,8 +1167,9 @@ impl Enricher {
             return None;
         }
         let key = lower(src);
-        let outside_aws = !self.config.aws_ip_ranges.is_empty()
-            && ip.is_some_and(|ip| !self.config.aws_ip_ranges.iter().any(|n| n.contains(&ip)));
+        let outside_aws = self.config.aws_ranges().is_some_and(|r| {
+            ip.is_some_and(|ip| !crate::aws_ranges::is_non_public(ip) && !r.contains(ip))
+        });
         let other = self.config.ip_used_by_other_identity
             && self
                 .state
