@@ -1,8 +1,13 @@
 //! Enricher configuration: output shape, state limits, off-host rules. Deserializable from JSON (CLI config file, WASM constructors).
 
 use crate::Error;
+use crate::aws_ranges::AwsRanges;
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::sync::Arc;
 
 /// How the enricher behaves. Every field has a default; a JSON config names
 /// only what it changes (unknown keys are refused, so a typo is an error).
@@ -44,9 +49,11 @@ pub struct Config {
     /// `foreign_vpc_endpoint` (a central networking account, shared VPCs):
     /// 12-digit account IDs (SPEC 3.5 step 2).
     pub trusted_vpc_endpoint_accounts: Vec<String>,
-    /// AWS IP ranges (from `ip-ranges.json`). When non-empty, instance
-    /// credentials used from an IP outside all of them are off-host (`outside_aws`).
-    pub aws_ip_ranges: Vec<IpNet>,
+    /// The AWS address space (SPEC 3.5): instance credentials used from a
+    /// public address outside it are off-host (`outside_aws`). JSON:
+    /// `"builtin"` (the default, the snapshot built into the crate), `"off"`,
+    /// or a list of CIDR prefixes (`[]` means `"off"`).
+    pub aws_ip_ranges: AwsIpRanges,
     /// Flag instance credentials used from an IP that a non-instance identity
     /// (IAM user key, console session, SSO/SAML/web-identity user) used within
     /// `ip_retention_secs` (`ip_used_by_other_identity`).
@@ -73,7 +80,7 @@ impl Default for Config {
             expired_grace_secs: 3600,
             known_cidrs: Vec::new(),
             trusted_vpc_endpoint_accounts: Vec::new(),
-            aws_ip_ranges: Vec::new(),
+            aws_ip_ranges: AwsIpRanges::Builtin,
             ip_used_by_other_identity: true,
             ip_retention_secs: 24 * 3600,
             redact_session_tokens: false,
@@ -131,10 +138,9 @@ impl Config {
         Ok(())
     }
 
-    /// The AWS address space for SPEC 3.5 step 4, `None` when turned off.
-    /// (Temporary: the configured list; the built-in snapshot replaces it.)
-    pub fn aws_ranges(&self) -> Option<&[IpNet]> {
-        (!self.aws_ip_ranges.is_empty()).then_some(self.aws_ip_ranges.as_slice())
+    /// The AWS address space the `outside_aws` rule uses; `None` when it is off.
+    pub fn aws_ranges(&self) -> Option<&AwsRanges> {
+        self.aws_ip_ranges.ranges()
     }
 
     /// The settings that change what the state means; a snapshot taken under
@@ -152,41 +158,93 @@ impl Config {
     }
 }
 
-/// Read the `prefixes[].ip_prefix` and `ipv6_prefixes[].ipv6_prefix` entries
-/// of AWS's published `ip-ranges.json`.
-pub fn parse_aws_ip_ranges(bytes: &[u8]) -> Result<Vec<IpNet>, Error> {
-    #[derive(Deserialize)]
-    struct V4 {
-        ip_prefix: String,
+/// Which AWS address space the `outside_aws` rule uses (SPEC 3.5).
+///
+/// In JSON: `"builtin"`, `"off"`, or a list of CIDR prefixes such as
+/// `["3.0.0.0/15", "2600:1f00::/24"]` (the v1 form; an empty list is `"off"`,
+/// as it was). A custom table is written back as the CIDR list of its
+/// addresses, without its `syncToken` and date. Cloning shares the table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum AwsIpRanges {
+    /// The snapshot of AWS's ip-ranges.json built into the crate
+    /// ([`AwsRanges::builtin`]).
+    #[default]
+    Builtin,
+    /// No AWS address space: the `outside_aws` step is skipped (v1 behaviour).
+    Off,
+    /// The operator's table: a newer ip-ranges.json or a list of prefixes.
+    Custom(Arc<AwsRanges>),
+}
+
+impl AwsIpRanges {
+    /// The table in use, `None` when off.
+    pub fn ranges(&self) -> Option<&AwsRanges> {
+        match self {
+            AwsIpRanges::Builtin => Some(AwsRanges::builtin()),
+            AwsIpRanges::Off => None,
+            AwsIpRanges::Custom(r) => Some(r),
+        }
     }
-    #[derive(Deserialize)]
-    struct V6 {
-        ipv6_prefix: String,
+}
+
+impl From<AwsRanges> for AwsIpRanges {
+    fn from(r: AwsRanges) -> Self {
+        AwsIpRanges::Custom(Arc::new(r))
     }
-    #[derive(Deserialize)]
-    struct Ranges {
-        #[serde(default)]
-        prefixes: Vec<V4>,
-        #[serde(default)]
-        ipv6_prefixes: Vec<V6>,
+}
+
+impl Serialize for AwsIpRanges {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AwsIpRanges::Builtin => s.serialize_str("builtin"),
+            AwsIpRanges::Off => s.serialize_str("off"),
+            AwsIpRanges::Custom(r) => {
+                let cidrs = r.to_cidrs();
+                let mut seq = s.serialize_seq(Some(cidrs.len()))?;
+                for n in &cidrs {
+                    seq.serialize_element(n)?;
+                }
+                seq.end()
+            }
+        }
     }
-    let r: Ranges = serde_json::from_slice(bytes)
-        .map_err(|e| Error::Config(format!("AWS ip-ranges file: {e}")))?;
-    let mut out = Vec::with_capacity(r.prefixes.len() + r.ipv6_prefixes.len());
-    for p in r
-        .prefixes
-        .iter()
-        .map(|p| &p.ip_prefix)
-        .chain(r.ipv6_prefixes.iter().map(|p| &p.ipv6_prefix))
-    {
-        out.push(
-            p.parse::<IpNet>()
-                .map_err(|e| Error::Config(format!("AWS ip-ranges file: {p:?}: {e}")))?,
-        );
+}
+
+impl<'de> Deserialize<'de> for AwsIpRanges {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AwsIpRanges;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#""builtin", "off" or a list of CIDR prefixes"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AwsIpRanges, E> {
+                match v {
+                    "builtin" => Ok(AwsIpRanges::Builtin),
+                    "off" => Ok(AwsIpRanges::Off),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AwsIpRanges, A::Error> {
+                let mut nets = Vec::new();
+                while let Some(n) = seq.next_element::<IpNet>()? {
+                    nets.push(n);
+                }
+                Ok(if nets.is_empty() {
+                    AwsIpRanges::Off
+                } else {
+                    AwsRanges::from_cidrs(&nets).into()
+                })
+            }
+        }
+        d.deserialize_any(V)
     }
-    out.sort();
-    out.dedup();
-    Ok(out)
+}
+
+/// Read AWS's published `ip-ranges.json`: the same as
+/// [`AwsRanges::from_ip_ranges_json`].
+pub fn parse_aws_ip_ranges(bytes: &[u8]) -> Result<AwsRanges, Error> {
+    AwsRanges::from_ip_ranges_json(bytes)
 }
 
 #[cfg(test)]
@@ -218,7 +276,80 @@ mod tests {
                 "ipv6_prefixes":[{"ipv6_prefix":"2600:1f00::/24"}]}"#,
         )
         .unwrap();
-        assert_eq!(r.len(), 2);
+        assert_eq!((r.v4_ranges().len(), r.v6_ranges().len()), (1, 1));
+        assert_eq!(r.sync_token(), Some("1"));
         assert!(parse_aws_ip_ranges(br#"{"prefixes":[{"ip_prefix":"nope"}]}"#).is_err());
+    }
+
+    #[test]
+    fn aws_ip_ranges_setting() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // The default is the built-in snapshot.
+        let d = Config::default();
+        assert_eq!(d.aws_ip_ranges, AwsIpRanges::Builtin);
+        assert!(std::ptr::eq(d.aws_ranges().unwrap(), AwsRanges::builtin()));
+        assert_eq!(
+            Config::from_json(b"{}").unwrap().aws_ip_ranges,
+            AwsIpRanges::Builtin
+        );
+        let c = Config::from_json(br#"{"aws_ip_ranges":"builtin"}"#).unwrap();
+        assert_eq!(c.aws_ip_ranges, AwsIpRanges::Builtin);
+        // Off, by word or (as in v1) by an empty list.
+        for off in [
+            &br#"{"aws_ip_ranges":"off"}"#[..],
+            br#"{"aws_ip_ranges":[]}"#,
+        ] {
+            let c = Config::from_json(off).unwrap();
+            assert_eq!(c.aws_ip_ranges, AwsIpRanges::Off);
+            assert!(c.aws_ranges().is_none());
+        }
+        // A CIDR list, as in v1.
+        let c =
+            Config::from_json(br#"{"aws_ip_ranges":["3.0.0.0/15","3.2.0.0/15","2600:1f00::/24"]}"#)
+                .unwrap();
+        let r = c.aws_ranges().unwrap();
+        assert_eq!((r.v4_ranges().len(), r.v6_ranges().len()), (1, 1));
+        assert!(r.contains(ip("3.3.0.1")) && !r.contains(ip("3.5.141.7")));
+        // Cloning shares the table.
+        let c2 = c.clone();
+        match (&c.aws_ip_ranges, &c2.aws_ip_ranges) {
+            (AwsIpRanges::Custom(a), AwsIpRanges::Custom(b)) => assert!(Arc::ptr_eq(a, b)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c, c2);
+        // Round trips through JSON.
+        for c in [
+            Config::default(),
+            Config::from_json(br#"{"aws_ip_ranges":"off"}"#).unwrap(),
+            c,
+        ] {
+            let json = serde_json::to_vec(&c).unwrap();
+            assert_eq!(
+                Config::from_json(&json).unwrap(),
+                c,
+                "{}",
+                String::from_utf8_lossy(&json)
+            );
+        }
+        assert_eq!(
+            serde_json::to_value(&c2).unwrap()["aws_ip_ranges"],
+            serde_json::json!(["3.0.0.0/14", "2600:1f00::/24"])
+        );
+        // Anything else is an error that says what is expected.
+        for bad in [
+            &br#"{"aws_ip_ranges":"on"}"#[..],
+            br#"{"aws_ip_ranges":"Builtin"}"#,
+            br#"{"aws_ip_ranges":true}"#,
+            br#"{"aws_ip_ranges":null}"#,
+            br#"{"aws_ip_ranges":{"prefixes":[]}}"#,
+        ] {
+            let e = Config::from_json(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(r#""builtin", "off" or a list of CIDR prefixes"#),
+                "{e}"
+            );
+        }
+        let e = Config::from_json(br#"{"aws_ip_ranges":["3.0.0.0/15","nope"]}"#).unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
     }
 }

@@ -1238,8 +1238,8 @@ impl Enricher {
             return;
         };
         let Some(ip) = parse_ip(src) else { return };
-        if is_non_public(ip)
-            || Contains::contains(ranges, ip)
+        if crate::aws_ranges::is_non_public(ip)
+            || ranges.contains(ip)
             || self.config.known_cidrs.iter().any(|n| n.contains(&ip))
         {
             return;
@@ -1601,7 +1601,7 @@ impl Enricher {
         let sc = scope(ip);
         // 4. Outside AWS: off-host whatever trust on first use learned.
         if let Some(ranges) = self.config.aws_ranges() {
-            if sc.is_public() && !Contains::contains(ranges, ip) {
+            if sc.is_public() && !ranges.contains(ip) {
                 let other = self
                     .config
                     .ip_used_by_other_identity
@@ -1635,38 +1635,13 @@ impl Enricher {
     }
 }
 
-/// Temporary until the built-in table lands.
-trait Contains {
-    fn contains(&self, ip: IpAddr) -> bool;
-}
-impl Contains for [ipnet::IpNet] {
-    fn contains(&self, ip: IpAddr) -> bool {
-        self.iter().any(|n| n.contains(&ip))
-    }
-}
-fn is_non_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v) => {
-            v.is_private()
-                || v.is_loopback()
-                || v.is_link_local()
-                || (v.octets()[0] == 100 && v.octets()[1] & 0xc0 == 64)
-        }
-        IpAddr::V6(v) => {
-            v.is_loopback()
-                || (v.segments()[0] & 0xfe00) == 0xfc00
-                || (v.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
-}
-
 /// The scope of an address for trust on first use (SPEC 3.5 step 5).
 fn scope(ip: IpAddr) -> Scope {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     };
-    match (ip.is_ipv4(), is_non_public(ip)) {
+    match (ip.is_ipv4(), crate::aws_ranges::is_non_public(ip)) {
         (true, true) => Scope::V4Private,
         (true, false) => Scope::V4Public,
         (false, true) => Scope::V6Private,

@@ -32,6 +32,8 @@
 //! ```
 
 pub mod annotation;
+pub mod aws_ranges;
+mod aws_ranges_data;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -54,6 +56,7 @@ pub mod fluent_bit;
 pub mod js;
 
 pub use annotation::Annotation;
+pub use aws_ranges::AwsRanges;
 pub use config::Config;
 pub use engine::{Enricher, Lookahead, Outcome, TrackedSet};
 pub use error::Error;

@@ -201,6 +201,71 @@ fn aws_ip_ranges_file_enables_outside_aws() {
 }
 
 #[test]
+fn aws_ip_ranges_builtin_by_default_off_or_replaced() {
+    let o = run(&["enrich", "--help"], None);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.contains("built-in snapshot 1787411825, 2026-08-22-15-17-05"),
+        "{s}"
+    );
+    let scenarios = fixture("scenarios.jsonl");
+    let scenarios = scenarios.to_str().unwrap();
+    // Record 21: instance credentials from 45.33.32.156, public and not AWS's.
+    let reason = |args: &[&str]| {
+        let o = run(args, None);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        annotations(&o.stdout)[20]["offhost_reason"].clone()
+    };
+    assert_eq!(reason(&["enrich", scenarios]), "outside_aws");
+    assert_eq!(
+        reason(&["enrich", "--aws-ip-ranges", "builtin", scenarios]),
+        "outside_aws"
+    );
+    assert_eq!(
+        reason(&["enrich", "--aws-ip-ranges", "off", scenarios]),
+        "new_ip_for_instance"
+    );
+    // The flag overrides the configuration file.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, br#"{"aws_ip_ranges":"off"}"#).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    assert_eq!(
+        reason(&["enrich", "--config", cfg, scenarios]),
+        "new_ip_for_instance"
+    );
+    assert_eq!(
+        reason(&[
+            "enrich",
+            "--config",
+            cfg,
+            "--aws-ip-ranges",
+            "builtin",
+            scenarios
+        ]),
+        "outside_aws"
+    );
+    // A file without prefixes would put every public address outside AWS.
+    let empty = dir.path().join("ip-ranges.json");
+    std::fs::write(
+        &empty,
+        br#"{"syncToken":"1","prefixes":[],"ipv6_prefixes":[]}"#,
+    )
+    .unwrap();
+    let o = run(
+        &["enrich", "--aws-ip-ranges", empty.to_str().unwrap(), "-"],
+        Some(b""),
+    );
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr
+            .contains("ip-ranges.json: AWS ip-ranges file: no prefixes"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
 fn generate_is_deterministic_and_enrichable() {
     let a = run(&["generate", "-n", "2000", "--seed", "9"], None);
     let b = run(&["generate", "-n", "2000", "--seed", "9"], None);

@@ -1531,10 +1531,11 @@ fn offhost_new_ip_for_instance() {
 #[test]
 fn offhost_outside_aws() {
     let cfg = || Config {
-        aws_ip_ranges: vec![
+        aws_ip_ranges: credlineage::AwsRanges::from_cidrs(&[
             "3.0.0.0/8".parse().unwrap(),
             "2600:1f00::/24".parse().unwrap(),
-        ],
+        ])
+        .into(),
         ..Config::default()
     };
     let a = run_with(cfg(), &[inst_call(0, "198.51.100.99")]);

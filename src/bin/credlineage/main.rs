@@ -1,7 +1,8 @@
 //! The `credlineage` command: enrich CloudTrail files, directories or stdin into annotated NDJSON, serve the same over TCP for Vector, and generate synthetic trails.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use credlineage::{Config, Enricher, Error, Outcome, Stats};
+use credlineage::config::AwsIpRanges;
+use credlineage::{AwsRanges, Config, Enricher, Error, Outcome, Stats};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{self, BufRead, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -94,8 +95,8 @@ struct EngineArgs {
     /// An operator-known CIDR (NAT gateway, VPC range): instance credentials used from it are not off-host. Repeatable.
     #[arg(long = "known-cidr", value_name = "CIDR")]
     known_cidrs: Vec<ipnet::IpNet>,
-    /// AWS's ip-ranges.json: instance credentials used from outside it are off-host (`outside_aws`).
-    #[arg(long, value_name = "FILE")]
+    /// AWS address space (see `aws_ip_ranges_help`).
+    #[arg(long, value_name = "FILE|builtin|off", help = aws_ip_ranges_help())]
     aws_ip_ranges: Option<PathBuf>,
     /// Do not flag instance credentials used from an IP that a person's identity used.
     #[arg(long)]
@@ -106,6 +107,17 @@ struct EngineArgs {
     /// Replace responseElements.credentials.sessionToken in the output records.
     #[arg(long)]
     redact_session_tokens: bool,
+}
+
+/// `--aws-ip-ranges` help: names the built-in snapshot.
+fn aws_ip_ranges_help() -> String {
+    format!(
+        "AWS address space: instance credentials used from a public address outside it are off-host (`outside_aws`). \
+         An AWS ip-ranges.json FILE (a newer one), `builtin` or `off` (default: the built-in snapshot {}, {}; \
+         a file named `builtin` or `off`: ./off)",
+        AwsRanges::BUILTIN_SYNC_TOKEN,
+        AwsRanges::BUILTIN_CREATE_DATE
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -251,8 +263,19 @@ fn build_config(a: &EngineArgs) -> Result<Config, Error> {
     }
     c.known_cidrs.extend(a.known_cidrs.iter().copied());
     if let Some(p) = &a.aws_ip_ranges {
-        let bytes = std::fs::read(p).map_err(|e| input_err(p, None, e))?;
-        c.aws_ip_ranges = credlineage::config::parse_aws_ip_ranges(&bytes)?;
+        c.aws_ip_ranges = match p.to_str() {
+            Some("builtin") => AwsIpRanges::Builtin,
+            Some("off") => AwsIpRanges::Off,
+            _ => {
+                let bytes = std::fs::read(p).map_err(|e| input_err(p, None, e))?;
+                AwsRanges::from_ip_ranges_json(&bytes)
+                    .map_err(|e| match e {
+                        Error::Config(m) => Error::Config(format!("{}: {m}", p.display())),
+                        e => e,
+                    })?
+                    .into()
+            }
+        };
     }
     if a.no_ip_other_identity {
         c.ip_used_by_other_identity = false;
