@@ -158,7 +158,7 @@ fn bundled_trail_shows_the_chain_the_collision_and_the_offhost_use() {
         })
         .collect();
     assert!(
-        reasons.contains(&("45.33.32.156", "new_ip_for_instance")),
+        reasons.contains(&("45.33.32.156", "outside_aws")),
         "{reasons:?}"
     );
     assert!(

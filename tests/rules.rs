@@ -2175,7 +2175,18 @@ fn invalid_source_ip_is_tolerated() {
     // 255.090.254.5 (anonymized, leading zero) is what the real files hold.
     let recs = stratus("sts-federation-token");
     assert_eq!(recs[0]["sourceIPAddress"], "255.090.254.5");
+    // Read as 255.90.254.5: a public address outside AWS (SPEC 3.5).
     let a = run(&[inst_call(0, "255.090.254.5"), inst_call(5, "255.090.254.5")]);
+    assert_eq!(
+        offhost_flags(&a),
+        vec![reason("outside_aws"), reason("outside_aws")]
+    );
+    // With the AWS ranges off, trust on first use takes it (v1 behaviour).
+    let cfg = Config::from_json(br#"{"aws_ip_ranges":"off"}"#).unwrap();
+    let a = run_with(
+        cfg,
+        &[inst_call(0, "255.090.254.5"), inst_call(5, "255.090.254.5")],
+    );
     assert_eq!(offhost_flags(&a), vec![ON, ON]);
 }
 
