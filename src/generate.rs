@@ -76,6 +76,38 @@
 //! - Session tokens start with `IQoJb3JpZ2luX2Vj`, so a test can check that
 //!   none leaks into an annotation.
 //! - `accounts` is clamped to `1..=1000`, `start_time` to `0..=253402300799`.
+//! - `Truth` follows SPEC v1.1 (SAML roots are `saml:<provider name>/<user>`).
+//!   For the v1 mix that is v1.1 *with the AWS ranges turned off*: its
+//!   instance addresses are not chosen inside AWS's ranges.
+//!
+//! # SPEC v1.1 shapes (`TrailConfig::v11_shapes`, `redelivery`; CLI `--shapes v1.1`)
+//!
+//! Off by default, so the v1 mix stays byte for byte what it was. With them,
+//! `Truth` is the answer under the default configuration (built-in AWS
+//! ranges on), in batch (time-order) mode:
+//!
+//! | kind | records | truth |
+//! |---|---|---|
+//! | `ec2_vpce` | also every call of a VPC-endpoint-only instance (¼ of instances: no public address ever; `vpcEndpointAccountId` = own account) | not off-host |
+//! | `ec2_ssrf` | stolen instance credentials from `203.0.113.x` (never an identity's address) | off-host, `outside_aws` |
+//! | `ec2_offhost` | stolen instance credentials from the address of `ext-contractor` (`198.51.100.x` / `192.0.2.x`, one per account; that user called from it in an earlier second within the hour, and no other identity ever does) | off-host, `ip_used_by_other_identity`, `offhost_other_identity` = its user ARN |
+//! | `ec2_nat` / `nat_user` | instances behind the account's NAT gateway (an EC2 address of the AWS ranges) and the CI user `ci-nat-runner` whose key calls from it | not off-host |
+//! | `ec2_pivot` / `pivot_session` | `AssumeRole` with stolen instance credentials from a fresh `91.x` address (no AWS prefix there), then the new session's calls (and chains from it) from there, in later seconds | the `AssumeRole` off-host, `outside_aws`; the session's calls `offhost_ancestor`, not off-host |
+//! | `ec2_eip_move` / `ec2_moved` | `AssociateAddress` by `allocationId` alone (in a second of its own), then on-host calls from the instance's new EC2 address | not off-host |
+//! | `ec2_ipv6` | dual-stack instances' calls from their IPv6 address (EC2 IPv6 prefix); they also call over IPv4 | not off-host |
+//! | `ec2_onhost` | instances' own addresses come from EC2 prefixes of the AWS ranges | not off-host |
+//! | `fake_instance` | `GetFederationToken` / `AssumeRole` (half the time the instance's own role) by a user with the name of a running instance, and calls from the user's address (≥ 1 s after) | root the user's key, depth 1, no `ec2_instance_id`, not off-host |
+//! | `sso` / `sso_unobserved` | Identity Center: `AssumeRoleWithSAML` via `AWSSSO_<id>_DO_NOT_DELETE` into `AWSReservedSSO_<set>_<hash>`, and sessions of those roles without any sign-in in the trail | root `saml:AWSSSO/<user>`, depth 1 (`lineage_complete` unasserted when unobserved) |
+//! | `service_linked` | sessions of `role/aws-service-role/<service>/AWSServiceRoleFor…` roles, from the service, no issuance | root `service:<service>/<session>`, depth 1, complete |
+//! | `same_second_chain` | 2-3 `AssumeRole` hops in one second, written child first | the caller's root and depth, as ever |
+//!
+//! About 5% of records carry a CloudTrail Lake `eventTime`
+//! (`2024-08-01 12:00:05.000`, or without fraction; `Truth::lake_time`).
+//! `redelivery`: 1% delivered twice (`Truth::duplicate` on the copy, up to
+//! ten minutes later), 0.5% delivered 2-15 minutes late (`Truth::late`);
+//! the truth is unchanged and a duplicate never makes a collision.
+//! [`Trail::lines`] optionally wraps records in CloudWatch Logs subscription
+//! messages (CLI `--cloudwatch-per-mille`).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -201,6 +233,9 @@ pub struct Trail {
     disorder: u32,
     redelivery: bool,
     order_rng: Rng,
+    /// Which records are delivered twice or late: its own stream, so the
+    /// same records are, whatever `disorder` is.
+    redelivery_rng: Rng,
     heap: BinaryHeap<Delayed>,
     seq: u64,
 }
@@ -225,6 +260,7 @@ pub fn trail(cfg: TrailConfig) -> Trail {
         disorder: cfg.disorder,
         redelivery: cfg.redelivery,
         order_rng: Rng::with_seed(cfg.seed ^ 0x6f72_6465_725f_726e),
+        redelivery_rng: Rng::with_seed(cfg.seed ^ 0x7265_6465_6c69_7672),
         heap: BinaryHeap::new(),
         seq: 0,
     }
@@ -322,15 +358,15 @@ impl Trail {
             let mut key = t.saturating_add(i64::try_from(jitter).unwrap_or(i64::MAX));
             let mut copy = None;
             if self.redelivery {
-                let r = self.order_rng.u64(..1000);
+                let r = self.redelivery_rng.u64(..1000);
                 if r < LATE_PER_MILLE {
                     // Delivered minutes after later events.
-                    let late = self.order_rng.u64(120..=900);
+                    let late = self.redelivery_rng.u64(120..=900);
                     key = key.max(t.saturating_add(i64::try_from(late).unwrap_or(0)));
                     rec.truth.late = true;
                 } else if r < LATE_PER_MILLE + DUPLICATE_PER_MILLE {
                     // Delivered twice: the copy up to ten minutes later.
-                    let later = self.order_rng.u64(..=600);
+                    let later = self.redelivery_rng.u64(..=600);
                     let mut dup = rec.clone();
                     dup.truth.duplicate = true;
                     copy = Some((key.saturating_add(i64::try_from(later).unwrap_or(0)), dup));
