@@ -76,6 +76,38 @@
 //! - Session tokens start with `IQoJb3JpZ2luX2Vj`, so a test can check that
 //!   none leaks into an annotation.
 //! - `accounts` is clamped to `1..=1000`, `start_time` to `0..=253402300799`.
+//! - `Truth` follows SPEC v1.1 (SAML roots are `saml:<provider name>/<user>`).
+//!   For the v1 mix that is v1.1 *with the AWS ranges turned off*: its
+//!   instance addresses are not chosen inside AWS's ranges.
+//!
+//! # SPEC v1.1 shapes (`TrailConfig::v11_shapes`, `redelivery`; CLI `--shapes v1.1`)
+//!
+//! Off by default, so the v1 mix stays byte for byte what it was. With them,
+//! `Truth` is the answer under the default configuration (built-in AWS
+//! ranges on), in batch (time-order) mode:
+//!
+//! | kind | records | truth |
+//! |---|---|---|
+//! | `ec2_vpce` | also every call of a VPC-endpoint-only instance (¼ of instances: no public address ever; `vpcEndpointAccountId` = own account) | not off-host |
+//! | `ec2_ssrf` | stolen instance credentials from `203.0.113.x` (never an identity's address) | off-host, `outside_aws` |
+//! | `ec2_offhost` | stolen instance credentials from the address of `ext-contractor` (`198.51.100.x` / `192.0.2.x`, one per account; that user called from it in an earlier second within the hour, and no other identity ever does) | off-host, `ip_used_by_other_identity`, `offhost_other_identity` = its user ARN |
+//! | `ec2_nat` / `nat_user` | instances behind the account's NAT gateway (an EC2 address of the AWS ranges) and the CI user `ci-nat-runner` whose key calls from it | not off-host |
+//! | `ec2_pivot` / `pivot_session` | `AssumeRole` with stolen instance credentials from a fresh `91.x` address (no AWS prefix there), then the new session's calls (and chains from it) from there, in later seconds | the `AssumeRole` off-host, `outside_aws`; the session's calls `offhost_ancestor`, not off-host |
+//! | `ec2_eip_move` / `ec2_moved` | `AssociateAddress` by `allocationId` alone (in a second of its own), then on-host calls from the instance's new EC2 address | not off-host |
+//! | `ec2_ipv6` | dual-stack instances' calls from their IPv6 address (EC2 IPv6 prefix); they also call over IPv4 | not off-host |
+//! | `ec2_onhost` | instances' own addresses come from EC2 prefixes of the AWS ranges | not off-host |
+//! | `fake_instance` | `GetFederationToken` / `AssumeRole` (half the time the instance's own role) by a user with the name of a running instance, and calls from the user's address (≥ 1 s after) | root the user's key, depth 1, no `ec2_instance_id`, not off-host |
+//! | `sso` / `sso_unobserved` | Identity Center: `AssumeRoleWithSAML` via `AWSSSO_<id>_DO_NOT_DELETE` into `AWSReservedSSO_<set>_<hash>`, and sessions of those roles without any sign-in in the trail | root `saml:AWSSSO/<user>`, depth 1 (`lineage_complete` unasserted when unobserved) |
+//! | `service_linked` | sessions of `role/aws-service-role/<service>/AWSServiceRoleFor…` roles, from the service, no issuance | root `service:<service>/<session>`, depth 1, complete |
+//! | `same_second_chain` | 2-3 `AssumeRole` hops in one second, written child first | the caller's root and depth, as ever |
+//!
+//! About 5% of records carry a CloudTrail Lake `eventTime`
+//! (`2024-08-01 12:00:05.000`, or without fraction; `Truth::lake_time`).
+//! `redelivery`: 1% delivered twice (`Truth::duplicate` on the copy, up to
+//! ten minutes later), 0.5% delivered 2-15 minutes late (`Truth::late`);
+//! the truth is unchanged and a duplicate never makes a collision.
+//! [`Trail::lines`] optionally wraps records in CloudWatch Logs subscription
+//! messages (CLI `--cloudwatch-per-mille`).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -98,6 +130,18 @@ pub struct TrailConfig {
     /// Max seconds by which delivery order may differ from `eventTime` order
     /// (0 = sorted by time).
     pub disorder: u32,
+    /// The SPEC v1.1 shapes (module docs, "SPEC v1.1 shapes"): addresses
+    /// inside / outside AWS's published ranges, VPC-endpoint-only instances
+    /// and their SSRF theft, NAT gateways shared with a CI user, pivots from
+    /// stolen instance credentials, Elastic IP moves by allocation, dual
+    /// stack, sessions named like an instance, IAM Identity Center,
+    /// service-linked roles, same-second chains, CloudTrail Lake times.
+    /// Off (the default): the v1 mix, byte for byte as before.
+    pub v11_shapes: bool,
+    /// CloudTrail's at-least-once delivery: about 1% of records delivered
+    /// twice (the copy at a random distance later, `Truth::duplicate`) and
+    /// 0.5% delivered 2 to 15 minutes late (`Truth::late`). Off by default.
+    pub redelivery: bool,
 }
 
 impl Default for TrailConfig {
@@ -108,6 +152,20 @@ impl Default for TrailConfig {
             start_time: 1_722_500_000,
             accounts: 3,
             disorder: 0,
+            v11_shapes: false,
+            redelivery: false,
+        }
+    }
+}
+
+impl TrailConfig {
+    /// Every v1.1 shape on (`v11_shapes` and `redelivery`), other fields as
+    /// `Default`.
+    pub fn v11() -> Self {
+        TrailConfig {
+            v11_shapes: true,
+            redelivery: true,
+            ..TrailConfig::default()
         }
     }
 }
@@ -121,13 +179,41 @@ pub struct Truth {
     /// Hops from the root (long-term key used directly = 0; a credential it
     /// issued = 1; …).
     pub lineage_depth: Option<u32>,
-    /// This call used EC2 instance credentials from an attacker IP.
+    /// Expected `lineage_complete`: `Some(true)` when every ancestor's
+    /// issuance is in the trail or the root needs none (long-term keys,
+    /// service-linked roles); `None` where SPEC leaves it open (sessions of
+    /// Identity Center roles whose sign-in is not in the trail, and their
+    /// descendants).
+    pub lineage_complete: Option<bool>,
+    /// This call used EC2 instance credentials from an address that is not
+    /// the instance's (`ec2_cred_offhost`).
     pub offhost: bool,
+    /// Expected `offhost_reason` when `offhost`. With `v11_shapes`, under the
+    /// default configuration (built-in AWS ranges on); for the v1 mix, under
+    /// SPEC v1.1 with the AWS ranges turned off (its instance addresses are
+    /// not chosen inside AWS's ranges): `new_ip_for_instance`.
+    pub offhost_reason: Option<&'static str>,
+    /// Expected `offhost_other_identity` (with `ip_used_by_other_identity`).
+    pub offhost_other_identity: Option<String>,
+    /// Expected `offhost_ancestor`: the credential used was issued, directly
+    /// or further up its chain, by a call flagged off-host.
+    pub offhost_ancestor: bool,
+    /// Expected `ec2_instance_id`: `Some` exactly on calls made with instance
+    /// credentials (never on sessions merely *named* like an instance).
+    pub ec2_instance_id: Option<String>,
     /// The access key ID used (or issued) is shared by two live sets
     /// generated in the same second.
     pub collision: bool,
     /// Scenario name, one of [`KINDS`].
     pub kind: &'static str,
+    /// This line is the second delivery of an earlier record (`redelivery`);
+    /// everything else in `Truth` is that record's.
+    pub duplicate: bool,
+    /// This record is delivered minutes after later events (`redelivery`).
+    pub late: bool,
+    /// `eventTime` is written in CloudTrail Lake's form
+    /// (`2024-08-01 12:00:05.000`, or without the fraction).
+    pub lake_time: bool,
 }
 
 /// One generated CloudTrail record and its truth.
@@ -145,7 +231,11 @@ pub struct Trail {
     sim: Sim,
     remaining: usize,
     disorder: u32,
+    redelivery: bool,
     order_rng: Rng,
+    /// Which records are delivered twice or late: its own stream, so the
+    /// same records are, whatever `disorder` is.
+    redelivery_rng: Rng,
     heap: BinaryHeap<Delayed>,
     seq: u64,
 }
@@ -168,7 +258,9 @@ pub fn trail(cfg: TrailConfig) -> Trail {
         sim: Sim::new(&cfg),
         remaining: cfg.records,
         disorder: cfg.disorder,
+        redelivery: cfg.redelivery,
         order_rng: Rng::with_seed(cfg.seed ^ 0x6f72_6465_725f_726e),
+        redelivery_rng: Rng::with_seed(cfg.seed ^ 0x7265_6465_6c69_7672),
         heap: BinaryHeap::new(),
         seq: 0,
     }
@@ -182,6 +274,18 @@ pub fn key_id_for_account(prefix: &str, account: u64, rng: &mut Rng) -> String {
     let tail = rng.u32(..);
     encode_key(prefix, account, low7, tail)
 }
+
+/// The scenario names of the v1 mix (`v11_shapes` off): the first
+/// `V1_KINDS.len()` entries of [`KINDS`].
+pub const V1_KINDS: [&str; Kind::V1] = {
+    let mut out = [""; Kind::V1];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = Kind::ALL[i].name();
+        i += 1;
+    }
+    out
+};
 
 /// Every scenario name `Truth::kind` can take.
 pub const KINDS: [&str; Kind::ALL.len()] = {
@@ -201,7 +305,7 @@ impl Iterator for Trail {
         if self.remaining == 0 {
             return None;
         }
-        let rec = if self.disorder == 0 {
+        let rec = if self.disorder == 0 && !self.redelivery {
             self.pull().1
         } else {
             self.next_delayed()
@@ -249,17 +353,164 @@ impl Trail {
             if ready && let Some(d) = self.heap.pop() {
                 return d.rec;
             }
-            let (t, rec) = self.pull();
+            let (t, mut rec) = self.pull();
             let jitter = self.order_rng.u64(..=u64::from(self.disorder));
-            let key = t.saturating_add(i64::try_from(jitter).unwrap_or(i64::MAX));
-            self.seq = self.seq.wrapping_add(1);
-            self.heap.push(Delayed {
-                key,
-                seq: self.seq,
-                rec,
-            });
+            let mut key = t.saturating_add(i64::try_from(jitter).unwrap_or(i64::MAX));
+            let mut copy = None;
+            if self.redelivery {
+                let r = self.redelivery_rng.u64(..1000);
+                if r < LATE_PER_MILLE {
+                    // Delivered minutes after later events.
+                    let late = self.redelivery_rng.u64(120..=900);
+                    key = key.max(t.saturating_add(i64::try_from(late).unwrap_or(0)));
+                    rec.truth.late = true;
+                } else if r < LATE_PER_MILLE + DUPLICATE_PER_MILLE {
+                    // Delivered twice: the copy up to ten minutes later.
+                    let later = self.redelivery_rng.u64(..=600);
+                    let mut dup = rec.clone();
+                    dup.truth.duplicate = true;
+                    copy = Some((key.saturating_add(i64::try_from(later).unwrap_or(0)), dup));
+                }
+            }
+            self.push_delayed(key, rec);
+            if let Some((k, dup)) = copy {
+                // After the original: same key, later sequence number.
+                self.push_delayed(k, dup);
+            }
         }
     }
+
+    fn push_delayed(&mut self, key: i64, rec: GeneratedRecord) {
+        self.seq = self.seq.wrapping_add(1);
+        self.heap.push(Delayed {
+            key,
+            seq: self.seq,
+            rec,
+        });
+    }
+
+    /// The trail as output lines: each record on its own line, or — with
+    /// `cloudwatch_per_mille` > 0 — that share of lines a CloudWatch Logs
+    /// subscription message (`{"messageType":"DATA_MESSAGE",…,"logEvents":
+    /// [{"id","timestamp","message":"<record JSON>"},…]}`) holding the next
+    /// 1 to 5 records of the trail. An engine that unrolls the envelopes
+    /// (SPEC 2, v1.1) writes one output line per record, in order, so the
+    /// concatenated `truths` line up with its output. 0: exactly the lines of
+    /// the trail, one per record.
+    pub fn lines(self, cloudwatch_per_mille: u16) -> Lines {
+        let seed = self.sim.seed;
+        Lines {
+            trail: self,
+            per_mille: u64::from(cloudwatch_per_mille.min(1000)),
+            rng: Rng::with_seed(seed ^ 0x6377_6c6f_6773_5f72),
+        }
+    }
+}
+
+/// One output line of [`Trail::lines`] and the truths of the records in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedLine {
+    /// One compact JSON object, no newline.
+    pub line: String,
+    /// One per CloudTrail record in the line, in order.
+    pub truths: Vec<Truth>,
+}
+
+/// Iterator of [`Trail::lines`].
+pub struct Lines {
+    trail: Trail,
+    per_mille: u64,
+    rng: Rng,
+}
+
+impl Iterator for Lines {
+    type Item = GeneratedLine;
+
+    fn next(&mut self) -> Option<GeneratedLine> {
+        let first = self.trail.next()?;
+        if self.per_mille == 0 || self.rng.u64(..1000) >= self.per_mille {
+            return Some(GeneratedLine {
+                line: first.line,
+                truths: vec![first.truth],
+            });
+        }
+        let n = self.rng.usize(1..=5);
+        let mut recs = vec![first];
+        while recs.len() < n {
+            match self.trail.next() {
+                Some(r) => recs.push(r),
+                None => break,
+            }
+        }
+        let line = cloudwatch_envelope(&mut self.rng, &recs);
+        Some(GeneratedLine {
+            line,
+            truths: recs.into_iter().map(|r| r.truth).collect(),
+        })
+    }
+}
+
+/// Share of records delivered late / twice with `redelivery`.
+const LATE_PER_MILLE: u64 = 5;
+const DUPLICATE_PER_MILLE: u64 = 10;
+
+/// A top-level string member of a generated record (no escapes in the
+/// generator's values of these keys).
+fn member<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("\"{key}\":\"");
+    let start = line.find(&pat)? + pat.len();
+    let len = line.get(start..)?.find('"')?;
+    line.get(start..start + len)
+}
+
+/// Unix milliseconds of a generated record's `eventTime` (ISO or Lake form).
+fn event_millis(line: &str) -> i64 {
+    let Some(t) = member(line, "eventTime") else {
+        return 0;
+    };
+    let parsed = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%SZ")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f"));
+    parsed.map_or(0, |d| d.and_utc().timestamp_millis())
+}
+
+/// CloudWatch Logs subscription data (what a subscription filter delivers,
+/// after gunzip) for a CloudTrail log group holding `recs`.
+fn cloudwatch_envelope(rng: &mut Rng, recs: &[GeneratedRecord]) -> String {
+    let head = recs.first().map_or("", |r| r.line.as_str());
+    let owner = member(head, "recipientAccountId").unwrap_or("000000000000");
+    let region = member(head, "awsRegion").unwrap_or("us-east-1");
+    let mut s = String::with_capacity(recs.iter().map(|r| r.line.len() + 160).sum::<usize>() + 400);
+    s.push_str("{\"messageType\":\"DATA_MESSAGE\",\"owner\":");
+    push_json_str(&mut s, owner);
+    s.push_str(",\"logGroup\":");
+    push_json_str(
+        &mut s,
+        &format!(
+            "aws-cloudtrail-logs-{owner}-{:08x}",
+            mix(rng.u64(..), 1) as u32
+        ),
+    );
+    s.push_str(",\"logStream\":");
+    push_json_str(&mut s, &format!("{owner}_CloudTrail_{region}"));
+    s.push_str(",\"subscriptionFilters\":[\"cloudtrail-to-siem\"],\"logEvents\":[");
+    for (i, r) in recs.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let ms = event_millis(&r.line);
+        // CloudWatch's event ids: 56 decimal digits.
+        let _ = write!(
+            s,
+            "{{\"id\":\"{:019}{:019}{:018}\",\"timestamp\":{ms},\"message\":",
+            rng.u64(..) % 10_000_000_000_000_000_000,
+            rng.u64(..) % 10_000_000_000_000_000_000,
+            rng.u64(..) % 1_000_000_000_000_000_000
+        );
+        push_json_str(&mut s, &r.line);
+        s.push('}');
+    }
+    s.push_str("]}");
+    s
 }
 
 struct Delayed {
@@ -314,10 +565,26 @@ enum Kind {
     Ec2Vpce,
     Ec2Offhost,
     CrossAccount,
+    Ec2Ssrf,
+    Ec2Nat,
+    NatUser,
+    Ec2Pivot,
+    PivotSession,
+    Ec2EipMove,
+    Ec2Moved,
+    Ec2Ipv6,
+    FakeInstance,
+    Sso,
+    SsoUnobserved,
+    ServiceLinked,
+    SameSecondChain,
 }
 
 impl Kind {
-    const ALL: [Kind; 17] = [
+    /// The kinds of the v1 mix, in [`KINDS`] order; the rest need `v11_shapes`.
+    const V1: usize = 17;
+
+    const ALL: [Kind; 30] = [
         Kind::Plain,
         Kind::Chain,
         Kind::SessionToken,
@@ -335,6 +602,19 @@ impl Kind {
         Kind::Ec2Vpce,
         Kind::Ec2Offhost,
         Kind::CrossAccount,
+        Kind::Ec2Ssrf,
+        Kind::Ec2Nat,
+        Kind::NatUser,
+        Kind::Ec2Pivot,
+        Kind::PivotSession,
+        Kind::Ec2EipMove,
+        Kind::Ec2Moved,
+        Kind::Ec2Ipv6,
+        Kind::FakeInstance,
+        Kind::Sso,
+        Kind::SsoUnobserved,
+        Kind::ServiceLinked,
+        Kind::SameSecondChain,
     ];
 
     const fn name(self) -> &'static str {
@@ -356,6 +636,19 @@ impl Kind {
             Kind::Ec2Vpce => "ec2_vpce",
             Kind::Ec2Offhost => "ec2_offhost",
             Kind::CrossAccount => "cross_account",
+            Kind::Ec2Ssrf => "ec2_ssrf",
+            Kind::Ec2Nat => "ec2_nat",
+            Kind::NatUser => "nat_user",
+            Kind::Ec2Pivot => "ec2_pivot",
+            Kind::PivotSession => "pivot_session",
+            Kind::Ec2EipMove => "ec2_eip_move",
+            Kind::Ec2Moved => "ec2_moved",
+            Kind::Ec2Ipv6 => "ec2_ipv6",
+            Kind::FakeInstance => "fake_instance",
+            Kind::Sso => "sso",
+            Kind::SsoUnobserved => "sso_unobserved",
+            Kind::ServiceLinked => "service_linked",
+            Kind::SameSecondChain => "same_second_chain",
         }
     }
 }
@@ -451,6 +744,70 @@ const INSTANCE_NETS: &[u8] = &[3, 18, 34, 44, 52, 54];
 const LAMBDA_NETS: &[u8] = &[13, 15];
 const ATTACKER_NETS: &[u8] = &[45, 91, 185, 193];
 
+// --- v1.1 address pools (checked against AWS's ip-ranges.json, syncToken
+// 1787411825, 2026-08-22: see `/work/shared/data/aws-ip-ranges/`) ---
+
+/// EC2 prefixes (`service: EC2`) of the AWS ranges: instances' public
+/// addresses, NAT gateways and Elastic IPs. (first octets, prefix length)
+const AWS_V4: &[([u8; 4], u32)] = &[
+    ([3, 224, 0, 0], 12),
+    ([34, 192, 0, 0], 12),
+    ([44, 192, 0, 0], 11),
+    ([54, 144, 0, 0], 14),
+    ([52, 4, 0, 0], 14),
+    ([18, 232, 0, 0], 14),
+    ([35, 160, 0, 0], 13),
+    ([52, 208, 0, 0], 13),
+];
+/// EC2 IPv6 prefixes of the AWS ranges (dual-stack instances).
+const AWS_V6: &[(u128, u32)] = &[
+    (0x2600_1f18_0000_0000_0000_0000_0000_0000, 33),
+    (0x2a05_d018_0000_0000_0000_0000_0000_0000, 35),
+    (0x2600_1f14_0000_0000_0000_0000_0000_0000, 34),
+];
+/// `91.0.0.0/8`: no prefix of the AWS ranges inside; attackers' pivot
+/// addresses, one per pivot.
+const PIVOT_NET: u8 = 91;
+/// Outside AWS whatever the ranges file says (documentation ranges, SPEC
+/// 3.5): the attacker user `ext-contractor` of account *k* (k < 508; beyond,
+/// `193.0.0.0/8`, which holds no AWS prefix either).
+const DOC_NETS: [[u8; 3]; 2] = [[198, 51, 100], [192, 0, 2]];
+/// `203.0.113.0/24`: SSRF attackers' addresses, never used by an identity.
+const SSRF_NET: [u8; 3] = [203, 0, 113];
+
+/// IAM Identity Center permission sets (`AWSReservedSSO_<name>_<hash>` roles).
+const SSO_PERMISSION_SETS: &[&str] = &[
+    "AdministratorAccess",
+    "ReadOnlyAccess",
+    "PowerUserAccess",
+    "ViewOnlyAccess",
+];
+/// Service-linked roles: (role name, service of the role path, session name).
+const SERVICE_LINKED: &[(&str, &str, &str)] = &[
+    (
+        "AWSServiceRoleForAutoScaling",
+        "autoscaling.amazonaws.com",
+        "AutoScaling",
+    ),
+    (
+        "AWSServiceRoleForElasticLoadBalancing",
+        "elasticloadbalancing.amazonaws.com",
+        "ElasticLoadBalancing",
+    ),
+    (
+        "AWSServiceRoleForConfig",
+        "config.amazonaws.com",
+        "AWSConfig-Describe",
+    ),
+    (
+        "AWSServiceRoleForAmazonGuardDuty",
+        "guardduty.amazonaws.com",
+        "AmazonGuardDuty",
+    ),
+];
+/// Share of records (‰) whose `eventTime` is in CloudTrail Lake's form.
+const LAKE_PER_MILLE: u64 = 50;
+
 const STS: &str = "sts.amazonaws.com";
 const IAM: &str = "iam.amazonaws.com";
 const EC2: &str = "ec2.amazonaws.com";
@@ -513,6 +870,8 @@ const CRED_CAP: usize = 4096;
 const INSTANCE_CAP: usize = 1024;
 const INSTANCES_PER_ACCOUNT: usize = 4;
 const FRESH_CAP: usize = 64;
+/// Share of steps (‰) given to the shapes only the v1.1 mix has.
+const V11_STEP_PER_MILLE: u64 = 150;
 const MAX_DEPTH: u32 = 4;
 const MAX_TS: i64 = 253_402_300_799;
 
@@ -550,6 +909,21 @@ struct Account {
     saml_provider: String,
     google_aud: String,
     salt: u64,
+    /// What only the v1.1 shapes use.
+    v11: Option<Box<AccountV11>>,
+}
+
+struct AccountV11 {
+    /// `…:saml-provider/AWSSSO_<id>_DO_NOT_DELETE`.
+    sso_provider: String,
+    /// Index in `roles` of the first `AWSReservedSSO_…` role (one per
+    /// `SSO_PERMISSION_SETS`), then of the first service-linked role.
+    sso_roles: usize,
+    slr_roles: usize,
+    /// The NAT gateway's (AWS-owned) public address.
+    nat_ip: String,
+    /// A CI user whose long-term key calls from behind the NAT gateway.
+    ci: User,
 }
 
 enum Ident {
@@ -567,6 +941,24 @@ struct IssuerUser {
 struct Ec2 {
     private_ip: String,
     first_use: Option<i64>,
+    net: Net,
+    /// Dual stack: the instance's IPv6 address.
+    ipv6: Option<String>,
+    /// Its Elastic IP was moved by `allocationId` (v1.1).
+    moved: bool,
+}
+
+/// How an instance reaches AWS (v1.1 shapes; `Public` in the v1 mix).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Net {
+    /// Its own public address (an Elastic IP or learned on first use).
+    Public,
+    /// Only through the account's VPC endpoint: no public address at all.
+    VpceOnly,
+    /// Through the account's NAT gateway (shared with other instances and the CI user).
+    Nat,
+    /// Its own public IPv4 address and an IPv6 address.
+    DualStack,
 }
 
 struct WebId {
@@ -595,6 +987,12 @@ struct Cred {
     issuer_user: Option<Box<IssuerUser>>,
     ec2: Option<Box<Ec2>>,
     web: Option<Box<WebId>>,
+    /// `Truth::lineage_complete` of its calls.
+    complete: Option<bool>,
+    /// Issued (directly or up the chain) by a call flagged off-host.
+    ancestor: bool,
+    /// `userIdentity.invokedBy` (service-linked role sessions).
+    invoked_by: Option<&'static str>,
 }
 
 #[derive(Clone, Copy)]
@@ -608,6 +1006,8 @@ enum Fresh {
 enum Caller {
     User(usize, usize),
     Cred(usize),
+    /// An instance's credentials (`Sim::instances`), in an attacker's hands.
+    Instance(usize),
 }
 
 /// Owned facts about a caller, so records can be written while state mutates.
@@ -621,6 +1021,19 @@ struct CallerInfo {
     principal_id: String,
     arn: String,
     hint: String,
+    complete: Option<bool>,
+    ancestor: bool,
+    instance: Option<String>,
+}
+
+impl CallerInfo {
+    fn truth(&self, kind: Kind) -> Truth {
+        let mut t = key_truth(&self.root, self.depth, kind, self.collision, false);
+        t.lineage_complete = self.complete;
+        t.offhost_ancestor = self.ancestor;
+        t.ec2_instance_id.clone_from(&self.instance);
+        t
+    }
 }
 
 /// Random source, clock and the per-second `eventTime` cache.
@@ -741,6 +1154,9 @@ struct Sim {
     out: VecDeque<(i64, GeneratedRecord)>,
     next_id: u64,
     key_counter: u32,
+    /// `TrailConfig::v11_shapes`.
+    v11: bool,
+    pivots: u32,
 }
 
 impl Sim {
@@ -774,12 +1190,75 @@ impl Sim {
             out: VecDeque::new(),
             next_id: 0,
             key_counter: 0,
+            v11: cfg.v11_shapes,
+            pivots: 0,
         };
         for id in ids {
-            let acct = sim.new_account(id);
+            let mut acct = sim.new_account(id);
+            if sim.v11 {
+                sim.add_v11(&mut acct, id);
+            }
             sim.accounts.push(acct);
         }
         sim
+    }
+
+    /// The v1.1 parts of a new account (index `self.accounts.len()`).
+    fn add_v11(&mut self, acct: &mut Account, id: u64) {
+        let k = self.accounts.len();
+        // The attacker user's address: outside AWS, unique per account.
+        if let Some(u) = acct.users.first_mut() {
+            u.ip = match DOC_NETS.get(k / 254) {
+                Some([a, b, c]) => format!("{a}.{b}.{c}.{}", k % 254 + 1),
+                None => format!("193.{}.{}.{}", (k >> 8) & 0xff, k & 0xff, 1 + k % 254),
+            };
+        }
+        let sso_provider = format!(
+            "arn:aws:iam::{}:saml-provider/AWSSSO_{}_DO_NOT_DELETE",
+            acct.id_str,
+            self.ctx.hex(16)
+        );
+        let sso_roles = acct.roles.len();
+        for ps in SSO_PERMISSION_SETS {
+            let name = format!("AWSReservedSSO_{ps}_{}", self.ctx.hex(16));
+            // Identity Center outside us-east-1 puts its region in the path.
+            let path = if acct.region == "us-east-1" {
+                "aws-reserved/sso.amazonaws.com/".to_string()
+            } else {
+                format!("aws-reserved/sso.amazonaws.com/{}/", acct.region)
+            };
+            acct.roles.push(Role {
+                id: self.ctx.unique_id("AROA", 17),
+                arn: format!("arn:aws:iam::{}:role/{path}{name}", acct.id_str),
+                name,
+            });
+        }
+        let slr_roles = acct.roles.len();
+        for (name, service, _) in SERVICE_LINKED {
+            acct.roles.push(Role {
+                id: self.ctx.unique_id("AROA", 17),
+                arn: format!(
+                    "arn:aws:iam::{}:role/aws-service-role/{service}/{name}",
+                    acct.id_str
+                ),
+                name: (*name).to_string(),
+            });
+        }
+        let nat_ip = aws_v4(self.ctx.rng.u64(..));
+        let ci = self.new_user(
+            acct,
+            "ci-nat-runner".to_string(),
+            nat_ip.clone(),
+            EC2_UAS.first().copied().unwrap_or(""),
+            id,
+        );
+        acct.v11 = Some(Box::new(AccountV11 {
+            sso_provider,
+            sso_roles,
+            slr_roles,
+            nat_ip,
+            ci,
+        }));
     }
 
     fn new_account(&mut self, id: u64) -> Account {
@@ -819,6 +1298,7 @@ impl Sim {
             ),
             salt,
             id_str,
+            v11: None,
         };
         let ip = ip_in(ATTACKER_NETS, ctx.rng.u64(..));
         let user = self.new_user(&acct, ATTACKER_USER.to_string(), ip, ATTACKER_UA, id);
@@ -881,7 +1361,29 @@ impl Sim {
             .unwrap_or(0)
     }
 
-    fn emit(&mut self, line: String, truth: Truth) {
+    fn emit(&mut self, mut line: String, mut truth: Truth) {
+        if self.v11 && self.ctx.chance(LAKE_PER_MILLE) {
+            let iso_time = member(&line, "eventTime").map(str::to_string);
+            let secs = iso_time.as_deref().and_then(|t| {
+                chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%SZ")
+                    .ok()
+                    .map(|d| d.and_utc().timestamp())
+            });
+            if let (Some(old), Some(secs)) = (iso_time, secs) {
+                let pattern = if self.ctx.chance(750) {
+                    "%Y-%m-%d %H:%M:%S.000"
+                } else {
+                    "%Y-%m-%d %H:%M:%S"
+                };
+                let lake = fmt_time(secs, pattern);
+                line = line.replacen(
+                    &format!("\"eventTime\":\"{old}\""),
+                    &format!("\"eventTime\":\"{lake}\""),
+                    1,
+                );
+                truth.lake_time = true;
+            }
+        }
         self.out
             .push_back((self.ctx.now, GeneratedRecord { line, truth }));
     }
@@ -904,7 +1406,9 @@ impl Sim {
 
     /// One scenario step: at least one record, then the clock moves on.
     fn step(&mut self) {
-        let done = if !self.fresh.is_empty() && self.ctx.chance(300) {
+        let done = if self.v11 && self.ctx.chance(V11_STEP_PER_MILLE) {
+            self.v11_step()
+        } else if !self.fresh.is_empty() && self.ctx.chance(300) {
             self.use_fresh()
         } else {
             match self.ctx.below(1000) {
@@ -970,11 +1474,25 @@ impl Sim {
 
     fn random_user(&mut self) -> Option<(usize, usize)> {
         let a = self.ctx.index(self.accounts.len());
+        let u = self.random_user_in(a)?;
+        Some((a, u))
+    }
+
+    /// A user of account `a`. With the v1.1 shapes never the attacker user
+    /// (index 0), so that its address is used by exactly one identity, the
+    /// one `offhost_other_identity` names.
+    fn random_user_in(&mut self, a: usize) -> Option<usize> {
         let n = self.accounts.get(a)?.users.len();
+        if self.v11 {
+            if n < 2 {
+                return None;
+            }
+            return Some(1 + self.ctx.index(n - 1));
+        }
         if n == 0 {
             return None;
         }
-        Some((a, self.ctx.index(n)))
+        Some(self.ctx.index(n))
     }
 
     /// The account holding the role: mostly the caller's, sometimes another.
@@ -1000,22 +1518,13 @@ impl Sim {
                     principal_id: user.principal_id.clone(),
                     arn: user.arn.clone(),
                     hint: user.name.clone(),
+                    complete: Some(true),
+                    ancestor: false,
+                    instance: None,
                 })
             }
-            Caller::Cred(i) => {
-                let c = self.creds.get(i)?;
-                Some(CallerInfo {
-                    account: c.account,
-                    root: c.root.clone(),
-                    depth: c.depth,
-                    ip: c.ip.clone(),
-                    ua: c.ua,
-                    collision: c.collision,
-                    principal_id: c.principal_id.clone(),
-                    arn: c.arn.clone(),
-                    hint: c.arn.rsplit('/').next().unwrap_or("session").to_string(),
-                })
-            }
+            Caller::Cred(i) => self.creds.get(i).map(cred_info),
+            Caller::Instance(i) => self.instances.get(i).map(cred_info),
         }
     }
 
@@ -1030,6 +1539,14 @@ impl Sim {
             Caller::Cred(i) => {
                 if let Some(c) = self.creds.get_mut(i) {
                     c.used = true;
+                }
+            }
+            Caller::Instance(i) => {
+                if let Some(c) = self.instances.get_mut(i) {
+                    c.used = true;
+                    if let Some(e) = c.ec2.as_mut() {
+                        e.first_use.get_or_insert(now);
+                    }
                 }
             }
         }
@@ -1099,6 +1616,9 @@ impl Sim {
             issuer_user: None,
             ec2: None,
             web: None,
+            complete: Some(true),
+            ancestor: false,
+            invoked_by: None,
         }
     }
 
@@ -1182,7 +1702,7 @@ impl Sim {
             return false;
         };
         let line = call_line(&mut self.ctx, &Who::Cred(c), acct, &c.ip, c.ua, None);
-        let truth = key_truth(&c.root, c.depth, c.kind, c.collision, false);
+        let truth = cred_info(c).truth(c.kind);
         self.emit(line, truth);
         self.mark_used(Caller::Cred(i));
         true
@@ -1207,6 +1727,9 @@ impl Sim {
             }
             self.instances.swap_remove(i);
             return false;
+        }
+        if self.v11 {
+            return self.ec2_call_v11(i);
         }
         let first_use = inst.ec2.as_ref().and_then(|e| e.first_use);
         let r = self.ctx.below(1000);
@@ -1263,7 +1786,12 @@ impl Sim {
                 None,
             ),
         };
-        let truth = key_truth(&inst.root, 1, kind, false, kind == Kind::Ec2Offhost);
+        let mut truth = cred_info(inst).truth(kind);
+        if kind == Kind::Ec2Offhost {
+            // SPEC v1.1 with the AWS ranges turned off: step 5.
+            truth.offhost = true;
+            truth.offhost_reason = Some("new_ip_for_instance");
+        }
         self.emit(line, truth);
         if let Some(inst) = self.instances.get_mut(i) {
             inst.used = true;
@@ -1351,6 +1879,9 @@ impl Sim {
                         | Kind::WebIdentity
                         | Kind::Service
                         | Kind::Collision
+                        | Kind::Sso
+                        | Kind::SsoUnobserved
+                        | Kind::PivotSession
                 );
             if eligible {
                 let account = c.account;
@@ -1380,9 +1911,29 @@ impl Sim {
         kind: Kind,
         key: Option<(String, u64)>,
     ) -> bool {
-        let Some(info) = self.caller_info(caller) else {
+        self.issue_assume_role_via(caller, target, role, session, kind, key, None)
+    }
+
+    /// `issue_assume_role`, the call (and the new credential's later calls)
+    /// made from `net` = (address, user agent) instead of the caller's own.
+    #[allow(clippy::too_many_arguments)]
+    fn issue_assume_role_via(
+        &mut self,
+        caller: Caller,
+        target: usize,
+        role: usize,
+        session: Option<String>,
+        kind: Kind,
+        key: Option<(String, u64)>,
+        net: Option<(String, &'static str)>,
+    ) -> bool {
+        let Some(mut info) = self.caller_info(caller) else {
             return false;
         };
+        if let Some((ip, ua)) = net {
+            info.ip = ip;
+            info.ua = ua;
+        }
         let session = session.unwrap_or_else(|| self.session_name(&info.hint));
         let (key, dur) = match key {
             Some(k) => k,
@@ -1391,7 +1942,7 @@ impl Sim {
                 (self.new_key("ASIA", acct_id), self.ctx.duration())
             }
         };
-        let cred = self.role_cred(
+        let mut cred = self.role_cred(
             kind,
             target,
             role,
@@ -1403,6 +1954,8 @@ impl Sim {
             key,
             dur,
         );
+        cred.complete = info.complete;
+        cred.ancestor = info.ancestor;
         let cross = target != info.account;
         let request_id = self.ctx.uuid();
         let shared = cross.then(|| self.ctx.uuid());
@@ -1411,7 +1964,7 @@ impl Sim {
         else {
             return false;
         };
-        let Some(who) = who_of(&self.accounts, &self.creds, caller) else {
+        let Some(who) = who_of(&self.accounts, &self.creds, &self.instances, caller) else {
             return false;
         };
         let issue = IssueCtx {
@@ -1436,13 +1989,8 @@ impl Sim {
             };
             assume_role_line(&mut self.ctx, &who, &issue, &cred, role)
         });
-        let truth = key_truth(
-            &info.root,
-            info.depth,
-            kind,
-            info.collision || cred.collision,
-            false,
-        );
+        let mut truth = info.truth(kind);
+        truth.collision = info.collision || cred.collision;
         self.emit(line, truth);
         if let Some(copy) = copy {
             let mut truth = none_truth(Kind::CrossAccount);
@@ -1458,8 +2006,12 @@ impl Sim {
         let Some((a, u1)) = self.random_user() else {
             return false;
         };
-        let n = self.accounts.get(a).map_or(0, |x| x.users.len());
-        let u2 = self.ctx.index(n);
+        let u2 = if self.v11 {
+            self.random_user_in(a).unwrap_or(u1)
+        } else {
+            let n = self.accounts.get(a).map_or(0, |x| x.users.len());
+            self.ctx.index(n)
+        };
         let acct_id = self.account_id(a);
         let key = self.new_key("ASIA", acct_id);
         let dur = self.ctx.duration();
@@ -1495,12 +2047,21 @@ impl Sim {
         let Some((a, u)) = self.random_user() else {
             return false;
         };
+        self.user_token_as(a, u, federated, None)
+    }
+
+    /// `user_token` by user `u` of account `a`; with `fake`, a federated
+    /// user of that name (an instance ID) and kind `fake_instance`.
+    fn user_token_as(&mut self, a: usize, u: usize, federated: bool, fake: Option<&str>) -> bool {
         let acct_id = self.account_id(a);
         let key = self.new_key("ASIA", acct_id);
         let dur = self.ctx.duration();
         let mfa = !federated && self.ctx.chance(300);
         let base = self.ctx.pick(FED_NAMES);
-        let fed_name = format!("{base}-{}", self.ctx.below(1000));
+        let mut fed_name = format!("{base}-{}", self.ctx.below(1000));
+        if let Some(name) = fake {
+            fed_name = name.to_string();
+        }
         let with_policy = federated && self.ctx.chance(500);
         let id = self.next_id();
         let Some(acct) = self.accounts.get(a) else {
@@ -1511,7 +2072,11 @@ impl Sim {
         };
         let (kind, ident, name, arn, principal_id) = if federated {
             (
-                Kind::Federation,
+                if fake.is_some() {
+                    Kind::FakeInstance
+                } else {
+                    Kind::Federation
+                },
                 Ident::Federated,
                 "GetFederationToken",
                 format!("arn:aws:sts::{}:federated-user/{fed_name}", acct.id_str),
@@ -1550,6 +2115,9 @@ impl Sim {
             })),
             ec2: None,
             web: None,
+            complete: Some(true),
+            ancestor: false,
+            invoked_by: None,
         };
         let ctx = &mut self.ctx;
         let region = acct.region;
@@ -1619,7 +2187,9 @@ impl Sim {
         let ip = ip_in(USER_NETS, mix(acct.salt, h as u64));
         let provider = acct.saml_provider.clone();
         let principal_id = format!("{}:{email}", acct.name_qualifier);
-        let root = format!("saml:{provider}/{email}");
+        // SPEC v1.1: the provider's name, not its ARN (the records are as in v1).
+        let provider_name = provider.rsplit('/').next().unwrap_or(&provider);
+        let root = format!("saml:{provider_name}/{email}");
         let cred = self.role_cred(
             Kind::Saml,
             a,
@@ -1862,7 +2432,9 @@ impl Sim {
         let caller = if !self.creds.is_empty() && self.ctx.chance(300) {
             let i = self.ctx.index(self.creds.len());
             match self.creds.get(i) {
-                Some(c) if self.ctx.now < c.expires => Caller::Cred(i),
+                Some(c) if self.ctx.now < c.expires && c.kind != Kind::ServiceLinked => {
+                    Caller::Cred(i)
+                }
                 _ => return false,
             }
         } else {
@@ -1883,7 +2455,7 @@ impl Sim {
         else {
             return false;
         };
-        let Some(who) = who_of(&self.accounts, &self.creds, caller) else {
+        let Some(who) = who_of(&self.accounts, &self.creds, &self.instances, caller) else {
             return false;
         };
         let role_arn = role_acct.roles.get(role).map_or("", |r| r.arn.as_str());
@@ -1926,13 +2498,7 @@ impl Sim {
                 ..Tail::default()
             },
         );
-        let truth = key_truth(
-            &info.root,
-            info.depth,
-            Kind::FailedSts,
-            info.collision,
-            false,
-        );
+        let truth = info.truth(Kind::FailedSts);
         self.emit(line, truth);
         self.mark_used(caller);
         true
@@ -1961,8 +2527,34 @@ impl Sim {
             self.ctx.below(256),
             self.ctx.between(4, 254)
         );
-        let public_ip = ip_in(INSTANCE_NETS, self.ctx.rng.u64(..));
-        let eip = self.ctx.chance(500);
+        let mut public_ip = ip_in(INSTANCE_NETS, self.ctx.rng.u64(..));
+        let mut eip = self.ctx.chance(500);
+        let mut net = Net::Public;
+        let mut ipv6 = None;
+        if self.v11 {
+            public_ip = aws_v4(self.ctx.rng.u64(..));
+            net = match self.ctx.below(1000) {
+                0..250 => Net::VpceOnly,
+                250..450 => Net::Nat,
+                450..600 => Net::DualStack,
+                _ => Net::Public,
+            };
+            match net {
+                Net::VpceOnly => {
+                    // No public address: its "own" address is the private one.
+                    eip = false;
+                    public_ip = private_ip.clone();
+                }
+                Net::Nat => {
+                    eip = false;
+                    if let Some(v) = self.accounts.get(a).and_then(|x| x.v11.as_ref()) {
+                        public_ip = v.nat_ip.clone();
+                    }
+                }
+                Net::DualStack => ipv6 = Some(aws_v6(self.ctx.rng.u64(..))),
+                Net::Public => {}
+            }
+        }
         let Some(acct) = self.accounts.get(a) else {
             return false;
         };
@@ -2002,6 +2594,9 @@ impl Sim {
         cred.ec2 = Some(Box::new(Ec2 {
             private_ip,
             first_use: None,
+            net,
+            ipv6,
+            moved: false,
         }));
         let line = self.service_assume_role(&cred, ec2_role, EC2);
         self.emit(line, none_truth(Kind::Ec2Issue));
@@ -2038,6 +2633,487 @@ impl Sim {
         true
     }
 
+    // --- v1.1 shapes ----------------------------------------------------------
+
+    /// One of the shapes only the v1.1 mix has.
+    fn v11_step(&mut self) -> bool {
+        match self.ctx.below(1000) {
+            0..150 => self.ci_call(),
+            150..250 => self.service_linked(),
+            250..330 => self.sso_sign_in(),
+            330..420 => self.sso_unobserved(),
+            420..500 => self.fake_instance(),
+            500..600 => self.same_second_chain(),
+            _ => self.ec2_call(),
+        }
+    }
+
+    /// The CI user's long-term key, from behind the account's NAT gateway.
+    fn ci_call(&mut self) -> bool {
+        let a = self.ctx.index(self.accounts.len());
+        let Some(acct) = self.accounts.get(a) else {
+            return false;
+        };
+        let Some(v) = acct.v11.as_deref() else {
+            return false;
+        };
+        let user = &v.ci;
+        let line = call_line(
+            &mut self.ctx,
+            &Who::User(user),
+            acct,
+            &user.ip,
+            user.ua,
+            None,
+        );
+        let truth = key_truth(&user.key, 0, Kind::NatUser, false, false);
+        self.emit(line, truth);
+        true
+    }
+
+    /// A call with instance credentials, v1.1 mix: by the way the instance
+    /// reaches AWS, and now and then stolen (SSRF, the attacker user's
+    /// address, a pivot through `AssumeRole`) or its Elastic IP moved.
+    fn ec2_call_v11(&mut self, i: usize) -> bool {
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        enum Act {
+            Own,
+            V6,
+            Vpce,
+            UserIp,
+            Ssrf,
+            Pivot,
+            Move,
+        }
+        let now = self.ctx.now;
+        let Some(inst) = self.instances.get(i) else {
+            return false;
+        };
+        let Some(e) = inst.ec2.as_deref() else {
+            return false;
+        };
+        let (net, used, dual) = (e.net, inst.used, e.ipv6.is_some());
+        let theft = e
+            .first_use
+            .is_some_and(|f| f.saturating_add(self.disorder) < now);
+        let account = inst.account;
+        let r = self.ctx.below(1000);
+        let act = if !used {
+            Act::Own
+        } else {
+            match (net, r) {
+                (Net::VpceOnly, 0..900) => Act::Vpce,
+                (Net::VpceOnly, 900..960) => Act::Ssrf,
+                (Net::VpceOnly, 960..990) => Act::Pivot,
+                (Net::VpceOnly, _) => Act::Vpce,
+                (_, 0..600) => Act::Own,
+                (_, 600..720) if dual => Act::V6,
+                (_, 600..720) => Act::Own,
+                (_, 720..860) => Act::Vpce,
+                (_, 860..910) => Act::UserIp,
+                (_, 910..950) => Act::Ssrf,
+                (_, 950..970) => Act::Pivot,
+                (Net::Public | Net::DualStack, 970..990) => Act::Move,
+                _ => Act::Own,
+            }
+        };
+        let act = match act {
+            Act::UserIp | Act::Ssrf | Act::Pivot if !theft => Act::Own,
+            a => a,
+        };
+        let act = match (act, net) {
+            (Act::Own, Net::VpceOnly) => Act::Vpce,
+            (a, _) => a,
+        };
+        match act {
+            Act::Move => return self.eip_move(i),
+            Act::Pivot => return self.ec2_pivot(i),
+            Act::UserIp => {
+                // The address belongs to the attacker user: make sure it was
+                // used, in an earlier second, within the hour.
+                let recent = self
+                    .accounts
+                    .get(account)
+                    .and_then(|x| x.users.first())
+                    .and_then(|u| u.last_call)
+                    .is_some_and(|t| t.saturating_add(3600) > now && t < now);
+                if !recent {
+                    self.user_call(account, 0);
+                    self.ctx.now = self.ctx.now.saturating_add(1);
+                }
+            }
+            _ => {}
+        }
+        let ssrf_ip = {
+            let h = self.ctx.below(254);
+            format!("{}.{}.{}.{}", SSRF_NET[0], SSRF_NET[1], SSRF_NET[2], h + 1)
+        };
+        let Some(inst) = self.instances.get(i) else {
+            return false;
+        };
+        let Some(acct) = self.accounts.get(account) else {
+            return false;
+        };
+        let Some(e) = inst.ec2.as_deref() else {
+            return false;
+        };
+        let attacker = acct.users.first();
+        let (ip, ua, vpce, kind) = match act {
+            Act::Vpce => (
+                e.private_ip.as_str(),
+                inst.ua,
+                Some((acct.vpce.as_str(), acct.id_str.as_str())),
+                Kind::Ec2Vpce,
+            ),
+            Act::V6 => (
+                e.ipv6.as_deref().unwrap_or(&inst.ip),
+                inst.ua,
+                None,
+                Kind::Ec2Ipv6,
+            ),
+            Act::UserIp => (
+                attacker.map_or("", |u| u.ip.as_str()),
+                ATTACKER_UA,
+                None,
+                Kind::Ec2Offhost,
+            ),
+            Act::Ssrf => (ssrf_ip.as_str(), ATTACKER_UA, None, Kind::Ec2Ssrf),
+            _ => {
+                let kind = match net {
+                    Net::Nat => Kind::Ec2Nat,
+                    _ if e.moved => Kind::Ec2Moved,
+                    _ => Kind::Ec2Onhost,
+                };
+                (inst.ip.as_str(), inst.ua, None, kind)
+            }
+        };
+        let line = call_line(&mut self.ctx, &Who::Cred(inst), acct, ip, ua, vpce);
+        let mut truth = cred_info(inst).truth(kind);
+        match kind {
+            Kind::Ec2Offhost => {
+                truth.offhost = true;
+                truth.offhost_reason = Some("ip_used_by_other_identity");
+                truth.offhost_other_identity = attacker.map(|u| u.arn.clone());
+            }
+            Kind::Ec2Ssrf => {
+                truth.offhost = true;
+                truth.offhost_reason = Some("outside_aws");
+            }
+            _ => {}
+        }
+        self.emit(line, truth);
+        self.mark_used(Caller::Instance(i));
+        true
+    }
+
+    /// Stolen instance credentials call `AssumeRole` from the attacker's
+    /// address (outside AWS, one per pivot); the new role session is the
+    /// attacker's, used from there.
+    fn ec2_pivot(&mut self, i: usize) -> bool {
+        let Some(account) = self.instances.get(i).map(|c| c.account) else {
+            return false;
+        };
+        self.pivots = self.pivots.wrapping_add(1);
+        let p = permute32(self.pivots, self.seed) & 0x00ff_ffff;
+        let ip = format!(
+            "{PIVOT_NET}.{}.{}.{}",
+            (p >> 16) & 0xff,
+            (p >> 8) & 0xff,
+            1 + (p & 0xff) % 254
+        );
+        let role = self.ctx.index(HUMAN_ROLES.len());
+        let session = self.session_name("session");
+        let start = self.out.len();
+        let ok = self.issue_assume_role_via(
+            Caller::Instance(i),
+            account,
+            role,
+            Some(session),
+            Kind::PivotSession,
+            None,
+            Some((ip, ATTACKER_UA)),
+        );
+        if !ok {
+            return false;
+        }
+        if let Some((_, rec)) = self.out.get_mut(start) {
+            rec.truth.kind = Kind::Ec2Pivot.name();
+            rec.truth.offhost = true;
+            rec.truth.offhost_reason = Some("outside_aws");
+        }
+        if let Some(c) = self.creds.last_mut() {
+            c.ancestor = true;
+        }
+        // The session's calls (which make the address an identity's) come
+        // in later seconds than the flagged call.
+        self.ctx.now = self.ctx.now.saturating_add(1);
+        true
+    }
+
+    /// `AssociateAddress` by `allocationId` alone (no `publicIp` anywhere in
+    /// the record): the instance's public IPv4 address changes. In a second
+    /// of its own, so no call from the old address sorts after it.
+    fn eip_move(&mut self, i: usize) -> bool {
+        let Some(account) = self.instances.get(i).map(|c| c.account) else {
+            return false;
+        };
+        let Some(u) = self.random_user_in(account) else {
+            return false;
+        };
+        let new_ip = aws_v4(self.ctx.rng.u64(..));
+        self.ctx.now = self.ctx.now.saturating_add(1);
+        let (Some(acct), Some(inst)) = (self.accounts.get(account), self.instances.get(i)) else {
+            return false;
+        };
+        let Some(user) = acct.users.get(u) else {
+            return false;
+        };
+        let iid = inst.root.strip_prefix("ec2:").unwrap_or("");
+        let line = associate_allocation_line(&mut self.ctx, user, acct, iid);
+        let truth = key_truth(&user.key, 0, Kind::Ec2EipMove, false, false);
+        self.emit(line, truth);
+        self.mark_used(Caller::User(account, u));
+        self.ctx.now = self.ctx.now.saturating_add(1);
+        if let Some(inst) = self.instances.get_mut(i) {
+            inst.ip = new_ip;
+            if let Some(e) = inst.ec2.as_mut() {
+                e.moved = true;
+            }
+        }
+        true
+    }
+
+    /// A user names a federated user or a role session after a running
+    /// instance (`i-0…`), and uses it from its own address: never instance
+    /// credentials (SPEC 3.5).
+    fn fake_instance(&mut self) -> bool {
+        if self.instances.is_empty() {
+            return false;
+        }
+        let k = self.ctx.index(self.instances.len());
+        let Some(inst) = self.instances.get(k) else {
+            return false;
+        };
+        let a = inst.account;
+        let iid = inst.root.strip_prefix("ec2:").unwrap_or("i-0").to_string();
+        let inst_role = match inst.ident {
+            Ident::Role(r) => r,
+            _ => HUMAN_ROLES.len(),
+        };
+        let Some(u) = self.random_user_in(a) else {
+            return false;
+        };
+        let ok = if self.ctx.chance(400) {
+            self.user_token_as(a, u, true, Some(&iid))
+        } else {
+            // Half the time even the instance's own role: the same ARN.
+            let role = if self.ctx.chance(500) {
+                inst_role
+            } else {
+                self.ctx.index(HUMAN_ROLES.len())
+            };
+            self.issue_assume_role(
+                Caller::User(a, u),
+                a,
+                role,
+                Some(iid),
+                Kind::FakeInstance,
+                None,
+            )
+        };
+        // Its calls come in later seconds than the issuance.
+        self.ctx.now = self.ctx.now.saturating_add(1);
+        ok
+    }
+
+    /// Two or three `AssumeRole` hops in one second, written child first.
+    fn same_second_chain(&mut self) -> bool {
+        let Some((a, u)) = self.random_user() else {
+            return false;
+        };
+        let hops = self.ctx.between(2, 3);
+        let start = self.out.len();
+        let mut caller = Caller::User(a, u);
+        let mut account = a;
+        for _ in 0..hops {
+            let target = self.target_account(account);
+            let role = self.ctx.index(HUMAN_ROLES.len());
+            if !self.issue_assume_role(caller, target, role, None, Kind::Chain, None) {
+                break;
+            }
+            caller = Caller::Cred(self.creds.len().saturating_sub(1));
+            account = target;
+        }
+        if self.out.len() <= start {
+            return false;
+        }
+        let mut block: Vec<_> = self.out.drain(start..).collect();
+        for (_, r) in &mut block {
+            if r.truth.kind == Kind::Chain.name() {
+                r.truth.kind = Kind::SameSecondChain.name();
+            }
+        }
+        self.out.extend(block.into_iter().rev());
+        true
+    }
+
+    /// An Identity Center sign-in: `AssumeRoleWithSAML` through the
+    /// `AWSSSO_…_DO_NOT_DELETE` provider into an `AWSReservedSSO_…` role.
+    fn sso_sign_in(&mut self) -> bool {
+        let a = self.ctx.index(self.accounts.len());
+        let h = self.ctx.index(HUMANS.len());
+        let ps = self.ctx.index(SSO_PERMISSION_SETS.len());
+        let acct_id = self.account_id(a);
+        let key = self.new_key("ASIA", acct_id);
+        let dur = self.ctx.duration();
+        let assertion = self.ctx.unique_id("", 22);
+        let Some(acct) = self.accounts.get(a) else {
+            return false;
+        };
+        let Some(v) = acct.v11.as_deref() else {
+            return false;
+        };
+        let role = v.sso_roles + ps;
+        let user = HUMANS.get(h).copied().unwrap_or("user").to_string();
+        let ip = ip_in(USER_NETS, mix(acct.salt, h as u64));
+        let provider = v.sso_provider.clone();
+        let principal_id = format!("{}:{user}", acct.name_qualifier);
+        let root = format!("saml:AWSSSO/{user}");
+        let cred = self.role_cred(Kind::Sso, a, role, &user, root, 1, ip, BROWSER_UA, key, dur);
+        let Some(acct) = self.accounts.get(a) else {
+            return false;
+        };
+        let who = Who::Saml {
+            principal_id: &principal_id,
+            user_name: &user,
+            provider: &provider,
+        };
+        let ctx = &mut self.ctx;
+        let mut j = begin(
+            ctx,
+            &who,
+            acct,
+            STS,
+            "AssumeRoleWithSAML",
+            acct.region,
+            &cred.ip,
+            BROWSER_UA,
+        );
+        let role_arn = acct.roles.get(role).map_or("", |r| r.arn.as_str());
+        j.obj("requestParameters");
+        j.str("roleArn", role_arn);
+        j.str("principalArn", &provider);
+        j.num("durationSeconds", dur);
+        j.end();
+        j.obj("responseElements");
+        write_credentials(&mut j, ctx, &cred);
+        write_assumed_role_user(&mut j, &cred);
+        j.str("subject", &user);
+        j.str("subjectType", "persistent");
+        j.str(
+            "issuer",
+            &format!(
+                "https://portal.sso.{}.amazonaws.com/saml/assertion/{assertion}",
+                acct.region
+            ),
+        );
+        j.str("audience", "https://signin.aws.amazon.com/saml");
+        j.str("nameQualifier", &acct.name_qualifier);
+        j.end();
+        let host = host(STS, acct.region);
+        let line = finish(
+            j,
+            ctx,
+            &Tail {
+                read_only: true,
+                recipient: &acct.id_str,
+                host: Some(&host),
+                resource: Some((role_arn, &acct.id_str)),
+                ..Tail::default()
+            },
+        );
+        self.emit(line, none_truth(Kind::Sso));
+        self.add_cred(cred);
+        true
+    }
+
+    /// A session of an `AWSReservedSSO_…` role whose sign-in is not in the
+    /// trail (it happened before, or was logged elsewhere), and its call.
+    fn sso_unobserved(&mut self) -> bool {
+        let a = self.ctx.index(self.accounts.len());
+        let h = self.ctx.index(HUMANS.len());
+        let ps = self.ctx.index(SSO_PERMISSION_SETS.len());
+        let back = self.ctx.between(60, 1800) as i64;
+        let acct_id = self.account_id(a);
+        let key = self.new_key("ASIA", acct_id);
+        let Some(acct) = self.accounts.get(a) else {
+            return false;
+        };
+        let Some(v) = acct.v11.as_deref() else {
+            return false;
+        };
+        let role = v.sso_roles + ps;
+        let user = HUMANS.get(h).copied().unwrap_or("user").to_string();
+        let ip = ip_in(USER_NETS, mix(acct.salt, h as u64));
+        let root = format!("saml:AWSSSO/{user}");
+        let mut cred = self.role_cred(
+            Kind::SsoUnobserved,
+            a,
+            role,
+            &user,
+            root,
+            1,
+            ip,
+            BROWSER_UA,
+            key,
+            3600,
+        );
+        let issued = self.ctx.now.saturating_sub(back);
+        cred.creation = iso(issued);
+        cred.expires = issued.saturating_add(3600);
+        cred.complete = None;
+        self.add_cred(cred);
+        let i = self.creds.len().saturating_sub(1);
+        self.cred_call_at(i)
+    }
+
+    /// A session of a service-linked role (`role/aws-service-role/<service>/`),
+    /// issued by the service itself (no issuance in the trail), and its call.
+    fn service_linked(&mut self) -> bool {
+        let a = self.ctx.index(self.accounts.len());
+        let k = self.ctx.index(SERVICE_LINKED.len());
+        let back = self.ctx.between(0, 600) as i64;
+        let acct_id = self.account_id(a);
+        let key = self.new_key("ASIA", acct_id);
+        let Some(&(_, service, session)) = SERVICE_LINKED.get(k) else {
+            return false;
+        };
+        let Some(v) = self.accounts.get(a).and_then(|x| x.v11.as_deref()) else {
+            return false;
+        };
+        let role = v.slr_roles + k;
+        let root = format!("service:{service}/{session}");
+        let mut cred = self.role_cred(
+            Kind::ServiceLinked,
+            a,
+            role,
+            session,
+            root,
+            1,
+            service.to_string(),
+            service,
+            key,
+            3600,
+        );
+        let issued = self.ctx.now.saturating_sub(back);
+        cred.creation = iso(issued);
+        cred.expires = issued.saturating_add(3600);
+        cred.invoked_by = Some(service);
+        self.add_cred(cred);
+        let i = self.creds.len().saturating_sub(1);
+        self.cred_call_at(i)
+    }
+
     // --- persistence -------------------------------------------------------
 
     fn create_key(&mut self) -> bool {
@@ -2049,7 +3125,7 @@ impl Sim {
             let ok = self
                 .creds
                 .get(i)
-                .is_some_and(|c| c.kind == Kind::Chain && self.ctx.now < c.expires);
+                .is_some_and(|c| c.kind == Kind::Chain && !c.ancestor && self.ctx.now < c.expires);
             if ok {
                 return self.create_key_with(i);
             }
@@ -2113,7 +3189,7 @@ impl Sim {
                 ..Tail::default()
             },
         );
-        let truth = key_truth(&c.root, c.depth, Kind::CreatedKey, c.collision, false);
+        let truth = cred_info(c).truth(Kind::CreatedKey);
         self.emit(line, truth);
         self.mark_used(Caller::Cred(i));
         let uid = user.id;
@@ -2271,10 +3347,38 @@ impl Who<'_> {
 }
 
 /// The `userIdentity` of a key-carrying caller.
-fn who_of<'a>(accounts: &'a [Account], creds: &'a [Cred], c: Caller) -> Option<Who<'a>> {
+fn who_of<'a>(
+    accounts: &'a [Account],
+    creds: &'a [Cred],
+    instances: &'a [Cred],
+    c: Caller,
+) -> Option<Who<'a>> {
     match c {
         Caller::User(a, u) => accounts.get(a)?.users.get(u).map(Who::User),
         Caller::Cred(i) => creds.get(i).map(Who::Cred),
+        Caller::Instance(i) => instances.get(i).map(Who::Cred),
+    }
+}
+
+/// The caller facts of a credential.
+fn cred_info(c: &Cred) -> CallerInfo {
+    CallerInfo {
+        account: c.account,
+        root: c.root.clone(),
+        depth: c.depth,
+        ip: c.ip.clone(),
+        ua: c.ua,
+        collision: c.collision,
+        principal_id: c.principal_id.clone(),
+        arn: c.arn.clone(),
+        hint: c.arn.rsplit('/').next().unwrap_or("session").to_string(),
+        complete: c.complete,
+        ancestor: c.ancestor,
+        instance: c
+            .ec2
+            .as_ref()
+            .and_then(|_| c.root.strip_prefix("ec2:"))
+            .map(str::to_string),
     }
 }
 
@@ -2384,6 +3488,9 @@ fn write_cred_identity(j: &mut J, c: &Cred, acct: &Account) {
         j.str("ec2RoleDelivery", "2.0");
     }
     j.end();
+    if let Some(by) = c.invoked_by {
+        j.str("invokedBy", by);
+    }
 }
 
 /// `{` + eventVersion … userAgent, in CloudTrail's own key order.
@@ -2822,6 +3929,49 @@ fn associate_address_line(
     )
 }
 
+/// `AssociateAddress` in its VPC form: `allocationId`, no `publicIp`.
+fn associate_allocation_line(
+    ctx: &mut Ctx,
+    user: &User,
+    acct: &Account,
+    instance_id: &str,
+) -> String {
+    let mut j = begin(
+        ctx,
+        &Who::User(user),
+        acct,
+        EC2,
+        "AssociateAddress",
+        acct.region,
+        &user.ip,
+        user.ua,
+    );
+    j.obj("requestParameters");
+    let alloc = format!("eipalloc-0{}", ctx.hex(16));
+    j.str("allocationId", &alloc);
+    j.str("instanceId", instance_id);
+    j.bool("allowReassociation", true);
+    j.end();
+    j.obj("responseElements");
+    let req = ctx.uuid();
+    j.str("requestId", &req);
+    j.bool("_return", true);
+    let assoc = format!("eipassoc-0{}", ctx.hex(16));
+    j.str("associationId", &assoc);
+    j.end();
+    let host = host(EC2, acct.region);
+    finish(
+        j,
+        ctx,
+        &Tail {
+            read_only: false,
+            recipient: &acct.id_str,
+            host: Some(&host),
+            ..Tail::default()
+        },
+    )
+}
+
 // ---------------------------------------------------------------------------
 // Small helpers
 
@@ -2829,9 +3979,17 @@ fn key_truth(root: &str, depth: u32, kind: Kind, collision: bool, offhost: bool)
     Truth {
         lineage_root: Some(root.to_string()),
         lineage_depth: Some(depth),
+        lineage_complete: Some(true),
         offhost,
+        offhost_reason: None,
+        offhost_other_identity: None,
+        offhost_ancestor: false,
+        ec2_instance_id: None,
         collision,
         kind: kind.name(),
+        duplicate: false,
+        late: false,
+        lake_time: false,
     }
 }
 
@@ -2839,10 +3997,42 @@ fn none_truth(kind: Kind) -> Truth {
     Truth {
         lineage_root: None,
         lineage_depth: None,
+        lineage_complete: None,
         offhost: false,
+        offhost_reason: None,
+        offhost_other_identity: None,
+        offhost_ancestor: false,
+        ec2_instance_id: None,
         collision: false,
         kind: kind.name(),
+        duplicate: false,
+        late: false,
+        lake_time: false,
     }
+}
+
+/// An address inside one of the EC2 prefixes `AWS_V4` (never `.0`/`.255`).
+fn aws_v4(h: u64) -> String {
+    let n = h.checked_rem(AWS_V4.len() as u64).unwrap_or(0) as usize;
+    let (base, len) = AWS_V4.get(n).copied().unwrap_or(([3, 224, 0, 0], 12));
+    let host_bits = 32 - len;
+    let host = ((h >> 8) as u32) & ((1u32 << host_bits) - 1);
+    let mut a = u32::from_be_bytes(base) | host;
+    match a & 0xff {
+        0 => a |= 1,
+        255 => a -= 1,
+        _ => {}
+    }
+    std::net::Ipv4Addr::from(a).to_string()
+}
+
+/// An address inside one of the EC2 IPv6 prefixes `AWS_V6`.
+fn aws_v6(h: u64) -> String {
+    let n = h.checked_rem(AWS_V6.len() as u64).unwrap_or(0) as usize;
+    let (base, len) = AWS_V6.get(n).copied().unwrap_or((0x2600_1f18 << 96, 33));
+    let low = u128::from(mix(h, 6)) << 64 | u128::from(mix(h, 7));
+    let mask = (1u128 << (128 - len)) - 1;
+    std::net::Ipv6Addr::from(base | (low & mask)).to_string()
 }
 
 fn fmt_time(t: i64, pattern: &str) -> String {
@@ -3001,6 +4191,8 @@ mod tests {
                 accounts: usize::MAX,
                 disorder: u32::MAX,
                 seed: u64::MAX,
+                v11_shapes: false,
+                redelivery: false,
             },
             TrailConfig {
                 records: 500,
@@ -3008,6 +4200,26 @@ mod tests {
                 accounts: 1,
                 disorder: 5,
                 seed: 0,
+                v11_shapes: false,
+                redelivery: false,
+            },
+            TrailConfig {
+                records: 3000,
+                start_time: i64::MAX,
+                accounts: 1,
+                disorder: u32::MAX,
+                seed: 0,
+                v11_shapes: true,
+                redelivery: true,
+            },
+            TrailConfig {
+                records: 2000,
+                start_time: i64::MIN,
+                accounts: usize::MAX,
+                disorder: 0,
+                seed: 3,
+                v11_shapes: true,
+                redelivery: true,
             },
         ];
         for c in odd {
@@ -3024,13 +4236,18 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes() {
-        for disorder in [0, 30] {
+        for (disorder, v11) in [(0, false), (30, false), (0, true), (30, true)] {
             let c = TrailConfig {
                 disorder,
+                v11_shapes: v11,
+                redelivery: v11,
                 ..cfg(42, 5000)
             };
             let a: Vec<_> = trail(c.clone()).collect();
-            let b: Vec<_> = trail(c).collect();
+            let b: Vec<_> = trail(c.clone()).collect();
+            assert_eq!(a, b);
+            let a: Vec<_> = trail(c.clone()).lines(300).collect();
+            let b: Vec<_> = trail(c).lines(300).collect();
             assert_eq!(a, b);
         }
         let a: Vec<_> = trail(cfg(1, 200)).map(|r| r.line).collect();
@@ -3040,9 +4257,26 @@ mod tests {
 
     #[test]
     fn twenty_thousand_records_are_json_objects_with_every_kind() {
+        every_kind(cfg(3, 20_000), &V1_KINDS);
+        every_kind(
+            TrailConfig {
+                seed: 3,
+                records: 20_000,
+                ..TrailConfig::v11()
+            },
+            &KINDS,
+        );
+        // The v1 mix has none of the v1.1 kinds.
+        for r in trail(cfg(4, 20_000)) {
+            assert!(V1_KINDS.contains(&r.truth.kind), "{}", r.truth.kind);
+            assert!(!r.truth.duplicate && !r.truth.late && !r.truth.lake_time);
+        }
+    }
+
+    fn every_kind(c: TrailConfig, want: &[&str]) {
         let mut kinds: HashMap<&str, usize> = HashMap::new();
         let mut bytes = 0usize;
-        for r in trail(cfg(3, 20_000)) {
+        for r in trail(c) {
             assert!(!r.line.contains('\n'));
             let v = parse(&r.line);
             assert!(v.is_object());
@@ -3058,7 +4292,7 @@ mod tests {
             *kinds.entry(r.truth.kind).or_default() += 1;
             bytes += r.line.len();
         }
-        for k in KINDS {
+        for k in want {
             assert!(kinds.contains_key(k), "kind {k} missing: {kinds:?}");
         }
         let avg = bytes / 20_000;
@@ -3250,6 +4484,279 @@ mod tests {
                 .iter()
                 .all(|a| a.users.len() == 6 && a.backdoors.len() <= BACKDOORS_PER_ACCOUNT)
         );
+    }
+
+    fn in_aws_v4(ip: &str) -> bool {
+        let Ok(a) = ip.parse::<std::net::Ipv4Addr>() else {
+            return false;
+        };
+        let a = u32::from(a);
+        AWS_V4.iter().any(|(base, len)| {
+            let mask = u32::MAX << (32 - len);
+            a & mask == u32::from_be_bytes(*base)
+        })
+    }
+
+    fn in_aws_v6(ip: &str) -> bool {
+        let Ok(a) = ip.parse::<std::net::Ipv6Addr>() else {
+            return false;
+        };
+        let a = u128::from(a);
+        AWS_V6.iter().any(|(base, len)| {
+            let mask = u128::MAX << (128 - len);
+            a & mask == *base
+        })
+    }
+
+    /// The v1.1 shapes are what their truth says (record by record).
+    #[test]
+    fn v11_records_agree_with_truth() {
+        let c = TrailConfig {
+            seed: 17,
+            records: 30_000,
+            redelivery: false,
+            ..TrailConfig::v11()
+        };
+        let mut issued: HashSet<String> = HashSet::new();
+        let mut launched: HashSet<String> = HashSet::new();
+        // address -> identities (not instance credentials) that used it, first second
+        let mut ident_ips: HashMap<String, HashMap<String, String>> = HashMap::new();
+        let mut nat_user_ips: HashSet<String> = HashSet::new();
+        let mut nat_instances: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut ssrf_ips: HashSet<String> = HashSet::new();
+        let mut pending_parent: HashSet<String> = HashSet::new();
+        let mut child_first = 0;
+        let mut moved: HashMap<String, String> = HashMap::new();
+        let mut own_ip: HashMap<String, String> = HashMap::new();
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for r in trail(c) {
+            let v = parse(&r.line);
+            let t = &r.truth;
+            *counts.entry(t.kind).or_default() += 1;
+            let ui = &v["userIdentity"];
+            let key = s(ui, &["accessKeyId"]).unwrap_or_default().to_string();
+            let arn = s(ui, &["arn"]).unwrap_or_default().to_string();
+            let ip = s(&v, &["sourceIPAddress"]).unwrap_or_default().to_string();
+            let time = s(&v, &["eventTime"]).unwrap_or_default().to_string();
+            assert_eq!(t.lake_time, time.contains(' '), "{time}");
+            assert!(t.lake_time || time.ends_with('Z'));
+            let time = time
+                .replace(' ', "T")
+                .get(..19)
+                .unwrap_or_default()
+                .to_string();
+            let instance = s(ui, &["sessionContext", "ec2RoleDelivery"]).is_some();
+            let session = arn.rsplit('/').next().unwrap_or_default().to_string();
+            assert_eq!(instance, t.ec2_instance_id.is_some(), "{}", r.line);
+            if let Some(id) = &t.ec2_instance_id {
+                assert_eq!(*id, session);
+                assert!(launched.contains(id));
+            }
+            if let Some(id) = s(
+                &v["responseElements"]["instancesSet"]["items"][0],
+                &["instanceId"],
+            ) {
+                launched.insert(id.to_string());
+            }
+            if !instance && !key.is_empty() && !ip.ends_with(".amazonaws.com") {
+                ident_ips
+                    .entry(ip.clone())
+                    .or_default()
+                    .entry(arn.clone())
+                    .or_insert(time.clone());
+            }
+            if key.starts_with("ASIA") {
+                if matches!(t.kind, "sso_unobserved" | "service_linked") {
+                    assert!(!issued.contains(&key));
+                }
+                if !issued.contains(&key) && t.kind != "same_second_chain" {
+                    let root = t.lineage_root.as_deref().unwrap_or_default();
+                    assert!(
+                        root.starts_with("saml:AWSSSO/") || root.starts_with("service:"),
+                        "{}",
+                        r.line
+                    );
+                }
+            }
+            if t.kind == "same_second_chain" && key.starts_with("ASIA") && !issued.contains(&key) {
+                pending_parent.insert(key.clone());
+            }
+            if let Some(k) = s(&v["responseElements"]["credentials"], &["accessKeyId"]) {
+                if pending_parent.remove(k) {
+                    assert!(matches!(t.kind, "same_second_chain" | "cross_account"));
+                    child_first += 1;
+                }
+                issued.insert(k.to_string());
+            }
+            match t.kind {
+                "ec2_onhost" | "ec2_moved" | "ec2_nat" => {
+                    assert!(in_aws_v4(&ip), "{ip} not in AWS: {}", r.line);
+                    assert!(v.get("vpcEndpointId").is_none());
+                    if t.kind == "ec2_nat" {
+                        nat_instances
+                            .entry(ip.clone())
+                            .or_default()
+                            .insert(session.clone());
+                    }
+                    if t.kind == "ec2_moved" {
+                        assert_ne!(own_ip.get(&session), Some(&ip), "move kept the address");
+                        moved.insert(session.clone(), ip.clone());
+                    } else {
+                        own_ip.insert(session.clone(), ip.clone());
+                    }
+                }
+                "ec2_ipv6" => assert!(in_aws_v6(&ip), "{ip}"),
+                "ec2_vpce" => {
+                    assert!(ip.starts_with("10."));
+                    assert_eq!(v["vpcEndpointAccountId"], v["recipientAccountId"]);
+                }
+                "ec2_ssrf" => {
+                    assert!(ip.starts_with("203.0.113."));
+                    assert_eq!(t.offhost_reason, Some("outside_aws"));
+                    ssrf_ips.insert(ip.clone());
+                }
+                "ec2_offhost" => {
+                    let who = t.offhost_other_identity.clone().unwrap_or_default();
+                    assert!(who.ends_with(":user/ext-contractor"));
+                    let users = ident_ips.get(&ip).cloned().unwrap_or_default();
+                    let first = users
+                        .get(&who)
+                        .expect("attacker user used the address before");
+                    assert!(*first < time, "{first} not before {time}");
+                    assert_eq!(users.len(), 1, "{ip} used by {users:?}");
+                }
+                "ec2_pivot" => {
+                    assert!(instance && v["eventName"] == "AssumeRole");
+                    assert!(ip.starts_with("91."));
+                    assert!(!ident_ips.contains_key(&ip), "{ip} used before the pivot");
+                }
+                "pivot_session" => assert!(t.offhost_ancestor && !instance),
+                "nat_user" => {
+                    nat_user_ips.insert(ip.clone());
+                }
+                "fake_instance" if !key.starts_with("AKIA") => {
+                    assert!(session.starts_with("i-0") && launched.contains(&session));
+                }
+                "sso_unobserved" | "sso" if key.starts_with("ASIA") => {
+                    assert_eq!(t.lineage_root, Some(format!("saml:AWSSSO/{session}")));
+                    assert!(arn.contains(":assumed-role/AWSReservedSSO_"));
+                }
+                "service_linked" => {
+                    let issuer =
+                        s(ui, &["sessionContext", "sessionIssuer", "arn"]).unwrap_or_default();
+                    let service = issuer.split('/').nth(2).unwrap_or_default();
+                    assert!(issuer.contains(":role/aws-service-role/"));
+                    assert_eq!(t.lineage_root, Some(format!("service:{service}/{session}")));
+                    assert_eq!(ip, service);
+                }
+                "ec2_eip_move" => {
+                    assert!(v["requestParameters"].get("publicIp").is_none());
+                    assert!(v["requestParameters"].get("allocationId").is_some());
+                }
+                _ => {}
+            }
+            assert!(
+                !t.offhost_ancestor
+                    || t.kind == "pivot_session"
+                    || t.kind == "chain"
+                    || t.kind == "failed_sts",
+                "{}",
+                t.kind
+            );
+        }
+        // SSRF addresses are never an identity's; NAT addresses are shared.
+        for ip in &ssrf_ips {
+            assert!(!ident_ips.contains_key(ip), "{ip}");
+        }
+        for (ip, ids) in &nat_instances {
+            assert!(nat_user_ips.contains(ip), "{ip}");
+            let _ = ids;
+        }
+        assert!(
+            nat_instances.values().any(|ids| ids.len() >= 2),
+            "{nat_instances:?}"
+        );
+        assert!(child_first > 0, "no chain written child first");
+        assert!(!moved.is_empty());
+        for k in KINDS {
+            assert!(counts.get(k).copied().unwrap_or(0) > 0, "{k}: {counts:?}");
+        }
+    }
+
+    /// Duplicates repeat an earlier line; late records come after later ones.
+    #[test]
+    fn redelivery_duplicates_and_delays() {
+        let c = TrailConfig {
+            seed: 23,
+            records: 20_000,
+            ..TrailConfig::v11()
+        };
+        let mut seen: HashSet<String> = HashSet::new();
+        let (mut dups, mut late) = (0, 0);
+        let mut max_time = String::new();
+        for r in trail(c) {
+            let v = parse(&r.line);
+            let time = s(&v, &["eventTime"]).unwrap_or_default().replace(' ', "T");
+            let time = time.get(..19).unwrap_or_default().to_string();
+            if r.truth.duplicate {
+                dups += 1;
+                assert!(seen.contains(&r.line), "duplicate before its original");
+            } else {
+                assert!(
+                    seen.insert(r.line.clone()),
+                    "a line repeated without being a duplicate"
+                );
+            }
+            if r.truth.late {
+                late += 1;
+                let behind = DateTime::parse_from_rfc3339(&format!("{max_time}Z"))
+                    .map_or(0, |m| m.timestamp())
+                    - DateTime::parse_from_rfc3339(&format!("{time}Z"))
+                        .map_or(0, |m| m.timestamp());
+                assert!((0..=900).contains(&behind), "{behind}");
+            }
+            if time > max_time {
+                max_time = time;
+            }
+        }
+        assert!(dups > 100 && late > 50, "{dups} {late}");
+    }
+
+    #[test]
+    fn cloudwatch_envelopes_hold_the_records() {
+        let c = TrailConfig {
+            seed: 29,
+            records: 5_000,
+            ..TrailConfig::v11()
+        };
+        let plain: Vec<_> = trail(c.clone()).collect();
+        let mut n = 0;
+        let mut envelopes = 0;
+        for l in trail(c).lines(250) {
+            let v = parse(&l.line);
+            if v.get("messageType").is_some() {
+                envelopes += 1;
+                assert_eq!(v["messageType"], "DATA_MESSAGE");
+                let events = v["logEvents"].as_array().expect("logEvents");
+                assert_eq!(events.len(), l.truths.len());
+                assert!((1..=5).contains(&events.len()));
+                for e in events {
+                    assert_eq!(e["id"].as_str().map(str::len), Some(56));
+                    assert!(
+                        e["timestamp"]
+                            .as_i64()
+                            .is_some_and(|t| t > 1_000_000_000_000)
+                    );
+                    assert_eq!(e["message"].as_str(), Some(plain[n].line.as_str()));
+                    n += 1;
+                }
+            } else {
+                assert_eq!(l.line, plain[n].line);
+                n += 1;
+            }
+        }
+        assert_eq!(n, plain.len());
+        assert!(envelopes > 100, "{envelopes}");
     }
 
     #[test]

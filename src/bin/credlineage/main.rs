@@ -162,9 +162,31 @@ struct GenerateArgs {
     /// Deliver records up to this many seconds out of eventTime order.
     #[arg(long, default_value_t = 0)]
     disorder: u32,
+    /// Record shapes: `v1`, the original mix (byte for byte as before), or
+    /// `v1.1`, which adds SPEC v1.1's shapes (VPC-endpoint-only instances and
+    /// their SSRF theft, NAT gateways, pivots, Elastic IP moves, dual stack,
+    /// sessions named like instances, Identity Center, service-linked roles,
+    /// same-second chains, CloudTrail Lake times) and duplicated and late
+    /// deliveries.
+    #[arg(long, value_enum, default_value_t = Shapes::V1)]
+    shapes: Shapes,
+    /// Wrap this share (per mille) of output lines in CloudWatch Logs
+    /// subscription messages of 1 to 5 records each (fewer lines than
+    /// records).
+    #[arg(long, value_name = "PER_MILLE", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    cloudwatch_per_mille: u16,
     /// Write here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+/// `generate --shapes`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Shapes {
+    #[value(name = "v1")]
+    V1,
+    #[value(name = "v1.1")]
+    V1_1,
 }
 
 fn main() -> ExitCode {
@@ -220,10 +242,12 @@ fn generate(a: GenerateArgs) -> Result<ExitCode, Error> {
         records: a.records,
         accounts: a.accounts.max(1),
         disorder: a.disorder,
+        v11_shapes: a.shapes == Shapes::V1_1,
+        redelivery: a.shapes == Shapes::V1_1,
         ..Default::default()
     };
     let w = |out: &mut Box<dyn Write>| -> io::Result<()> {
-        for r in credlineage::generate::trail(cfg) {
+        for r in credlineage::generate::trail(cfg).lines(a.cloudwatch_per_mille) {
             out.write_all(r.line.as_bytes())?;
             out.write_all(b"\n")?;
         }
