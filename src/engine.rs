@@ -832,7 +832,8 @@ impl Enricher {
             root: line.root,
             depth: line.depth,
             complete: line.complete,
-            parent: s.parent,
+            // In batch mode, the parent the whole input shows.
+            parent: line.parent.or(s.parent),
             expires: s.expires,
             expiration_observed: s.expiration_observed(),
             marks: s.marks() | line.marks,
@@ -1449,9 +1450,11 @@ impl Enricher {
                 existing.last_use = existing.last_use.max(t);
                 // A second copy of an issuance already observed (the role
                 // owner's cross-account copy, a duplicate delivery) that
-                // knows less about the caller must not overwrite the lineage
-                // learned from the first.
-                let keep = existing.issuance_observed() && existing.complete() && !complete;
+                // knows less about the caller — no caller at all, or a less
+                // complete lineage — must not overwrite what the first taught.
+                let keep = existing.issuance_observed()
+                    && ((existing.parent.is_some() && parent.is_none())
+                        || (existing.complete() && !complete));
                 if !keep {
                     existing.set_lineage(&r, depth, complete);
                     existing.parent = parent;

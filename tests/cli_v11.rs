@@ -128,7 +128,11 @@ fn check(a: &[Value], batch: bool) {
         assert_eq!(a[i]["ec2_cred_offhost"], false, "{mode} {i}: {}", a[i]);
     }
     for i in [2, 3] {
-        assert_eq!(a[i]["offhost_reason"], "outside_aws", "{mode} {i}: {}", a[i]);
+        assert_eq!(
+            a[i]["offhost_reason"], "outside_aws",
+            "{mode} {i}: {}",
+            a[i]
+        );
     }
     assert_eq!(a[4]["offhost_ancestor"], true, "{mode}: {}", a[4]);
     assert_eq!(a[4]["ec2_cred_offhost"], false, "{mode}");
@@ -178,7 +182,15 @@ fn v11_trail_through_the_cli_in_batch_stream_and_stdin() {
 
     // Turning the AWS ranges off gives the v1 trust on first use.
     let off = cli(
-        &["enrich", "--quiet", "--aws-ip-ranges", "off", "--order", "stream", p],
+        &[
+            "enrich",
+            "--quiet",
+            "--aws-ip-ranges",
+            "off",
+            "--order",
+            "stream",
+            p,
+        ],
         None,
     );
     assert_eq!(off.code, 0, "{}", off.stderr);
@@ -193,9 +205,18 @@ fn trusted_account_flag() {
     r["vpcEndpointAccountId"] = json!("999988887777");
     let line = serde_json::to_string(&r).unwrap() + "\n";
     let flagged = cli(&["enrich", "--quiet", "-"], Some(line.as_bytes()));
-    assert_eq!(anns(&flagged.stdout)[0]["offhost_reason"], "foreign_vpc_endpoint");
+    assert_eq!(
+        anns(&flagged.stdout)[0]["offhost_reason"],
+        "foreign_vpc_endpoint"
+    );
     let trusted = cli(
-        &["enrich", "--quiet", "--trusted-account", "999988887777", "-"],
+        &[
+            "enrich",
+            "--quiet",
+            "--trusted-account",
+            "999988887777",
+            "-",
+        ],
         Some(line.as_bytes()),
     );
     assert_eq!(anns(&trusted.stdout)[0]["ec2_cred_offhost"], false);

@@ -70,16 +70,27 @@ fn batch_lines(lines: &[GeneratedLine]) -> Vec<(Value, Truth)> {
 
 /// The 20,000-record v1.1 trail (disorder 30 s, duplicated and late
 /// deliveries), enriched once by the CLI in batch mode; with each record's line.
+/// Records at the end of a generated trail whose truth may rely on an
+/// issuance cut off by the trail's length (30 s of disorder is ~80 records).
+const TAIL: usize = 300;
+
 fn batch() -> &'static [(String, Value, Truth)] {
     static B: OnceLock<Vec<(String, Value, Truth)>> = OnceLock::new();
     B.get_or_init(|| {
         let lines: Vec<GeneratedLine> = trail(v11(42, 20_000, 30)).lines(0).collect();
         let texts: Vec<String> = lines.iter().map(|l| l.line.clone()).collect();
-        batch_lines(&lines)
+        let mut v: Vec<_> = batch_lines(&lines)
             .into_iter()
             .zip(texts)
             .map(|((a, t), l)| (l, a, t))
-            .collect()
+            .collect();
+        // The trail is cut at a record count: in its last seconds an
+        // issuance that `--disorder` (or a same-second chain written child
+        // first) puts after the cut is missing, while the truth of the calls
+        // made with it assumes it was seen. Every record is enriched; the
+        // last ones are not judged.
+        v.truncate(v.len().saturating_sub(TAIL));
+        v
     })
 }
 

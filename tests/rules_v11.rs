@@ -551,13 +551,47 @@ fn cross_account_owner_copy_first() {
         assumed_role(k, "shared", "s", T0),
         "203.0.113.10",
     );
-    let recs = vec![owner_copy, caller_copy, use1];
+    let recs = vec![owner_copy.clone(), caller_copy.clone(), use1.clone()];
     let a = run_time_order(Config::default(), &recs);
     assert_eq!(a[0]["issued"]["lineage_root"], AKIA_USER, "{}", a[0]);
     assert_eq!(a[1]["issued"]["lineage_root"], AKIA_USER);
     assert_eq!(a[2]["lineage_root"], AKIA_USER);
     assert_eq!(a[2]["lineage_depth"], 1);
     assert_eq!(a[2]["is_key_collision"], false);
+    // The caller's own session issued in the same second, after: the owner's
+    // copy (no caller) must not cut the child off from its parent.
+    let kp = "ASIAQ4PXEXAMPLEXACC0";
+    let mut caller_copy = caller_copy;
+    caller_copy["userIdentity"] = assumed_role(kp, "hub", "p", T0);
+    let parent = assume_role(
+        iam_user(AKIA_USER, USER),
+        T0,
+        "hub",
+        "p",
+        kp,
+        "203.0.113.10",
+    );
+    for recs in [
+        vec![
+            caller_copy.clone(),
+            owner_copy.clone(),
+            parent.clone(),
+            use1.clone(),
+        ],
+        vec![
+            owner_copy.clone(),
+            caller_copy.clone(),
+            use1.clone(),
+            parent.clone(),
+        ],
+    ] {
+        let a = run_time_order(Config::default(), &recs);
+        for (i, x) in a.iter().enumerate() {
+            assert_eq!(x["lineage_root"], AKIA_USER, "record {i}: {x}");
+        }
+        let s = run(&recs);
+        assert_eq!(s.last().unwrap()["lineage_root"], AKIA_USER);
+    }
 }
 
 // =========================================================================
