@@ -19,13 +19,10 @@ DATASETS = {
     "siem_v11": (SIEM_FIXTURES, "siem-v11.jsonl", SIEM_FIXTURES / "siem-v11.expected.jsonl"),
 }
 
-# Datasets whose golden output is HAND-WRITTEN for now, not the CLI's: the SIEM
-# content for SPEC v1.1 was written before the engine implemented it
-# (pipelines/tests/fixtures/make_siem_extra.py says how to replace it). The tests
-# read these from the golden file even when a CLI is available;
-# test_annotation_fixtures.py fails once the CLI writes the v1.1 fields, so the
-# file gets regenerated and the name removed from here.
-HANDWRITTEN = {"siem_v11"}
+# Datasets whose golden output is hand-written rather than the CLI's (none:
+# siem-v11's hand-written annotations, derived from SPEC v1.1 before the
+# engine implemented it, matched the engine's output byte for byte).
+HANDWRITTEN: set = set()
 
 # Annotation members SPEC v1.1 added (3.1 "Extra fields (v1.1)").
 V11_FIELDS = ("offhost_other_identity", "offhost_ancestor")

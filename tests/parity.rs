@@ -1,4 +1,4 @@
-//! One parity test over every surface: the same record stream (the scenario and Stratus fixtures plus a 10,000-record generated trail) through the native library, the CLI, `serve` over TCP, the Fluent Bit module, the WIT component and the JavaScript package must give the same bytes.
+//! One parity test over every surface: the same record stream (the scenario and Stratus fixtures plus a 10,000-record generated trail with the v1.1 shapes) through the native library, the CLI, `serve` over TCP, the Fluent Bit module, the WIT component and the JavaScript package must give the same bytes.
 
 #[path = "hosts/component.rs"]
 mod component_host;
@@ -30,10 +30,14 @@ fn the_stream() -> Vec<Vec<u8>> {
     let mut s = fixture_lines("scenarios.jsonl");
     s.extend(fixture_lines("stratus.jsonl"));
     s.extend(
+        // The v1.1 shapes (SPEC v1.1): VPC-endpoint-only instances, NAT
+        // gateways, pivots, Elastic IP moves, dual stack, Identity Center,
+        // service-linked roles, same-second chains, Lake times, duplicated
+        // and late deliveries.
         trail(TrailConfig {
             seed: 11,
             records: 10_000,
-            ..Default::default()
+            ..TrailConfig::v11()
         })
         .map(|r| r.line.into_bytes()),
     );

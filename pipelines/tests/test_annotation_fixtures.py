@@ -133,9 +133,4 @@ def test_schema_matches_spec_and_engine():
     own = engine[engine.index("const OWN_FIELDS"):]
     own = own[:own.index("];")]
     own = re.findall(r'"([a-z_0-9]+)"', own)
-    if own == [k for k in ANNOTATION_SCHEMA if k not in V11_FIELDS]:
-        # Only while the SIEM content is ahead of the engine (SPEC v1.1 being
-        # implemented on another branch); once the engine lists the v1.1 fields
-        # this is an exact comparison again.
-        pytest.xfail("the engine does not write the SPEC v1.1 fields yet (src/engine.rs OWN_FIELDS)")
     assert own == list(ANNOTATION_SCHEMA)
