@@ -17,7 +17,7 @@ use std::path::PathBuf;
 pub const NS: &str = "credlineage";
 
 /// SPEC Appendix A: annotation keys, in this order.
-pub const ANNOTATION_ORDER: [&str; 17] = [
+pub const ANNOTATION_ORDER: [&str; 19] = [
     "v",
     "credential_type",
     "access_key_id",
@@ -33,6 +33,8 @@ pub const ANNOTATION_ORDER: [&str; 17] = [
     "ec2_cred_offhost",
     "ec2_instance_id",
     "offhost_reason",
+    "offhost_other_identity",
+    "offhost_ancestor",
     "issued",
     "created_by",
 ];
