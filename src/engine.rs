@@ -817,6 +817,23 @@ impl Enricher {
     /// The caller of set `fp` with its resolved lineage; the resolved lineage
     /// is also written back to the set, so it outlives an evicted parent.
     fn caller(&mut self, fp: Fingerprint) -> Option<Caller> {
+        if self.lookahead.is_none() {
+            // The common case: a set without a parent is its own lineage
+            // (one look-up, no walk).
+            let s = self.state.sets.get(&fp)?;
+            if s.parent.is_none() {
+                return Some(Caller {
+                    fp,
+                    root: s.root(),
+                    depth: s.depth,
+                    complete: s.complete(),
+                    parent: None,
+                    expires: s.expires,
+                    expiration_observed: s.expiration_observed(),
+                    marks: s.marks(),
+                });
+            }
+        }
         let line = self.line_of(fp)?;
         let s = self.state.sets.get_mut(&fp)?;
         if s.depth != line.depth
@@ -1679,20 +1696,36 @@ const OWN_FIELDS: [&str; 21] = [
 
 /// Parse an address strictly (std), or a dotted quad with leading zeros.
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Some(ip);
+    // The common case first, without std's general parser (this runs on
+    // most records): a dotted quad, leading zeros read as decimal. Anything
+    // with another character can only be an IPv6 address.
+    let b = s.as_bytes();
+    if !b.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
+        return s.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
     }
     let mut oct = [0u8; 4];
-    let mut n = 0;
-    for part in s.split('.') {
-        if n == 4 || part.is_empty() || part.len() > 3 || !part.bytes().all(|c| c.is_ascii_digit())
-        {
-            return None;
+    let (mut n, mut digits, mut v) = (0usize, 0u32, 0u32);
+    for &c in b {
+        if c == b'.' {
+            if digits == 0 || n == 3 {
+                return None;
+            }
+            oct[n] = u8::try_from(v).ok()?;
+            n += 1;
+            (digits, v) = (0, 0);
+        } else {
+            if digits == 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+            digits += 1;
         }
-        oct[n] = part.parse::<u8>().ok()?;
-        n += 1;
     }
-    (n == 4).then(|| IpAddr::from(oct))
+    if n != 3 || digits == 0 {
+        return None;
+    }
+    oct[3] = u8::try_from(v).ok()?;
+    Some(IpAddr::from(oct))
 }
 
 /// Replace every `"sessionToken":"…"` string value in `out[start..]` with
@@ -1831,6 +1864,56 @@ mod tests {
         assert!(is_service_source("AWS Internal"));
         assert!(!is_service_source("2001:db8::1"));
         assert!(!is_service_source("255.090.254.5"));
+        for bad in [
+            "",
+            ".",
+            "1.2.3",
+            "1.2.3.4.",
+            ".1.2.3",
+            "1..2.3",
+            "1.2.3.4.5",
+            "1234.1.1.1",
+        ] {
+            assert_eq!(parse_ip(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_ip("::ffff:1.2.3.4").map(|i| i.is_ipv6()), Some(true));
+    }
+
+    /// The fast dotted-quad reader is the plain rule: std's parser, else
+    /// dotted decimal with leading zeros.
+    #[test]
+    fn parse_ip_is_the_plain_rule() {
+        fn plain(s: &str) -> Option<IpAddr> {
+            if let Ok(ip) = s.parse::<IpAddr>() {
+                return Some(ip);
+            }
+            let parts: Vec<&str> = s.split('.').collect();
+            if parts.len() != 4 {
+                return None;
+            }
+            let mut oct = [0u8; 4];
+            for (o, p) in oct.iter_mut().zip(&parts) {
+                if p.is_empty() || p.len() > 3 || !p.bytes().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                *o = p.parse().ok()?;
+            }
+            Some(IpAddr::from(oct))
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        let alphabet = ['0', '1', '2', '5', '9', '.', ':', 'a', ' '];
+        for _ in 0..300_000 {
+            let len = rng.usize(0..17);
+            let s: String = (0..len).map(|_| *rng.choice(&alphabet).unwrap()).collect();
+            assert_eq!(parse_ip(&s), plain(&s), "{s:?}");
+        }
+        for _ in 0..100_000 {
+            let o: Vec<String> = (0..4)
+                .map(|_| format!("{:0w$}", rng.u32(0..300), w = rng.usize(0..4)))
+                .collect();
+            let s = o.join(".");
+            assert_eq!(parse_ip(&s), plain(&s), "{s:?}");
+        }
     }
 
     #[test]

@@ -422,18 +422,32 @@ const ENVELOPE_KEYS: [&str; 7] = [
 /// Whether an NDJSON line may be an S3 delivery file or a CloudWatch Logs
 /// envelope: one of their keys near its start.
 fn unroll_candidate(l: &[u8]) -> bool {
-    const NEEDLES: [&[u8; 9]; 6] = [
-        b"\"Records\"",
-        b"\"messageT",
-        b"\"logEvent",
-        b"\"logGroup",
-        b"\"logStrea",
-        b"\"subscrip",
+    // Every NDJSON line comes through here: look at the first key only (a
+    // few bytes), not at a window of the line. An S3 delivery file's only
+    // key is `Records`; every key of a CloudWatch Logs subscription message
+    // is one of its envelope keys, whatever the order its writer chose.
+    const FIRST_KEYS: [&[u8]; 8] = [
+        b"Records",
+        b"messageType",
+        b"logEvents",
+        b"logGroup",
+        b"logStream",
+        b"subscriptionFilters",
+        b"owner",
+        b"policyLevel",
     ];
-    l.first() == Some(&b'{')
-        && l.windows(9)
-            .take(64)
-            .any(|w| NEEDLES.iter().any(|n| w == &n[..]))
+    let Some(rest) = l.strip_prefix(b"{") else {
+        return false;
+    };
+    let at = rest.iter().position(|&c| !is_ws(c)).unwrap_or(rest.len());
+    let Some(key) = rest.get(at..).and_then(|r| r.strip_prefix(b"\"")) else {
+        return false;
+    };
+    let Some(end) = key.iter().take(24).position(|&c| c == b'"' || c == b'\\') else {
+        return false;
+    };
+    let key = key.get(..end).unwrap_or_default();
+    FIRST_KEYS.contains(&key)
 }
 
 /// One NDJSON line (without its line ending) that is an S3 delivery file or a
@@ -441,10 +455,12 @@ fn unroll_candidate(l: &[u8]) -> bool {
 /// all on line 1. `None` when the line is one record, to be taken as it is
 /// (an invalid or damaged line included: NDJSON passes it through).
 pub fn unroll_line(line: &[u8]) -> Option<Vec<Piece<'_>>> {
-    let l = trim(line);
-    if !unroll_candidate(l) {
+    // Every NDJSON line comes through here: decide on its first bytes.
+    let start = line.iter().position(|&c| !is_ws(c)).unwrap_or(line.len());
+    if !unroll_candidate(line.get(start..).unwrap_or_default()) {
         return None;
     }
+    let l = trim(line);
     let mut out = Vec::new();
     match read_document(l, &mut out) {
         (true, None) => Some(out),

@@ -62,7 +62,8 @@ EXPECT = {
     "credlineage_ec2_credentials_offhost.yml": dict(
         predicate=lambda r: ann(r).get("ec2_cred_offhost") is True,
         ids={"evt-0020", "evt-0021", "siem11-evt-0004", "siem11-evt-0005", "siem11-evt-0011"},
-        min_hits={"stratus": 2, "awslogs": 2},
+        # No floor on the real Stratus data: its thief worked from an EC2
+        # address, which SPEC 3.5 (v1.1) trusts on first use (README, Limits).
         splunk=["credlineage.ec2_cred_offhost=true"],
         lucene=["credlineage.ec2_cred_offhost:true"],
         esql=["credlineage.ec2_cred_offhost==true"],
