@@ -1234,10 +1234,11 @@ impl Enricher {
         ann
     }
 
-    /// SPEC 3.5 step 4: remember an address outside AWS that a non-instance
+    /// SPEC 3.5 step 4: remember a public address that a non-instance
     /// identity (IAM user key, console, SSO / SAML / web-identity user) used,
-    /// and who that was. Only addresses outside AWS are ever looked up, so
-    /// only those are kept.
+    /// and who that was. Only addresses outside AWS are ever looked up; the
+    /// AWS ranges are consulted then, not on every call here (this runs on
+    /// most records).
     fn note_other_identity(
         &mut self,
         ev: &Event<'_>,
@@ -1252,12 +1253,11 @@ impl Enricher {
         {
             return;
         }
-        let Some(ranges) = self.config.aws_ranges() else {
+        if self.config.aws_ranges().is_none() {
             return;
-        };
+        }
         let Some(ip) = parse_ip(src) else { return };
         if crate::aws_ranges::is_non_public(ip)
-            || ranges.contains(ip)
             || self.config.known_cidrs.iter().any(|n| n.contains(&ip))
         {
             return;
@@ -1696,35 +1696,41 @@ const OWN_FIELDS: [&str; 21] = [
 
 /// Parse an address strictly (std), or a dotted quad with leading zeros.
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    // The common case first, without std's general parser (this runs on
-    // most records): a dotted quad, leading zeros read as decimal. Anything
-    // with another character can only be an IPv6 address.
-    let b = s.as_bytes();
-    if !b.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
-        return s.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
-    }
+    // The common case first, in one pass and without std's general parser
+    // (this runs on most records): a dotted quad, leading zeros read as
+    // decimal. Any other character can only be part of an IPv6 address.
+    let v6 = || s.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
     let mut oct = [0u8; 4];
     let (mut n, mut digits, mut v) = (0usize, 0u32, 0u32);
-    for &c in b {
-        if c == b'.' {
-            if digits == 0 || n == 3 {
-                return None;
+    let mut bad = false;
+    for &c in s.as_bytes() {
+        if c.is_ascii_digit() {
+            bad |= digits == 3;
+            v = v * 10 + u32::from(c - b'0');
+            digits += 1;
+        } else if c == b'.' {
+            bad |= digits == 0 || n == 3 || v > 255;
+            if let Some(o) = oct.get_mut(n) {
+                *o = v as u8;
             }
-            oct[n] = u8::try_from(v).ok()?;
             n += 1;
             (digits, v) = (0, 0);
         } else {
-            if digits == 3 {
-                return None;
-            }
-            v = v * 10 + u32::from(c - b'0');
-            digits += 1;
+            return v6();
+        }
+        if bad {
+            // Still scan for a non-IPv4 character (an IPv6 address).
+            return if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+                None
+            } else {
+                v6()
+            };
         }
     }
-    if n != 3 || digits == 0 {
+    if n != 3 || digits == 0 || v > 255 {
         return None;
     }
-    oct[3] = u8::try_from(v).ok()?;
+    oct[3] = v as u8;
     Some(IpAddr::from(oct))
 }
 

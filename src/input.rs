@@ -439,6 +439,11 @@ fn unroll_candidate(l: &[u8]) -> bool {
     let Some(rest) = l.strip_prefix(b"{") else {
         return false;
     };
+    // A CloudTrail record's first key is almost always `eventVersion`: reject
+    // on its first letter.
+    if rest.starts_with(b"\"e") {
+        return false;
+    }
     let at = rest.iter().position(|&c| !is_ws(c)).unwrap_or(rest.len());
     let Some(key) = rest.get(at..).and_then(|r| r.strip_prefix(b"\"")) else {
         return false;
