@@ -267,7 +267,7 @@ fn generate(a: GenerateArgs) -> Result<ExitCode, Error> {
 fn build_config(a: &EngineArgs) -> Result<Config, Error> {
     let mut c = match &a.config {
         Some(p) => Config::from_json(&std::fs::read(p).map_err(|e| input_err(p, None, e))?)
-            .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?,
+            .map_err(|e| config_err(p, e))?,
         None => Config::default(),
     };
     if let Some(n) = &a.namespace {
@@ -293,10 +293,7 @@ fn build_config(a: &EngineArgs) -> Result<Config, Error> {
             _ => {
                 let bytes = std::fs::read(p).map_err(|e| input_err(p, None, e))?;
                 AwsRanges::from_ip_ranges_json(&bytes)
-                    .map_err(|e| match e {
-                        Error::Config(m) => Error::Config(format!("{}: {m}", p.display())),
-                        e => e,
-                    })?
+                    .map_err(|e| config_err(p, e))?
                     .into()
             }
         };
@@ -311,6 +308,15 @@ fn build_config(a: &EngineArgs) -> Result<Config, Error> {
     }
     c.validate()?;
     Ok(c)
+}
+
+/// An error about configuration file `p`, with one `invalid configuration:`
+/// prefix (the library's message already carries it).
+fn config_err(p: &Path, e: Error) -> Error {
+    match e {
+        Error::Config(m) => Error::Config(format!("{}: {m}", p.display())),
+        e => Error::Config(format!("{}: {e}", p.display())),
+    }
 }
 
 /// Collect the input files: directories recursively (sorted), in argument
@@ -437,8 +443,11 @@ fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>
     let Some(p) = path else { return Ok(None) };
     match std::fs::read(p) {
         Ok(bytes) => {
-            e.restore(&bytes)
-                .map_err(|err| Error::Snapshot(format!("{}: {err}", p.display())))?;
+            e.restore(&bytes).map_err(|err| match err {
+                // One `snapshot refused:` prefix: the library's message has it.
+                Error::Snapshot(m) => Error::Snapshot(format!("{}: {m}", p.display())),
+                err => Error::Snapshot(format!("{}: {err}", p.display())),
+            })?;
             Ok(Some(bytes))
         }
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -446,13 +455,62 @@ fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>
     }
 }
 
+/// The state cannot be saved to `path`: said so, and not like a load error.
+fn state_err(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Input {
+        source_name: format!("cannot save state to {}", path.display()),
+        line: None,
+        reason: reason.to_string(),
+    }
+}
+
+/// The directory the state file (and its temporary file) is written in.
+fn state_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Refuse, before any record is read, a `--state` path the state could not
+/// be saved to at exit (SPEC 4.2): not guessed from permissions, but tried —
+/// a temporary file is created (exclusively) in the target's directory, as
+/// the save will, then removed. A directory at the path is refused too (the
+/// rename over it would fail).
+fn check_state_writable(path: &Path) -> Result<(), Error> {
+    if path.file_name().is_none() {
+        return Err(state_err(path, "not a file name"));
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(state_err(path, "is a directory"));
+    }
+    let dir = state_dir(path);
+    let mut last = io::Error::other("no temporary name available");
+    for attempt in 0..16u32 {
+        let probe = dir.join(format!(
+            ".credlineage-probe.{}.{:x}.{attempt}",
+            std::process::id(),
+            random_seed() & 0xffff_ffff
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(f) => {
+                drop(f);
+                return std::fs::remove_file(&probe).map_err(|e| state_err(path, e));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(state_err(path, e)),
+        }
+    }
+    Err(state_err(path, last))
+}
+
 /// Write the state to `path` atomically: a temporary file in the same directory, synced, then renamed.
 fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
     let bytes = e.snapshot();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = state_dir(path);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let write = || -> io::Result<()> {
@@ -463,7 +521,7 @@ fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
     };
     write().map_err(|err| {
         let _ = std::fs::remove_file(&tmp);
-        input_err(path, None, err)
+        state_err(path, err)
     })
 }
 
@@ -554,6 +612,9 @@ impl Done {
 fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
     let show = !a.no_progress && !a.quiet && io::stderr().is_terminal();
     let config = build_config(&a.engine)?;
+    if let Some(p) = &a.engine.state {
+        check_state_writable(p)?;
+    }
     let mut out = open_output(&a.output)?;
     let inputs = Inputs {
         paths: &a.paths,

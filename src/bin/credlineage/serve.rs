@@ -28,7 +28,8 @@
 //! The design, the bounds and the shutdown sequence are in `docs/serve.md`.
 
 use super::{
-    EngineArgs, build_config, enrich_line, load_state, random_seed, save_state, summary, trim_line,
+    EngineArgs, build_config, check_state_writable, enrich_line, load_state, random_seed,
+    save_state, summary, trim_line,
 };
 use clap::Args;
 use credlineage::{Enricher, Error};
@@ -318,6 +319,27 @@ fn arg_err(flag: &str, reason: impl std::fmt::Display) -> Error {
     }
 }
 
+const HOST_PORT: &str =
+    "expected HOST:PORT, e.g. 127.0.0.1:9400 (or [::1]:9400; port 0 picks a free port)";
+
+/// `--listen` and `--forward` take HOST:PORT: refused at start, with an
+/// example, when the port is missing or not a number (a host name is
+/// resolved later, when it is used).
+fn check_addr(flag: &str, addr: &str) -> Result<(), Error> {
+    let ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+        let bracketed = host.starts_with('[') && host.ends_with(']');
+        !host.is_empty() && (bracketed || !host.contains(':')) && port.parse::<u16>().is_ok()
+    });
+    if ok {
+        return Ok(());
+    }
+    Err(Error::Input {
+        source_name: format!("{flag} {addr}"),
+        line: None,
+        reason: HOST_PORT.into(),
+    })
+}
+
 pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
     let config = build_config(&a.engine)?;
     if a.max_line_bytes == 0 || a.queue_bytes == 0 || a.max_connections == 0 {
@@ -329,6 +351,13 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
     let drain = Duration::try_from_secs_f64(a.shutdown_timeout)
         .map_err(|e| arg_err("--shutdown-timeout", e))?
         .min(Duration::from_secs(86_400));
+    check_addr("--listen", &a.listen)?;
+    if let Some(f) = &a.forward {
+        check_addr("--forward", f)?;
+    }
+    if let Some(p) = &a.engine.state {
+        check_state_writable(p)?;
+    }
     let mut enricher = Enricher::new(config)?;
     enricher.set_hash_seed(random_seed());
     load_state(&mut enricher, &a.engine.state)?;
@@ -341,7 +370,14 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             .map_err(|e| arg_err("signal handler", e))?;
     }
 
-    let listener = TcpListener::bind(&a.listen).map_err(|e| arg_err("--listen", e))?;
+    let listener = TcpListener::bind(&a.listen).map_err(|e| {
+        let flag = format!("--listen {}", a.listen);
+        if e.kind() == io::ErrorKind::InvalidInput {
+            arg_err(&flag, format!("{e}: {HOST_PORT}"))
+        } else {
+            arg_err(&flag, e)
+        }
+    })?;
     listener
         .set_nonblocking(true)
         .map_err(|e| arg_err("--listen", e))?;
