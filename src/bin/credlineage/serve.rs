@@ -28,8 +28,8 @@
 //! The design, the bounds and the shutdown sequence are in `docs/serve.md`.
 
 use super::{
-    EngineArgs, build_config, check_state_writable, enrich_line, load_state, random_seed,
-    save_state, summary, trim_line,
+    EngineArgs, OutputArgs, build_config, check_state_writable, enrich_line, load_state,
+    random_seed, record_reason, save_state, summary, trim_line,
 };
 use clap::Args;
 use credlineage::{Enricher, Error};
@@ -81,6 +81,8 @@ pub struct ServeArgs {
     forward: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    shape: OutputArgs,
     /// Longest line that is enriched. A longer line is passed on unchanged
     /// (not enriched), streamed in pieces, never held whole in memory.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
@@ -341,7 +343,7 @@ fn check_addr(flag: &str, addr: &str) -> Result<(), Error> {
 }
 
 pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
-    let config = build_config(&a.engine)?;
+    let config = build_config(&a.engine, Some(&a.shape))?;
     if a.max_line_bytes == 0 || a.queue_bytes == 0 || a.max_connections == 0 {
         return Err(Error::Config(
             "--max-line-bytes, --queue-bytes and --max-connections must be at least 1".into(),
@@ -832,13 +834,22 @@ fn enrich_loop(e: &Mutex<Enricher>, inq: &Queue<In>, outq: &Queue<Out>, sh: &Sha
                 let mut records = 0u64;
                 let mut g = lock_enricher(e);
                 for (i, line) in bytes.split_inclusive(|&c| c == b'\n').enumerate() {
-                    records += enrich_line(&mut g, trim_line(line), &mut out, &mut bad);
-                    for err in bad.drain(..) {
+                    let n = enrich_line(&mut g, trim_line(line), &mut out, &mut bad);
+                    records += n;
+                    for (k, err) in bad.drain(..) {
                         reported += 1;
                         if reported <= MAX_REPORTED {
+                            // Named by connection and line (from 1), and by
+                            // position in the line when it held several records.
+                            let of_line = if n > 1 {
+                                format!("record {} of the line: ", k + 1)
+                            } else {
+                                String::new()
+                            };
                             sh.log(format_args!(
-                                "connection {conn}: line {}: {err} (passed on unchanged){}",
+                                "connection {conn}: line {}: {of_line}{} (passed on unchanged){}",
                                 first + i as u64,
+                                record_reason(&err),
                                 if reported == MAX_REPORTED {
                                     "; further ones are only counted"
                                 } else {
