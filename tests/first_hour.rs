@@ -488,3 +488,141 @@ fn report_help_lists_only_the_flags_report_uses() {
     let o = run(&["report", "--flatten", "x_", "-"], Some(b""));
     assert_eq!(o.code, 2, "{}", o.stderr);
 }
+
+// ---------------------------------------------------------------------------
+// 10. The README's first screen, ports and sizes
+// ---------------------------------------------------------------------------
+
+fn repo_text(rel: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The README's set-up is two commands: install and a first look at the
+/// bundled trail (what the tool finds, not raw records), and every test.
+#[test]
+fn readme_starts_with_install_and_first_look_then_every_test() {
+    let readme = repo_text("README.md");
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    let cmds: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(cmds.len(), 2, "{block}");
+    assert!(
+        cmds[0].starts_with(
+            "cargo install --locked --path . && credlineage report tests/fixtures/scenarios.jsonl"
+        ),
+        "{}",
+        cmds[0]
+    );
+    assert!(cmds[1].starts_with("./scripts/test.sh"), "{}", cmds[1]);
+    assert!(repo_text(".ci/run").contains("./scripts/test.sh"));
+    // Where the install lands is said.
+    let first_screen: String = readme.lines().take(40).collect::<Vec<_>>().join("\n");
+    assert!(first_screen.contains("~/.cargo/bin"), "{first_screen}");
+    // The first look shows a collision, off-host EC2 use and a deep chain.
+    let o = run(
+        &["report", fixture("scenarios.jsonl").to_str().unwrap()],
+        None,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let r = String::from_utf8_lossy(&o.stdout);
+    assert!(r.contains("== Key-ID collisions: 1 key(s) =="), "{r}");
+    assert!(r.contains("== Off-host EC2 credential use: 2 =="), "{r}");
+    assert!(r.contains("depth 3"), "{r}");
+}
+
+/// Every `--listen` / `--forward` example (README, docs/serve.md, the Vector
+/// configurations, `--help`) uses the same two ports, so copying one next to
+/// the shipped configuration connects.
+#[test]
+fn serve_examples_use_the_ports_of_the_vector_configurations() {
+    let mut texts: Vec<(String, String)> =
+        ["README.md", "docs/serve.md", "pipelines/vector/README.md"]
+            .iter()
+            .map(|f| (f.to_string(), repo_text(f)))
+            .collect();
+    let vdir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/vector");
+    for e in std::fs::read_dir(&vdir).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "yaml") {
+            texts.push((
+                e.path().display().to_string(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            ));
+        }
+    }
+    let help = run(&["--help"], None);
+    texts.push((
+        "--help".into(),
+        String::from_utf8_lossy(&help.stdout).into_owned(),
+    ));
+    let mut seen = 0;
+    for (name, text) in &texts {
+        for (flag, want) in [
+            ("--listen ", "127.0.0.1:9400"),
+            ("--forward ", "127.0.0.1:9401"),
+        ] {
+            for (i, _) in text.match_indices(flag) {
+                let addr: String = text[i + flag.len()..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '`' && *c != '|')
+                    .collect();
+                // Placeholders and the free-port examples are not ports to connect.
+                if !addr.chars().any(|c| c.is_ascii_digit()) || addr.ends_with(":0") {
+                    continue;
+                }
+                seen += 1;
+                assert_eq!(addr, want, "{name}: {flag}{addr}");
+            }
+        }
+        for (i, _) in text.match_indices("address: ") {
+            let addr: String = text[i + 9..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            if addr.starts_with("127.0.0.1:") {
+                assert!(
+                    addr == "127.0.0.1:9400" || addr == "127.0.0.1:9401",
+                    "{name}: {addr}"
+                );
+            }
+        }
+    }
+    assert!(seen >= 6, "too few examples found: {seen}");
+}
+
+/// Artifact sizes change with every build: the README and docs do not state
+/// them by hand (scripts/build-all.sh writes dist/SIZES.md; BENCHMARKS.md
+/// keeps measured ones). jco's need for `"type": "module"` is said in the
+/// text, not only in a code comment.
+#[test]
+fn docs_state_no_hand_written_artifact_sizes_and_jco_needs_an_es_module() {
+    for f in [
+        "README.md",
+        "docs/component.md",
+        "docs/fluent-bit.md",
+        "docs/javascript.md",
+        "docs/serve.md",
+    ] {
+        let t = repo_text(f);
+        for pat in [
+            " KB)",
+            " KB,",
+            " B;",
+            " B)",
+            "| bytes |",
+            "bytes**",
+            "(last build",
+        ] {
+            assert!(!t.contains(pat), "{f} states a size ({pat:?})");
+        }
+    }
+    let comp = repo_text("docs/component.md");
+    let prose: String = comp.split("```").step_by(2).collect::<Vec<_>>().join("\n");
+    assert!(
+        prose.contains(r#"must say `"type": "module"`"#),
+        "docs/component.md: jco's ES module requirement is not stated in the text"
+    );
+}

@@ -20,7 +20,7 @@ mod serve;
     long_about = "Annotate AWS CloudTrail records with credential lineage, session fingerprints, key-ID collisions and off-host EC2 credential use.\n\n\
 Every input record comes out exactly once, as one NDJSON line: the record's own bytes plus one added key (`credlineage` by default). \
 Records that are not CloudTrail, or not JSON at all, pass through unchanged and are counted.\n\n\
-Quick start:\n  credlineage enrich tests/fixtures/scenarios.jsonl\n  credlineage enrich AWSLogs/ -o enriched.jsonl --state state.bin\n  aws s3 cp s3://trail/AWSLogs/... - | gunzip | credlineage enrich -\n  credlineage serve --listen 127.0.0.1:9400 --forward 127.0.0.1:9401 --state state.bin   # sidecar for Vector (docs/serve.md)"
+Quick start:\n  credlineage report tests/fixtures/scenarios.jsonl   # what the bundled trail shows\n  credlineage enrich tests/fixtures/scenarios.jsonl\n  credlineage enrich AWSLogs/ -o enriched.jsonl --state state.bin\n  aws s3 cp s3://trail/AWSLogs/... - | gunzip | credlineage enrich -\n  credlineage serve --listen 127.0.0.1:9400 --forward 127.0.0.1:9401 --state state.bin   # sidecar for Vector (docs/serve.md)"
 )]
 struct Cli {
     #[command(subcommand)]
