@@ -908,7 +908,9 @@ fn stream_file(
         }
     };
     match r.fill_buf() {
-        Ok(head) if !head.starts_with(&[0x1f, 0x8b]) && looks_binary(head) => {
+        // Gzip is judged once decompressed; a first read of one byte may be
+        // the start of its magic.
+        Ok(head) if !head.starts_with(&[0x1f, 0x8b]) && head != [0x1f] && looks_binary(head) => {
             return Ok(Err(not_text(false)));
         }
         Ok(_) => {}
