@@ -110,19 +110,19 @@ fn hostile_lines_pass_through_and_are_named() {
     let input = std::fs::read(fixtures().join("hostile.jsonl")).unwrap();
     assert_eq!(lines(&r.stdout), lines(&input));
     assert!(
-        r.stderr.contains("hostile.jsonl:1: record 0: invalid JSON"),
+        r.stderr.contains("hostile.jsonl:1: record 1: invalid JSON"),
         "{}",
         r.stderr
     );
     assert!(
         r.stderr
-            .contains("hostile.jsonl:3: record 2: not a JSON object"),
+            .contains("hostile.jsonl:3: record 3: not a JSON object"),
         "{}",
         r.stderr
     );
     assert!(
         r.stderr
-            .contains("hostile.jsonl:19: record 18: invalid JSON: invalid UTF-8 at byte 42"),
+            .contains("hostile.jsonl:19: record 19: invalid JSON: invalid UTF-8 at byte 42"),
         "{}",
         r.stderr
     );

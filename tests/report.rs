@@ -258,17 +258,25 @@ fn stdin_file_and_flattened_annotations_give_the_same_report() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     let stdin: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(file, stdin);
-    // The report reads the annotation wherever the configuration puts it.
-    let flat = json_report(&["--order", "stream", "--flatten", "cl_", path_str(&path)]);
-    assert_eq!(file, flat);
-    let named = json_report(&[
-        "--order",
-        "stream",
-        "--namespace",
-        "lineage",
-        path_str(&path),
-    ]);
-    assert_eq!(file, named);
+    // The report reads the annotation wherever the configuration puts it
+    // (`--flatten` and `--namespace` are `enrich`'s and `serve`'s flags; a
+    // configuration file may still set them).
+    let dir = tempfile::tempdir().unwrap();
+    for (name, cfg) in [
+        ("flat.json", r#"{"flatten_prefix": "cl_"}"#),
+        ("named.json", r#"{"namespace": "lineage"}"#),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, cfg).unwrap();
+        let got = json_report(&[
+            "--order",
+            "stream",
+            "--config",
+            path_str(&p),
+            path_str(&path),
+        ]);
+        assert_eq!(file, got, "{cfg}");
+    }
 }
 
 #[test]
@@ -334,13 +342,21 @@ fn hostile_lines_are_counted_and_nothing_breaks() {
         t["records"].as_u64().unwrap()
     );
     assert!(t["records"].as_u64().unwrap() >= lines);
-    // Random bytes on stdin: a report with nothing in it, not a crash.
+    // Random bytes on stdin: not a crash, and not a report that reads as an
+    // empty trail: the input is named as binary data and no report is printed
+    // (issue 13).
     let junk: Vec<u8> = (0..20_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     let o = run(&["report", "-"], Some(&junk));
-    assert!(o.code == 0 || o.code == 1, "{}", o.stderr);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("== Lineage: 0 root(s) =="));
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stdout.is_empty());
+    assert!(
+        o.stderr.contains("<stdin>: neither JSON text nor gzip"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("no report"), "{}", o.stderr);
 }
 
 #[test]

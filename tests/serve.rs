@@ -1137,3 +1137,88 @@ fn long_records_lines_and_cloudwatch_envelopes_are_unrolled() {
     // Generous: linear work is well under a second here.
     assert!(took < Duration::from_secs(30), "took {took:?}");
 }
+
+/// `serve` (issue 13): a `--state` path the state could not be saved to at
+/// exit is refused before anything is accepted — not discovered at SIGTERM,
+/// with every credential learned lost — and `--listen`/`--forward` without
+/// HOST:PORT say what is expected.
+#[test]
+fn unwritable_state_and_addresses_without_a_port_are_refused_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let missing = dir.path().join("missing-dir").join("state.bin");
+    let under_file = file.join("state.bin");
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--state",
+                missing.to_str().unwrap(),
+            ],
+            format!("cannot save state to {}: ", missing.display()),
+        ),
+        (
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--state",
+                under_file.to_str().unwrap(),
+            ],
+            format!("cannot save state to {}: ", under_file.display()),
+        ),
+        (
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--state",
+                dir.path().to_str().unwrap(),
+            ],
+            format!("cannot save state to {}: ", dir.path().display()),
+        ),
+        (
+            vec!["--listen", "9400"],
+            "--listen 9400: expected HOST:PORT, e.g. 127.0.0.1:9400".into(),
+        ),
+        (
+            vec!["--listen", "::1"],
+            "--listen ::1: expected HOST:PORT".into(),
+        ),
+        (
+            vec!["--listen", "127.0.0.1:0", "--forward", "9401"],
+            "--forward 9401: expected HOST:PORT".into(),
+        ),
+    ];
+    for (args, msg) in cases {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                panic!("serve {args:?} did not exit");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&msg), "{args:?}: {err}");
+        assert!(!err.contains("listening on"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}

@@ -20,7 +20,7 @@ mod serve;
     long_about = "Annotate AWS CloudTrail records with credential lineage, session fingerprints, key-ID collisions and off-host EC2 credential use.\n\n\
 Every input record comes out exactly once, as one NDJSON line: the record's own bytes plus one added key (`credlineage` by default). \
 Records that are not CloudTrail, or not JSON at all, pass through unchanged and are counted.\n\n\
-Quick start:\n  credlineage enrich tests/fixtures/scenarios.jsonl\n  credlineage enrich AWSLogs/ -o enriched.jsonl --state state.bin\n  aws s3 cp s3://trail/AWSLogs/... - | gunzip | credlineage enrich -\n  credlineage serve --listen 127.0.0.1:9400 --forward 127.0.0.1:9401 --state state.bin   # sidecar for Vector (docs/serve.md)"
+Quick start:\n  credlineage report tests/fixtures/scenarios.jsonl   # what the bundled trail shows\n  credlineage enrich tests/fixtures/scenarios.jsonl\n  credlineage enrich AWSLogs/ -o enriched.jsonl --state state.bin\n  aws s3 cp s3://trail/AWSLogs/... - | gunzip | credlineage enrich -\n  credlineage serve --listen 127.0.0.1:9400 --forward 127.0.0.1:9401 --state state.bin   # sidecar for Vector (docs/serve.md)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,8 +49,13 @@ enum Order {
 
 #[derive(Args)]
 struct EnrichArgs {
-    /// Files or directories to read (`.json`, `.jsonl`, `.ndjson`, `.json.gz`, …;
-    /// directories recursively, as in CloudTrail's `AWSLogs/` layout). `-` or nothing reads stdin.
+    /// Files or directories to read; `-` or nothing reads stdin. A file named
+    /// here is read whatever its name. Directories are read recursively (as
+    /// in CloudTrail's `AWSLogs/` layout), taking only *.json, *.jsonl,
+    /// *.ndjson and *.log files, each also gzipped (.gz); the other files are
+    /// skipped and counted (`-v` names them), CloudTrail-Digest files too.
+    /// Gzip is recognised by its content, not its name; a file that is
+    /// neither JSON text nor gzip is named and skipped.
     paths: Vec<PathBuf>,
     /// Write NDJSON here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
@@ -60,15 +65,20 @@ struct EnrichArgs {
     order: Option<Order>,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    shape: OutputArgs,
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
     /// No summary on stderr.
     #[arg(short, long)]
     quiet: bool,
+    /// Name every file of an input directory that is skipped.
+    #[arg(short, long, conflicts_with = "quiet")]
+    verbose: bool,
 }
 
-/// The state file and configuration flags, shared by `enrich` and `serve`.
+/// The state file and configuration flags, shared by `enrich`, `serve` and `report`.
 #[derive(Args)]
 struct EngineArgs {
     /// Load state from FILE at start (if it exists); `enrich` and `serve` also save it there at exit (atomically), `report` only reads it.
@@ -77,12 +87,6 @@ struct EngineArgs {
     /// JSON configuration file (keys as in the README's configuration table); flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Name of the added key.
-    #[arg(long, value_name = "NAME")]
-    namespace: Option<String>,
-    /// Write the fields as top-level keys with this prefix instead of one object.
-    #[arg(long, value_name = "PREFIX")]
-    flatten: Option<String>,
     /// Field that may hold a whole record as a JSON string (repeatable; default: message, log).
     #[arg(long = "string-field", value_name = "NAME")]
     string_fields: Vec<String>,
@@ -104,6 +108,18 @@ struct EngineArgs {
     /// An account whose VPC endpoints instance credentials may use without `foreign_vpc_endpoint` (a central networking account, shared VPCs). Repeatable.
     #[arg(long = "trusted-account", value_name = "ACCOUNT")]
     trusted_accounts: Vec<String>,
+}
+
+/// How the output records are written: `enrich` and `serve` (a report has no
+/// output records).
+#[derive(Args)]
+pub(crate) struct OutputArgs {
+    /// Name of the added key.
+    #[arg(long, value_name = "NAME")]
+    namespace: Option<String>,
+    /// Write the fields as top-level keys with this prefix instead of one object.
+    #[arg(long, value_name = "PREFIX")]
+    flatten: Option<String>,
     /// Replace responseElements.credentials.sessionToken in the output records.
     #[arg(long)]
     redact_session_tokens: bool,
@@ -146,6 +162,9 @@ struct ReportArgs {
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Name every file of an input directory that is skipped.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 #[derive(Args)]
@@ -264,17 +283,24 @@ fn generate(a: GenerateArgs) -> Result<ExitCode, Error> {
     }
 }
 
-fn build_config(a: &EngineArgs) -> Result<Config, Error> {
+/// The configuration: the `--config` file, then the flags (`shape`: those
+/// of commands that write records).
+fn build_config(a: &EngineArgs, shape: Option<&OutputArgs>) -> Result<Config, Error> {
     let mut c = match &a.config {
         Some(p) => Config::from_json(&std::fs::read(p).map_err(|e| input_err(p, None, e))?)
-            .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?,
+            .map_err(|e| config_err(p, e))?,
         None => Config::default(),
     };
-    if let Some(n) = &a.namespace {
-        c.namespace = n.clone();
-    }
-    if let Some(p) = &a.flatten {
-        c.flatten_prefix = Some(p.clone());
+    if let Some(o) = shape {
+        if let Some(n) = &o.namespace {
+            c.namespace = n.clone();
+        }
+        if let Some(p) = &o.flatten {
+            c.flatten_prefix = Some(p.clone());
+        }
+        if o.redact_session_tokens {
+            c.redact_session_tokens = true;
+        }
     }
     if !a.string_fields.is_empty() {
         c.string_fields = a.string_fields.clone();
@@ -293,10 +319,7 @@ fn build_config(a: &EngineArgs) -> Result<Config, Error> {
             _ => {
                 let bytes = std::fs::read(p).map_err(|e| input_err(p, None, e))?;
                 AwsRanges::from_ip_ranges_json(&bytes)
-                    .map_err(|e| match e {
-                        Error::Config(m) => Error::Config(format!("{}: {m}", p.display())),
-                        e => e,
-                    })?
+                    .map_err(|e| config_err(p, e))?
                     .into()
             }
         };
@@ -306,26 +329,36 @@ fn build_config(a: &EngineArgs) -> Result<Config, Error> {
     }
     c.trusted_vpc_endpoint_accounts
         .extend(a.trusted_accounts.iter().cloned());
-    if a.redact_session_tokens {
-        c.redact_session_tokens = true;
-    }
     c.validate()?;
     Ok(c)
 }
 
+/// An error about configuration file `p`, with one `invalid configuration:`
+/// prefix (the library's message already carries it).
+fn config_err(p: &Path, e: Error) -> Error {
+    match e {
+        Error::Config(m) => Error::Config(format!("{}: {m}", p.display())),
+        e => Error::Config(format!("{}: {e}", p.display())),
+    }
+}
+
 /// Collect the input files: directories recursively (sorted), in argument
 /// order. CloudTrail-Digest files (integrity digests, not events) are left
-/// out and counted in `digests`.
-fn collect_files(paths: &[PathBuf], bad: &mut u64, digests: &mut u64) -> Vec<PathBuf> {
+/// out and counted in `run.digests`; other files of a directory that are not
+/// read (see [`is_log_file`]) in `run.skipped`. A directory that gives no
+/// file to read is an input that could not be read: named, counted in
+/// `run.bad_files`.
+fn collect_files(paths: &[PathBuf], run: &mut Run) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in paths {
         if p.as_os_str() != "-" && is_digest(p) {
-            *digests += 1;
+            run.digests += 1;
             continue;
         }
         if p.is_dir() {
             let mut stack = vec![p.clone()];
             let mut found = Vec::new();
+            let skipped_before = run.skipped.len();
             while let Some(d) = stack.pop() {
                 match std::fs::read_dir(&d) {
                     Ok(rd) => {
@@ -334,17 +367,29 @@ fn collect_files(paths: &[PathBuf], bad: &mut u64, digests: &mut u64) -> Vec<Pat
                             if path.is_dir() {
                                 stack.push(path);
                             } else if is_digest(&path) {
-                                *digests += 1;
+                                run.digests += 1;
                             } else if is_log_file(&path) {
                                 found.push(path);
+                            } else {
+                                run.skipped.push(path);
                             }
                         }
                     }
                     Err(e) => {
                         eprintln!("credlineage: {}: {e}", d.display());
-                        *bad += 1;
+                        run.bad_input += 1;
+                        run.bad_files += 1;
                     }
                 }
+            }
+            if found.is_empty() {
+                eprintln!(
+                    "credlineage: {}: no input file in this directory (read: {READ_SUFFIXES}; {} other file(s) skipped)",
+                    p.display(),
+                    run.skipped.len() - skipped_before
+                );
+                run.bad_input += 1;
+                run.bad_files += 1;
             }
             found.sort();
             out.extend(found);
@@ -352,8 +397,12 @@ fn collect_files(paths: &[PathBuf], bad: &mut u64, digests: &mut u64) -> Vec<Pat
             out.push(p.clone());
         }
     }
+    run.skipped[..].sort();
     out
 }
+
+/// The names of the files read from a directory, for messages and `--help`.
+const READ_SUFFIXES: &str = "*.json, *.jsonl, *.ndjson, *.log, each also .gz";
 
 /// A CloudTrail-Digest file: under a `CloudTrail-Digest` directory
 /// (`AWSLogs/<account>/CloudTrail-Digest/<region>/…`) or named
@@ -364,6 +413,7 @@ fn is_digest(p: &Path) -> bool {
         || p.components().any(|c| c.as_os_str() == "CloudTrail-Digest")
 }
 
+/// A file of a directory that is read: see [`READ_SUFFIXES`].
 fn is_log_file(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let name = name.strip_suffix(".gz").unwrap_or(name);
@@ -383,33 +433,149 @@ fn read_all(p: &Path) -> io::Result<Vec<u8>> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 8);
         flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
-        return Ok(out);
+        return check_text(out, true);
     }
-    Ok(raw)
+    check_text(raw, false)
+}
+
+/// How much of an input [`looks_binary`] looks at.
+const SNIFF: usize = 64 * 1024;
+
+/// Binary data, not JSON text: more than one byte in ten of `head` is a
+/// control character (other than tab, CR, LF, form feed) or not part of
+/// valid UTF-8, and no line of it is a whole JSON object or array. JSON text
+/// has no such bytes outside its strings' escapes, so a record with a
+/// damaged byte or two is still text (read, and its damage named), and so is
+/// NDJSON with junk lines between records (each passed through), while
+/// random bytes, an archive or a UTF-16 file are not.
+fn looks_binary(head: &[u8]) -> bool {
+    let head = head.get(..SNIFF).unwrap_or(head);
+    mostly_not_text(head)
+        && !head.split(|&c| c == b'\n').any(|l| {
+            let t = l.trim_ascii();
+            matches!(t.first(), Some(b'{' | b'['))
+                && std::str::from_utf8(t).is_ok_and(|t| credlineage::json::validate(t).is_ok())
+        })
+}
+
+/// More than one byte in ten is a control character or not valid UTF-8.
+fn mostly_not_text(head: &[u8]) -> bool {
+    let mut bad = head
+        .iter()
+        .filter(|&&c| (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r' | 0x0c)) || c == 0x7f)
+        .count();
+    let mut rest = head;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(_) => break,
+            Err(e) => match e.error_len() {
+                Some(n) => {
+                    bad += n;
+                    rest = rest.get(e.valid_up_to() + n..).unwrap_or_default();
+                }
+                // Cut in the middle of a character by the window.
+                None => break,
+            },
+        }
+    }
+    bad * 10 > head.len()
+}
+
+/// The error for an input that is binary data: named once, nothing from it
+/// written.
+fn not_text(gzip: bool) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        if gzip {
+            "gzip of binary data, not JSON text; skipped, nothing from it written"
+        } else {
+            "neither JSON text nor gzip (binary data); skipped, nothing from it written"
+        },
+    )
+}
+
+/// `doc`, unless it is binary data.
+fn check_text(doc: Vec<u8>, gzip: bool) -> io::Result<Vec<u8>> {
+    if looks_binary(&doc) {
+        return Err(not_text(gzip));
+    }
+    Ok(doc)
 }
 
 struct Run {
     enricher: Enricher,
+    /// Records and inputs that could not be read (exit status 1).
     bad_input: u64,
+    /// Of those, whole inputs (a file, a directory) that could not be read.
+    bad_files: u64,
     /// CloudTrail-Digest files skipped.
     digests: u64,
+    /// Files of input directories that are not read (by their name).
+    skipped: Vec<PathBuf>,
     quiet: bool,
+    /// The NDJSON hint has been given (see [`Run::ndjson_hint`]).
+    hinted: bool,
 }
 
 impl Run {
-    /// Count and name a record that could not be read. `input_index` is the
-    /// record's position in the input when it was processed out of order.
-    fn note(&mut self, src: &Path, line: u64, outcome: Outcome, input_index: Option<u64>) {
+    /// Count and name a record that could not be read: `src:line: record N:
+    /// reason`, the line and N (the record's position in its file) both
+    /// counted from 1 within that file.
+    fn note(&mut self, src: &Path, line: u64, outcome: Outcome, index_in_file: u64) {
         if let Outcome::Malformed(e) = outcome {
             self.bad_input += 1;
             if !self.quiet {
-                let e = match input_index {
-                    Some(i) => e.with_index(i),
-                    None => e,
-                };
-                eprintln!("credlineage: {}:{line}: {e}", src.display());
+                eprintln!(
+                    "credlineage: {}:{line}: record {index_in_file}: {}",
+                    source_name(src),
+                    record_reason(&e)
+                );
             }
         }
+    }
+
+    /// An input that could not be read at all: named once, counted.
+    fn bad_file(&mut self, src: &Path, e: impl std::fmt::Display) {
+        eprintln!("credlineage: {}: {e}", source_name(src));
+        self.bad_input += 1;
+        self.bad_files += 1;
+    }
+
+    /// Said once per run, when a line of an input read as NDJSON (stdin, or
+    /// a file in `--order stream` whose first line is a whole record) is not
+    /// JSON but looks like a piece of a pretty-printed document.
+    fn ndjson_hint(&mut self, src: &Path, line: &[u8]) {
+        if self.hinted || self.quiet {
+            return;
+        }
+        let t = line.trim_ascii();
+        let piece = matches!(t.first(), Some(b'{' | b'}' | b'[' | b']' | b'"'))
+            || matches!(t.last(), Some(b',' | b'{' | b'['));
+        if !piece {
+            return;
+        }
+        self.hinted = true;
+        let how = if src.as_os_str() == "-" {
+            "give it as a file (a file is read whole), or make it one record per line with `jq -c`"
+        } else {
+            "read the file whole with `--order time` (the default for files), or make it one record per line with `jq -c`"
+        };
+        eprintln!(
+            "credlineage: hint: {} is read as NDJSON, one whole record per line; for a pretty-printed (multi-line) JSON document, {how}",
+            source_name(src)
+        );
+    }
+}
+
+/// What is wrong with a record, without the library's stream-wide `record N:`
+/// (the CLI names records by file, line and position in the file).
+fn record_reason(e: &Error) -> String {
+    let s = e.to_string();
+    match e.record_index() {
+        Some(i) => s
+            .strip_prefix(&format!("record {i}: "))
+            .map_or_else(|| s.clone(), str::to_string),
+        None => s,
     }
 }
 
@@ -437,8 +603,11 @@ fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>
     let Some(p) = path else { return Ok(None) };
     match std::fs::read(p) {
         Ok(bytes) => {
-            e.restore(&bytes)
-                .map_err(|err| Error::Snapshot(format!("{}: {err}", p.display())))?;
+            e.restore(&bytes).map_err(|err| match err {
+                // One `snapshot refused:` prefix: the library's message has it.
+                Error::Snapshot(m) => Error::Snapshot(format!("{}: {m}", p.display())),
+                err => Error::Snapshot(format!("{}: {err}", p.display())),
+            })?;
             Ok(Some(bytes))
         }
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -446,13 +615,62 @@ fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>
     }
 }
 
+/// The state cannot be saved to `path`: said so, and not like a load error.
+fn state_err(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Input {
+        source_name: format!("cannot save state to {}", path.display()),
+        line: None,
+        reason: reason.to_string(),
+    }
+}
+
+/// The directory the state file (and its temporary file) is written in.
+fn state_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Refuse, before any record is read, a `--state` path the state could not
+/// be saved to at exit (SPEC 4.2): not guessed from permissions, but tried —
+/// a temporary file is created (exclusively) in the target's directory, as
+/// the save will, then removed. A directory at the path is refused too (the
+/// rename over it would fail).
+fn check_state_writable(path: &Path) -> Result<(), Error> {
+    if path.file_name().is_none() {
+        return Err(state_err(path, "not a file name"));
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(state_err(path, "is a directory"));
+    }
+    let dir = state_dir(path);
+    let mut last = io::Error::other("no temporary name available");
+    for attempt in 0..16u32 {
+        let probe = dir.join(format!(
+            ".credlineage-probe.{}.{:x}.{attempt}",
+            std::process::id(),
+            random_seed() & 0xffff_ffff
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(f) => {
+                drop(f);
+                return std::fs::remove_file(&probe).map_err(|e| state_err(path, e));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(state_err(path, e)),
+        }
+    }
+    Err(state_err(path, last))
+}
+
 /// Write the state to `path` atomically: a temporary file in the same directory, synced, then renamed.
 fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
     let bytes = e.snapshot();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = state_dir(path);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let write = || -> io::Result<()> {
@@ -463,7 +681,7 @@ fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
     };
     write().map_err(|err| {
         let _ = std::fs::remove_file(&tmp);
-        input_err(path, None, err)
+        state_err(path, err)
     })
 }
 
@@ -510,12 +728,15 @@ fn enrich_inputs(
     let mut run = Run {
         enricher,
         bad_input: 0,
+        bad_files: 0,
         digests: 0,
+        skipped: Vec::new(),
         quiet,
+        hinted: false,
     };
     let started = Instant::now();
     let mut bytes_in = 0u64;
-    let files = collect_files(&paths, &mut run.bad_input, &mut run.digests);
+    let files = collect_files(&paths, &mut run);
     let res = match order {
         Order::Stream => stream(&mut run, &files, out, show, &mut bytes_in),
         Order::Time => batch(
@@ -553,7 +774,10 @@ impl Done {
 
 fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
     let show = !a.no_progress && !a.quiet && io::stderr().is_terminal();
-    let config = build_config(&a.engine)?;
+    let config = build_config(&a.engine, Some(&a.shape))?;
+    if let Some(p) = &a.engine.state {
+        check_state_writable(p)?;
+    }
     let mut out = open_output(&a.output)?;
     let inputs = Inputs {
         paths: &a.paths,
@@ -567,6 +791,7 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
     if !a.quiet {
         summary(&done.run.enricher.stats(), done.secs, done.bytes_in);
         digest_note(done.run.digests);
+        skip_note(&done.run.skipped, a.verbose);
     }
     Ok(done.exit_code())
 }
@@ -574,7 +799,25 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
 /// `report`: enrich the inputs as `enrich` would, into the report instead of an output.
 fn report(a: ReportArgs) -> Result<ExitCode, Error> {
     let show = !a.no_progress && io::stderr().is_terminal();
-    let config = build_config(&a.engine)?;
+    let config = build_config(&a.engine, None)?;
+    // A report of part of the inputs would read as the whole trail: a named
+    // input that is not there fails before anything is read.
+    let missing: Vec<_> = a
+        .paths
+        .iter()
+        .filter(|p| p.as_os_str() != "-")
+        .filter_map(|p| std::fs::metadata(p).err().map(|e| (p, e)))
+        .collect();
+    if !missing.is_empty() {
+        for (p, e) in &missing {
+            eprintln!("credlineage: {}: {e}", p.display());
+        }
+        eprintln!(
+            "credlineage: no report: {} input(s) cannot be read",
+            missing.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
     let mut sink = report::Report::new(
         &config.namespace,
         config.flatten_prefix.as_deref(),
@@ -588,6 +831,15 @@ fn report(a: ReportArgs) -> Result<ExitCode, Error> {
     };
     let done = enrich_inputs(inputs, &config, show, false, &mut sink, &None)?;
     digest_note(done.run.digests);
+    skip_note(&done.run.skipped, a.verbose);
+    if done.run.bad_files > 0 {
+        // Named above, as they were met.
+        eprintln!(
+            "credlineage: no report: {} input(s) could not be read",
+            done.run.bad_files
+        );
+        return Ok(ExitCode::from(1));
+    }
     let r = sink.finish(&done.run.enricher);
     let mut out = open_output(&a.output)?;
     let written = match a.format {
@@ -624,8 +876,7 @@ fn stream(
     for f in files {
         // Outer error: writing the output failed; inner: reading the input.
         if let Err(e) = stream_file(run, f, out, &mut buf, &pb, bytes_in)? {
-            eprintln!("credlineage: {}: {e}", source_name(f));
-            run.bad_input += 1;
+            run.bad_file(f, e);
         }
     }
     pb.finish_and_clear();
@@ -656,6 +907,15 @@ fn stream_file(
             Err(e) => return Ok(Err(e)),
         }
     };
+    match r.fill_buf() {
+        // Gzip is judged once decompressed; a first read of one byte may be
+        // the start of its magic.
+        Ok(head) if !head.starts_with(&[0x1f, 0x8b]) && head != [0x1f] && looks_binary(head) => {
+            return Ok(Err(not_text(false)));
+        }
+        Ok(_) => {}
+        Err(e) => return Ok(Err(e)),
+    }
     if let Err(e) = r.read_until(b'\n', &mut line) {
         return Ok(Err(e));
     }
@@ -679,6 +939,7 @@ fn stream_file(
             Ok(_) if line.starts_with(&[0x1f, 0x8b]) => {
                 let mut doc = Vec::with_capacity(line.len() * 8);
                 match flate2::read::MultiGzDecoder::new(&line[..]).read_to_end(&mut doc) {
+                    Ok(_) if looks_binary(&doc) => return Ok(Err(not_text(true))),
                     Ok(_) => doc,
                     Err(e) => return Ok(Err(e)),
                 }
@@ -782,8 +1043,11 @@ struct Lines<'r> {
     file: &'r Path,
     pb: &'r ProgressBar,
     buf: &'r mut Vec<u8>,
-    bad: Vec<Error>,
+    bad: Vec<(u64, Error)>,
+    /// Lines read so far.
     n: u64,
+    /// Records read so far (a line may hold several, or none).
+    records: u64,
 }
 
 impl<'r> Lines<'r> {
@@ -796,6 +1060,7 @@ impl<'r> Lines<'r> {
             buf,
             bad: Vec::new(),
             n: 0,
+            records: 0,
         }
     }
 
@@ -803,10 +1068,15 @@ impl<'r> Lines<'r> {
     fn line(&mut self, line: &[u8]) {
         self.n += 1;
         let records = enrich_line(&mut self.run.enricher, line, self.buf, &mut self.bad);
-        for e in self.bad.drain(..) {
+        for (i, e) in self.bad.drain(..) {
+            if matches!(e, Error::InvalidJson { .. }) {
+                self.run.ndjson_hint(self.file, line);
+            }
+            let index = self.records + i + 1;
             self.run
-                .note(self.file, self.n, Outcome::Malformed(e), None);
+                .note(self.file, self.n, Outcome::Malformed(e), index);
         }
+        self.records += records;
         self.pb.inc(records);
     }
 
@@ -823,30 +1093,30 @@ impl<'r> Lines<'r> {
 /// delivery file (`{"Records": [...]}`) or a CloudWatch Logs `DATA_MESSAGE`,
 /// none when it is blank. The errors of
 /// records that could not be read (passed through unchanged) are pushed to
-/// `malformed`. Returns the number of records written. `enrich` on stdin and
+/// `malformed`, each with the record's position in the line (from 0). Returns the number of records written. `enrich` on stdin and
 /// `serve` both use it, so they give the same bytes.
 fn enrich_line(
     e: &mut Enricher,
     line: &[u8],
     out: &mut Vec<u8>,
-    malformed: &mut Vec<Error>,
+    malformed: &mut Vec<(u64, Error)>,
 ) -> u64 {
     if line.iter().all(u8::is_ascii_whitespace) {
         return 0;
     }
-    let mut one = |bytes: &[u8]| {
+    let mut one = |i: usize, bytes: &[u8]| {
         if let Outcome::Malformed(err) = e.process_into(bytes, None, out) {
-            malformed.push(err);
+            malformed.push((i as u64, err));
         }
         out.push(b'\n');
     };
     if let Some(pieces) = credlineage::input::unroll_line(line) {
-        for p in &pieces {
-            one(&p.bytes);
+        for (i, p) in pieces.iter().enumerate() {
+            one(i, &p.bytes);
         }
         return pieces.len() as u64;
     }
-    one(line);
+    one(0, line);
     1
 }
 
@@ -864,10 +1134,10 @@ fn process_doc(
     pb: &ProgressBar,
 ) -> io::Result<()> {
     let split = credlineage::input::split(doc);
-    for piece in split.pieces {
+    for (i, piece) in split.pieces.into_iter().enumerate() {
         buf.clear();
         let o = run.enricher.process_into(&piece.bytes, None, buf);
-        run.note(f, piece.line, o, None);
+        run.note(f, piece.line, o, i as u64 + 1);
         buf.push(b'\n');
         out.write_all(buf)?;
         pb.inc(1);
@@ -894,6 +1164,8 @@ fn batch(
         bytes: Vec<u8>,
         file: usize,
         line: u64,
+        /// Position in its file, from 1.
+        index: u64,
         time: i64,
         rank: u8,
     }
@@ -904,7 +1176,7 @@ fn batch(
             Ok(doc) => {
                 *bytes_in += doc.len() as u64;
                 let split = credlineage::input::split(&doc);
-                for p in split.pieces {
+                for (index, p) in (1..).zip(split.pieces) {
                     let (t, rank) = run.enricher.peek_order(&p.bytes);
                     let t = t.unwrap_or(last_time);
                     last_time = t;
@@ -912,6 +1184,7 @@ fn batch(
                         bytes: p.bytes.into_owned(),
                         file: fi,
                         line: p.line,
+                        index,
                         time: t,
                         rank,
                     });
@@ -920,10 +1193,7 @@ fn batch(
                     note_damage(run, f, d);
                 }
             }
-            Err(e) => {
-                eprintln!("credlineage: {}: {e}", f.display());
-                run.bad_input += 1;
-            }
+            Err(e) => run.bad_file(f, e),
         }
     }
     let mut order: Vec<usize> = (0..recs.len()).collect();
@@ -949,7 +1219,7 @@ fn batch(
     for &i in &order {
         let mut o = Vec::with_capacity(recs[i].bytes.len() + 512);
         let outcome = run.enricher.process_into(&recs[i].bytes, None, &mut o);
-        run.note(&files[recs[i].file], recs[i].line, outcome, Some(i as u64));
+        run.note(&files[recs[i].file], recs[i].line, outcome, recs[i].index);
         outs[i] = o;
         recs[i].bytes = Vec::new();
         pb.inc(1);
@@ -970,6 +1240,28 @@ fn digest_note(n: u64) {
             if n == 1 { "" } else { "s" }
         );
     }
+}
+
+/// Say how many files of the input directories were skipped for their name
+/// (all of them with `verbose`).
+fn skip_note(skipped: &[PathBuf], verbose: bool) {
+    if skipped.is_empty() {
+        return;
+    }
+    if verbose {
+        for p in skipped {
+            eprintln!(
+                "credlineage: skipped {} (not an input file by its name)",
+                p.display()
+            );
+        }
+    }
+    eprintln!(
+        "credlineage: {} file{} in input directories skipped (read: {READ_SUFFIXES}){}",
+        skipped.len(),
+        if skipped.len() == 1 { "" } else { "s" },
+        if verbose { "" } else { "; -v names them" }
+    );
 }
 
 /// How an input is named in messages: its path, `<stdin>` for `-`.

@@ -28,7 +28,8 @@
 //! The design, the bounds and the shutdown sequence are in `docs/serve.md`.
 
 use super::{
-    EngineArgs, build_config, enrich_line, load_state, random_seed, save_state, summary, trim_line,
+    EngineArgs, OutputArgs, build_config, check_state_writable, enrich_line, load_state,
+    random_seed, record_reason, save_state, summary, trim_line,
 };
 use clap::Args;
 use credlineage::{Enricher, Error};
@@ -80,6 +81,8 @@ pub struct ServeArgs {
     forward: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    shape: OutputArgs,
     /// Longest line that is enriched. A longer line is passed on unchanged
     /// (not enriched), streamed in pieces, never held whole in memory.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
@@ -318,8 +321,29 @@ fn arg_err(flag: &str, reason: impl std::fmt::Display) -> Error {
     }
 }
 
+const HOST_PORT: &str =
+    "expected HOST:PORT, e.g. 127.0.0.1:9400 (or [::1]:9400; port 0 picks a free port)";
+
+/// `--listen` and `--forward` take HOST:PORT: refused at start, with an
+/// example, when the port is missing or not a number (a host name is
+/// resolved later, when it is used).
+fn check_addr(flag: &str, addr: &str) -> Result<(), Error> {
+    let ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+        let bracketed = host.starts_with('[') && host.ends_with(']');
+        !host.is_empty() && (bracketed || !host.contains(':')) && port.parse::<u16>().is_ok()
+    });
+    if ok {
+        return Ok(());
+    }
+    Err(Error::Input {
+        source_name: format!("{flag} {addr}"),
+        line: None,
+        reason: HOST_PORT.into(),
+    })
+}
+
 pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
-    let config = build_config(&a.engine)?;
+    let config = build_config(&a.engine, Some(&a.shape))?;
     if a.max_line_bytes == 0 || a.queue_bytes == 0 || a.max_connections == 0 {
         return Err(Error::Config(
             "--max-line-bytes, --queue-bytes and --max-connections must be at least 1".into(),
@@ -329,6 +353,13 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
     let drain = Duration::try_from_secs_f64(a.shutdown_timeout)
         .map_err(|e| arg_err("--shutdown-timeout", e))?
         .min(Duration::from_secs(86_400));
+    check_addr("--listen", &a.listen)?;
+    if let Some(f) = &a.forward {
+        check_addr("--forward", f)?;
+    }
+    if let Some(p) = &a.engine.state {
+        check_state_writable(p)?;
+    }
     let mut enricher = Enricher::new(config)?;
     enricher.set_hash_seed(random_seed());
     load_state(&mut enricher, &a.engine.state)?;
@@ -341,7 +372,14 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             .map_err(|e| arg_err("signal handler", e))?;
     }
 
-    let listener = TcpListener::bind(&a.listen).map_err(|e| arg_err("--listen", e))?;
+    let listener = TcpListener::bind(&a.listen).map_err(|e| {
+        let flag = format!("--listen {}", a.listen);
+        if e.kind() == io::ErrorKind::InvalidInput {
+            arg_err(&flag, format!("{e}: {HOST_PORT}"))
+        } else {
+            arg_err(&flag, e)
+        }
+    })?;
     listener
         .set_nonblocking(true)
         .map_err(|e| arg_err("--listen", e))?;
@@ -796,13 +834,22 @@ fn enrich_loop(e: &Mutex<Enricher>, inq: &Queue<In>, outq: &Queue<Out>, sh: &Sha
                 let mut records = 0u64;
                 let mut g = lock_enricher(e);
                 for (i, line) in bytes.split_inclusive(|&c| c == b'\n').enumerate() {
-                    records += enrich_line(&mut g, trim_line(line), &mut out, &mut bad);
-                    for err in bad.drain(..) {
+                    let n = enrich_line(&mut g, trim_line(line), &mut out, &mut bad);
+                    records += n;
+                    for (k, err) in bad.drain(..) {
                         reported += 1;
                         if reported <= MAX_REPORTED {
+                            // Named by connection and line (from 1), and by
+                            // position in the line when it held several records.
+                            let of_line = if n > 1 {
+                                format!("record {} of the line: ", k + 1)
+                            } else {
+                                String::new()
+                            };
                             sh.log(format_args!(
-                                "connection {conn}: line {}: {err} (passed on unchanged){}",
+                                "connection {conn}: line {}: {of_line}{} (passed on unchanged){}",
                                 first + i as u64,
+                                record_reason(&err),
                                 if reported == MAX_REPORTED {
                                     "; further ones are only counted"
                                 } else {
