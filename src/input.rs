@@ -351,7 +351,7 @@ fn is_json(b: &[u8]) -> bool {
 /// delivery file (`Records`) or of a CloudWatch Logs envelope (in
 /// CloudWatch's order, `messageType`; in sorted order, `logEvents`; …).
 fn document_key_first(body: &[u8]) -> bool {
-    let text = utf8_prefix(body.get(..body.len().min(4096)).unwrap_or_default());
+    let text = utf8_prefix(body.get(..body.len().min(HEAD_BYTES)).unwrap_or_default());
     let mut sc = Scanner::new(text);
     if sc.peek() != Some(b'{') {
         return false;
@@ -472,24 +472,49 @@ pub fn split(doc: &[u8]) -> Split<'_> {
     for (i, end) in ends.enumerate() {
         let line = doc.get(from..end).unwrap_or_default();
         from = end + 1;
-        if trim(line).is_empty() {
-            continue;
-        }
-        let n = i as u64 + 1;
-        if let Some(p) = unroll_line(line) {
-            out.extend(p.into_iter().map(|p| Piece { line: n, ..p }));
-            continue;
-        }
-        let l = line.strip_suffix(b"\r").unwrap_or(line);
-        out.push(Piece {
-            bytes: Cow::Borrowed(l),
-            line: n,
-        });
+        ndjson_line(line, i as u64 + 1, &mut out);
     }
     Split {
         pieces: out,
         damage: None,
     }
+}
+
+/// One line of an NDJSON document (without its `\n`), the `n`th, cut as
+/// [`split`] cuts it into `out`: nothing when blank, the records of an S3
+/// delivery file or CloudWatch Logs envelope written on one line, else the
+/// line itself without a trailing `\r`. With [`starts_ndjson`], lets a
+/// reader cut an NDJSON document line by line, without holding it whole.
+pub fn ndjson_line<'a>(line: &'a [u8], n: u64, out: &mut Vec<Piece<'a>>) {
+    if trim(line).is_empty() {
+        return;
+    }
+    if let Some(p) = unroll_line(line) {
+        out.extend(p.into_iter().map(|p| Piece { line: n, ..p }));
+        return;
+    }
+    let l = line.strip_suffix(b"\r").unwrap_or(line);
+    out.push(Piece {
+        bytes: Cow::Borrowed(l),
+        line: n,
+    });
+}
+
+/// How far past its first non-blank byte [`starts_ndjson`] needs to see a
+/// document (the window in which the first key is looked for).
+pub const HEAD_BYTES: usize = 4096;
+
+/// Whether [`split`] reads a document as NDJSON (line by line, each line
+/// through [`ndjson_line`]) rather than as one JSON document, decided from
+/// its start: `head` must run from the document's first byte through the
+/// end of its second non-blank line (its `\n` included) and at least
+/// [`HEAD_BYTES`] past its first non-blank byte, or be the whole document.
+/// The decision looks no further (see `is_document`: the first line,
+/// whether more follows, the first key within 4096 bytes, the second
+/// non-blank line).
+pub fn starts_ndjson(head: &[u8]) -> bool {
+    let body = trim(head);
+    !body.is_empty() && !is_document(body)
 }
 
 #[cfg(test)]
