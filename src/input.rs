@@ -795,4 +795,60 @@ mod tests {
             );
         }
     }
+
+    /// Cut as batch mode's reader does: the head (through the second
+    /// non-blank line and HEAD_BYTES past the first non-blank byte), then,
+    /// when `starts_ndjson`, line by line, else the whole document.
+    fn cut_streaming(doc: &[u8]) -> Split<'_> {
+        let (mut end, mut nonblank, mut first) = (0, 0, None::<usize>);
+        while end < doc.len() {
+            let start = end;
+            end = memchr::memchr(b'\n', &doc[start..]).map_or(doc.len(), |i| start + i + 1);
+            if let Some(p) = doc[start..end]
+                .iter()
+                .position(|c| !c.is_ascii_whitespace())
+            {
+                nonblank += 1;
+                first.get_or_insert(start + p);
+            }
+            if nonblank >= 2 && first.is_some_and(|a| end - a >= HEAD_BYTES) {
+                break;
+            }
+        }
+        if end >= doc.len() || !starts_ndjson(&doc[..end]) {
+            return split(doc);
+        }
+        let mut pieces = Vec::new();
+        for (i, line) in doc.split(|&c| c == b'\n').enumerate() {
+            ndjson_line(line, i as u64 + 1, &mut pieces);
+        }
+        Split {
+            pieces,
+            damage: None,
+        }
+    }
+
+    #[test]
+    fn the_head_decides_as_the_whole_document_does() {
+        let long = format!("{{\"k\":\"{}\"}}", "x".repeat(5000));
+        let docs = [
+            "{\"a\":1}\n{\"b\":2}\n".to_string(),
+            "\n\n  \n{\"a\":1,\"b\"\n{\"c\":2}\n{\"d\":3}".into(),
+            "{\n\"a\": 1\n}\n{\n\"b\": 2\n}".into(),
+            "{\n\n\"Records\": [{\"a\":1},\n{\"b\":2}]}".into(),
+            "{\"Records\":[{\"a\":1}]}\n{\"b\":1}\n".into(),
+            "[1,2]\n[3]\n".into(),
+            "[\n{\"a\":1}\n]".into(),
+            "not json\n{\"a\":1}".into(),
+            format!("{long}\n{long}\n{long}\n"),
+            format!("{}\n{{\"a\":1}}\n{{\"b\":2}}", " ".repeat(5000)),
+            format!("{{\n{}\n\"Records\":[{{\"a\":1}}]}}\n", "\n".repeat(300)),
+            "{\"a\":1}{\"b\":2}\n{\"c\":3}".into(),
+            "{oops\n".into(),
+            String::new(),
+        ];
+        for d in &docs {
+            assert_eq!(cut_streaming(d.as_bytes()), split(d.as_bytes()), "{d:?}");
+        }
+    }
 }

@@ -337,6 +337,16 @@ impl Sorter {
     }
 }
 
+impl Drop for Sorter {
+    /// Runs are removed as soon as they are no longer needed (the spill
+    /// directory goes when the run ends, whatever happens).
+    fn drop(&mut self) {
+        for p in &self.runs {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// Run record: time i64, rank u8, file u32, seq u64, line u64, length u64
 /// (little-endian), then the bytes.
 const HEADER: usize = 8 + 1 + 4 + 8 + 8 + 8;
