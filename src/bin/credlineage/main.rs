@@ -44,7 +44,7 @@ enum Command {
 enum Order {
     /// Process records in arrival order, writing each as soon as it is read.
     Stream,
-    /// Read everything, process in eventTime order (stable), write in input order.
+    /// Process in eventTime order (stable, two passes), write in input order; memory bounded by `--batch-memory`.
     Time,
 }
 
