@@ -293,7 +293,10 @@ impl Sorter {
         self.data = Vec::new();
         self.ents = Vec::new();
         while self.runs.len() > FAN_IN {
-            let group: Vec<PathBuf> = self.runs.drain(..FAN_IN).collect();
+            // Merge only as many as needed to get down to FAN_IN (all the
+            // runs are about the same length), so little is rewritten.
+            let n = (self.runs.len() - FAN_IN + 1).min(FAN_IN);
+            let group: Vec<PathBuf> = self.runs.drain(..n).collect();
             let (path, f) = spill.create()?;
             let mut w = BufWriter::with_capacity(1 << 18, f);
             merge(&group, self.read_buf, skip, spill, |m, b| {
