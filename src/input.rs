@@ -351,7 +351,7 @@ fn is_json(b: &[u8]) -> bool {
 /// delivery file (`Records`) or of a CloudWatch Logs envelope (in
 /// CloudWatch's order, `messageType`; in sorted order, `logEvents`; …).
 fn document_key_first(body: &[u8]) -> bool {
-    let text = utf8_prefix(body.get(..body.len().min(4096)).unwrap_or_default());
+    let text = utf8_prefix(body.get(..body.len().min(HEAD_BYTES)).unwrap_or_default());
     let mut sc = Scanner::new(text);
     if sc.peek() != Some(b'{') {
         return false;
@@ -493,24 +493,49 @@ pub fn split(doc: &[u8]) -> Split<'_> {
     for (i, end) in ends.enumerate() {
         let line = doc.get(from..end).unwrap_or_default();
         from = end + 1;
-        if trim(line).is_empty() {
-            continue;
-        }
-        let n = i as u64 + 1;
-        if let Some(p) = unroll_line(line) {
-            out.extend(p.into_iter().map(|p| Piece { line: n, ..p }));
-            continue;
-        }
-        let l = line.strip_suffix(b"\r").unwrap_or(line);
-        out.push(Piece {
-            bytes: Cow::Borrowed(l),
-            line: n,
-        });
+        ndjson_line(line, i as u64 + 1, &mut out);
     }
     Split {
         pieces: out,
         damage: None,
     }
+}
+
+/// One line of an NDJSON document (without its `\n`), the `n`th, cut as
+/// [`split`] cuts it into `out`: nothing when blank, the records of an S3
+/// delivery file or CloudWatch Logs envelope written on one line, else the
+/// line itself without a trailing `\r`. With [`starts_ndjson`], lets a
+/// reader cut an NDJSON document line by line, without holding it whole.
+pub fn ndjson_line<'a>(line: &'a [u8], n: u64, out: &mut Vec<Piece<'a>>) {
+    if trim(line).is_empty() {
+        return;
+    }
+    if let Some(p) = unroll_line(line) {
+        out.extend(p.into_iter().map(|p| Piece { line: n, ..p }));
+        return;
+    }
+    let l = line.strip_suffix(b"\r").unwrap_or(line);
+    out.push(Piece {
+        bytes: Cow::Borrowed(l),
+        line: n,
+    });
+}
+
+/// How far past its first non-blank byte [`starts_ndjson`] needs to see a
+/// document (the window in which the first key is looked for).
+pub const HEAD_BYTES: usize = 4096;
+
+/// Whether [`split`] reads a document as NDJSON (line by line, each line
+/// through [`ndjson_line`]) rather than as one JSON document, decided from
+/// its start: `head` must run from the document's first byte through the
+/// end of its second non-blank line (its `\n` included) and at least
+/// [`HEAD_BYTES`] past its first non-blank byte, or be the whole document.
+/// The decision looks no further (see `is_document`: the first line,
+/// whether more follows, the first key within 4096 bytes, the second
+/// non-blank line).
+pub fn starts_ndjson(head: &[u8]) -> bool {
+    let body = trim(head);
+    !body.is_empty() && !is_document(body)
 }
 
 #[cfg(test)]
@@ -789,6 +814,62 @@ mod tests {
                 per_record[0],
                 per_record[1]
             );
+        }
+    }
+
+    /// Cut as batch mode's reader does: the head (through the second
+    /// non-blank line and HEAD_BYTES past the first non-blank byte), then,
+    /// when `starts_ndjson`, line by line, else the whole document.
+    fn cut_streaming(doc: &[u8]) -> Split<'_> {
+        let (mut end, mut nonblank, mut first) = (0, 0, None::<usize>);
+        while end < doc.len() {
+            let start = end;
+            end = memchr::memchr(b'\n', &doc[start..]).map_or(doc.len(), |i| start + i + 1);
+            if let Some(p) = doc[start..end]
+                .iter()
+                .position(|c| !c.is_ascii_whitespace())
+            {
+                nonblank += 1;
+                first.get_or_insert(start + p);
+            }
+            if nonblank >= 2 && first.is_some_and(|a| end - a >= HEAD_BYTES) {
+                break;
+            }
+        }
+        if end >= doc.len() || !starts_ndjson(&doc[..end]) {
+            return split(doc);
+        }
+        let mut pieces = Vec::new();
+        for (i, line) in doc.split(|&c| c == b'\n').enumerate() {
+            ndjson_line(line, i as u64 + 1, &mut pieces);
+        }
+        Split {
+            pieces,
+            damage: None,
+        }
+    }
+
+    #[test]
+    fn the_head_decides_as_the_whole_document_does() {
+        let long = format!("{{\"k\":\"{}\"}}", "x".repeat(5000));
+        let docs = [
+            "{\"a\":1}\n{\"b\":2}\n".to_string(),
+            "\n\n  \n{\"a\":1,\"b\"\n{\"c\":2}\n{\"d\":3}".into(),
+            "{\n\"a\": 1\n}\n{\n\"b\": 2\n}".into(),
+            "{\n\n\"Records\": [{\"a\":1},\n{\"b\":2}]}".into(),
+            "{\"Records\":[{\"a\":1}]}\n{\"b\":1}\n".into(),
+            "[1,2]\n[3]\n".into(),
+            "[\n{\"a\":1}\n]".into(),
+            "not json\n{\"a\":1}".into(),
+            format!("{long}\n{long}\n{long}\n"),
+            format!("{}\n{{\"a\":1}}\n{{\"b\":2}}", " ".repeat(5000)),
+            format!("{{\n{}\n\"Records\":[{{\"a\":1}}]}}\n", "\n".repeat(300)),
+            "{\"a\":1}{\"b\":2}\n{\"c\":3}".into(),
+            "{oops\n".into(),
+            String::new(),
+        ];
+        for d in &docs {
+            assert_eq!(cut_streaming(d.as_bytes()), split(d.as_bytes()), "{d:?}");
         }
     }
 }

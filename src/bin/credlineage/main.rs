@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod batch;
 mod report;
 mod serve;
 
@@ -43,7 +44,7 @@ enum Command {
 enum Order {
     /// Process records in arrival order, writing each as soon as it is read.
     Stream,
-    /// Read everything, process in eventTime order (stable), write in input order.
+    /// Process in eventTime order (stable, two passes), write in input order; memory bounded by `--batch-memory`.
     Time,
 }
 
@@ -67,6 +68,8 @@ struct EnrichArgs {
     engine: EngineArgs,
     #[command(flatten)]
     shape: OutputArgs,
+    #[command(flatten)]
+    batch: BatchArgs,
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -76,6 +79,30 @@ struct EnrichArgs {
     /// Name every file of an input directory that is skipped.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
+}
+
+/// Batch mode's (`--order time`) memory budget and spill directory, shared
+/// by `enrich` and `report` (docs/batch.md).
+#[derive(Args)]
+struct BatchArgs {
+    /// Batch mode: memory budget for the records being sorted, in bytes
+    /// (suffixes K, M, G: 64K, 512M, 2G). Beyond it, sorted runs are spilled
+    /// to `--spill-dir` and merged; the output is the same bytes.
+    #[arg(long, value_name = "BYTES", default_value = "512M", value_parser = batch::parse_bytes)]
+    batch_memory: u64,
+    /// Batch mode: directory for the sorted runs (a fresh subdirectory,
+    /// removed at exit). Default: the system's temporary directory ($TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
+}
+
+impl BatchArgs {
+    fn budget(&self) -> batch::Budget {
+        batch::Budget {
+            memory: self.batch_memory,
+            spill_dir: self.spill_dir.clone(),
+        }
+    }
 }
 
 /// The state file and configuration flags, shared by `enrich`, `serve` and `report`.
@@ -159,6 +186,8 @@ struct ReportArgs {
     format: ReportFormat,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    batch: BatchArgs,
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -422,22 +451,6 @@ fn is_log_file(p: &Path) -> bool {
         .any(|s| name.ends_with(s))
 }
 
-/// Read a whole file (or stdin), gunzipping when it starts with the gzip magic.
-fn read_all(p: &Path) -> io::Result<Vec<u8>> {
-    let mut raw = Vec::new();
-    if p.as_os_str() == "-" {
-        io::stdin().lock().read_to_end(&mut raw)?;
-    } else {
-        raw = std::fs::read(p)?;
-    }
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 8);
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
-        return check_text(out, true);
-    }
-    check_text(raw, false)
-}
-
 /// How much of an input [`looks_binary`] looks at.
 const SNIFF: usize = 64 * 1024;
 
@@ -492,14 +505,6 @@ fn not_text(gzip: bool) -> io::Error {
             "neither JSON text nor gzip (binary data); skipped, nothing from it written"
         },
     )
-}
-
-/// `doc`, unless it is binary data.
-fn check_text(doc: Vec<u8>, gzip: bool) -> io::Result<Vec<u8>> {
-    if looks_binary(&doc) {
-        return Err(not_text(gzip));
-    }
-    Ok(doc)
 }
 
 struct Run {
@@ -699,6 +704,7 @@ struct Inputs<'a> {
     paths: &'a [PathBuf],
     order: Option<Order>,
     state: &'a Option<PathBuf>,
+    budget: batch::Budget,
 }
 
 /// Enrich every input into `out` (`out_name` names it in errors): the work
@@ -739,10 +745,13 @@ fn enrich_inputs(
     let files = collect_files(&paths, &mut run);
     let res = match order {
         Order::Stream => stream(&mut run, &files, out, show, &mut bytes_in),
-        Order::Time => batch(
+        Order::Time => batch::batch(
             &mut run,
-            config,
-            state_bytes.as_deref(),
+            batch::Setup {
+                config,
+                state: state_bytes.as_deref(),
+                budget: &inputs.budget,
+            },
             &files,
             out,
             show,
@@ -751,6 +760,18 @@ fn enrich_inputs(
     };
     match res.and_then(|_| out.flush()) {
         Ok(()) => {}
+        Err(e) if e.get_ref().is_some_and(|r| r.is::<batch::SpillError>()) => {
+            let (dir, reason) = e
+                .get_ref()
+                .and_then(|r| r.downcast_ref::<batch::SpillError>())
+                .map(|s| (s.dir.display().to_string(), s.reason()))
+                .unwrap_or_default();
+            return Err(Error::Input {
+                source_name: format!("spill directory {dir}"),
+                line: None,
+                reason,
+            });
+        }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(output_err(out_name, e)),
     }
@@ -783,6 +804,7 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
         paths: &a.paths,
         order: a.order,
         state: &a.engine.state,
+        budget: a.batch.budget(),
     };
     let done = enrich_inputs(inputs, &config, show, a.quiet, &mut out, &a.output)?;
     if let Some(p) = &a.engine.state {
@@ -828,6 +850,7 @@ fn report(a: ReportArgs) -> Result<ExitCode, Error> {
         paths: &a.paths,
         order: a.order,
         state: &a.engine.state,
+        budget: a.batch.budget(),
     };
     let done = enrich_inputs(inputs, &config, show, false, &mut sink, &None)?;
     digest_note(done.run.digests);
@@ -1144,90 +1167,6 @@ fn process_doc(
     }
     if let Some(d) = &split.damage {
         note_damage(run, f, d);
-    }
-    Ok(())
-}
-
-/// Time order: read everything, process in (stable) eventTime order in two
-/// passes (the first learns every credential set so collisions are marked on
-/// earlier records too), write in input order.
-fn batch(
-    run: &mut Run,
-    config: &Config,
-    state: Option<&[u8]>,
-    files: &[PathBuf],
-    out: &mut dyn Write,
-    show: bool,
-    bytes_in: &mut u64,
-) -> io::Result<()> {
-    struct Rec {
-        bytes: Vec<u8>,
-        file: usize,
-        line: u64,
-        /// Position in its file, from 1.
-        index: u64,
-        time: i64,
-        rank: u8,
-    }
-    let mut recs: Vec<Rec> = Vec::new();
-    let mut last_time = i64::MIN;
-    for (fi, f) in files.iter().enumerate() {
-        match read_all(f) {
-            Ok(doc) => {
-                *bytes_in += doc.len() as u64;
-                let split = credlineage::input::split(&doc);
-                for (index, p) in (1..).zip(split.pieces) {
-                    let (t, rank) = run.enricher.peek_order(&p.bytes);
-                    let t = t.unwrap_or(last_time);
-                    last_time = t;
-                    recs.push(Rec {
-                        bytes: p.bytes.into_owned(),
-                        file: fi,
-                        line: p.line,
-                        index,
-                        time: t,
-                        rank,
-                    });
-                }
-                if let Some(d) = &split.damage {
-                    note_damage(run, f, d);
-                }
-            }
-            Err(e) => run.bad_file(f, e),
-        }
-    }
-    let mut order: Vec<usize> = (0..recs.len()).collect();
-    order.sort_by_key(|&i| (recs[i].time, recs[i].rank));
-    let pb = progress(Some(recs.len() as u64), show);
-    pb.set_prefix("pass 1/2 (learning credentials)");
-    // Pass 1: learn every credential set.
-    let mut first = Enricher::new(config.clone()).map_err(io::Error::other)?;
-    if let Some(s) = state {
-        first.restore(s).map_err(io::Error::other)?;
-    }
-    first.record_lookahead();
-    for &i in &order {
-        let _ = first.annotate(&recs[i].bytes, None);
-        pb.inc(1);
-    }
-    run.enricher.use_lookahead(first.take_lookahead());
-    drop(first);
-    pb.set_prefix("pass 2/2 (annotating)");
-    pb.set_position(0);
-    // Pass 2: annotate, keeping outputs in input order.
-    let mut outs: Vec<Vec<u8>> = vec![Vec::new(); recs.len()];
-    for &i in &order {
-        let mut o = Vec::with_capacity(recs[i].bytes.len() + 512);
-        let outcome = run.enricher.process_into(&recs[i].bytes, None, &mut o);
-        run.note(&files[recs[i].file], recs[i].line, outcome, recs[i].index);
-        outs[i] = o;
-        recs[i].bytes = Vec::new();
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    for o in outs {
-        out.write_all(&o)?;
-        out.write_all(b"\n")?;
     }
     Ok(())
 }
