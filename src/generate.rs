@@ -2208,13 +2208,39 @@ impl Sim {
             key,
             dur,
         );
+        self.saml_sign_in_line(
+            Kind::Saml,
+            a,
+            role,
+            &SignIn {
+                principal_id: &principal_id,
+                user: &email,
+                provider: &provider,
+                issuer: "http://www.okta.com/exk1a2b3c4d5e6f7g8h9",
+            },
+            cred,
+            dur,
+        )
+    }
+
+    /// The `AssumeRoleWithSAML` record of a sign-in into `role` (a plain
+    /// SAML provider or IAM Identity Center) issuing `cred`.
+    fn saml_sign_in_line(
+        &mut self,
+        kind: Kind,
+        a: usize,
+        role: usize,
+        sign_in: &SignIn<'_>,
+        cred: Cred,
+        dur: u64,
+    ) -> bool {
         let Some(acct) = self.accounts.get(a) else {
             return false;
         };
         let who = Who::Saml {
-            principal_id: &principal_id,
-            user_name: &email,
-            provider: &provider,
+            principal_id: sign_in.principal_id,
+            user_name: sign_in.user,
+            provider: sign_in.provider,
         };
         let ctx = &mut self.ctx;
         let mut j = begin(
@@ -2230,15 +2256,15 @@ impl Sim {
         let role_arn = acct.roles.get(role).map_or("", |r| r.arn.as_str());
         j.obj("requestParameters");
         j.str("roleArn", role_arn);
-        j.str("principalArn", &provider);
+        j.str("principalArn", sign_in.provider);
         j.num("durationSeconds", dur);
         j.end();
         j.obj("responseElements");
         write_credentials(&mut j, ctx, &cred);
         write_assumed_role_user(&mut j, &cred);
-        j.str("subject", &email);
+        j.str("subject", sign_in.user);
         j.str("subjectType", "persistent");
-        j.str("issuer", "http://www.okta.com/exk1a2b3c4d5e6f7g8h9");
+        j.str("issuer", sign_in.issuer);
         j.str("audience", "https://signin.aws.amazon.com/saml");
         j.str("nameQualifier", &acct.name_qualifier);
         j.end();
@@ -2254,7 +2280,7 @@ impl Sim {
                 ..Tail::default()
             },
         );
-        self.emit(line, none_truth(Kind::Saml));
+        self.emit(line, none_truth(kind));
         self.add_cred(cred);
         true
     }
@@ -2985,62 +3011,24 @@ impl Sim {
         let provider = v.sso_provider.clone();
         let principal_id = format!("{}:{user}", acct.name_qualifier);
         let root = format!("saml:AWSSSO/{user}");
+        let issuer = format!(
+            "https://portal.sso.{}.amazonaws.com/saml/assertion/{assertion}",
+            acct.region
+        );
         let cred = self.role_cred(Kind::Sso, a, role, &user, root, 1, ip, BROWSER_UA, key, dur);
-        let Some(acct) = self.accounts.get(a) else {
-            return false;
-        };
-        let who = Who::Saml {
-            principal_id: &principal_id,
-            user_name: &user,
-            provider: &provider,
-        };
-        let ctx = &mut self.ctx;
-        let mut j = begin(
-            ctx,
-            &who,
-            acct,
-            STS,
-            "AssumeRoleWithSAML",
-            acct.region,
-            &cred.ip,
-            BROWSER_UA,
-        );
-        let role_arn = acct.roles.get(role).map_or("", |r| r.arn.as_str());
-        j.obj("requestParameters");
-        j.str("roleArn", role_arn);
-        j.str("principalArn", &provider);
-        j.num("durationSeconds", dur);
-        j.end();
-        j.obj("responseElements");
-        write_credentials(&mut j, ctx, &cred);
-        write_assumed_role_user(&mut j, &cred);
-        j.str("subject", &user);
-        j.str("subjectType", "persistent");
-        j.str(
-            "issuer",
-            &format!(
-                "https://portal.sso.{}.amazonaws.com/saml/assertion/{assertion}",
-                acct.region
-            ),
-        );
-        j.str("audience", "https://signin.aws.amazon.com/saml");
-        j.str("nameQualifier", &acct.name_qualifier);
-        j.end();
-        let host = host(STS, acct.region);
-        let line = finish(
-            j,
-            ctx,
-            &Tail {
-                read_only: true,
-                recipient: &acct.id_str,
-                host: Some(&host),
-                resource: Some((role_arn, &acct.id_str)),
-                ..Tail::default()
+        self.saml_sign_in_line(
+            Kind::Sso,
+            a,
+            role,
+            &SignIn {
+                principal_id: &principal_id,
+                user: &user,
+                provider: &provider,
+                issuer: &issuer,
             },
-        );
-        self.emit(line, none_truth(Kind::Sso));
-        self.add_cred(cred);
-        true
+            cred,
+            dur,
+        )
     }
 
     /// A session of an `AWSReservedSSO_…` role whose sign-in is not in the
@@ -3889,6 +3877,14 @@ fn run_instances_line(
             ..Tail::default()
         },
     )
+}
+
+/// Who signs in through SAML, for [`Sim::saml_sign_in_line`].
+struct SignIn<'s> {
+    principal_id: &'s str,
+    user: &'s str,
+    provider: &'s str,
+    issuer: &'s str,
 }
 
 fn associate_address_line(

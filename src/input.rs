@@ -737,6 +737,23 @@ mod tests {
     /// The work of numbering lines per record does not grow with the
     /// number of records (it was quadratic: every record counted from the
     /// start of the document), for every shape.
+    /// A CloudWatch Logs `DATA_MESSAGE` holding `records` as its log events.
+    fn cloudwatch_envelope(records: &[String]) -> String {
+        let ev: Vec<String> = records
+            .iter()
+            .map(|m| {
+                format!(
+                    "{{\"id\":\"1\",\"timestamp\":1,\"message\":{}}}",
+                    serde_json::to_string(m).unwrap()
+                )
+            })
+            .collect();
+        format!(
+            "{{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{}]}}",
+            ev.join(",")
+        )
+    }
+
     #[test]
     fn line_numbering_is_linear() {
         let rec = |i: usize| {
@@ -763,39 +780,9 @@ mod tests {
                     .map(|c| format!("{{\"Records\":[{}]}}\n", c.join(",")))
                     .collect()
             }),
-            ("CloudWatch", |r| {
-                let ev: Vec<String> = r
-                    .iter()
-                    .map(|m| {
-                        format!(
-                            "{{\"id\":\"1\",\"timestamp\":1,\"message\":{}}}",
-                            serde_json::to_string(m).unwrap()
-                        )
-                    })
-                    .collect();
-                format!(
-                    "{{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{}]}}",
-                    ev.join(",")
-                )
-            }),
+            ("CloudWatch", |r| cloudwatch_envelope(r)),
             ("Firehose", |r| {
-                r.chunks(50)
-                    .map(|c| {
-                        let ev: Vec<String> = c
-                            .iter()
-                            .map(|m| {
-                                format!(
-                                    "{{\"id\":\"1\",\"timestamp\":1,\"message\":{}}}",
-                                    serde_json::to_string(m).unwrap()
-                                )
-                            })
-                            .collect();
-                        format!(
-                            "{{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{}]}}",
-                            ev.join(",")
-                        )
-                    })
-                    .collect()
+                r.chunks(50).map(cloudwatch_envelope).collect()
             }),
         ];
         for (name, shape) in shapes {

@@ -1485,25 +1485,6 @@ fn inst_call(offset: i64, ip: &str) -> Value {
     )
 }
 
-fn offhost_flags(anns: &[Value]) -> Vec<(bool, Option<String>)> {
-    anns.iter()
-        .map(|a| {
-            (
-                a["ec2_cred_offhost"].as_bool().unwrap(),
-                a.get("offhost_reason")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string),
-            )
-        })
-        .collect()
-}
-
-fn reason(r: &str) -> (bool, Option<String>) {
-    (true, Some(r.to_string()))
-}
-
-const ON: (bool, Option<String>) = (false, None);
-
 /// SPEC 3.5 step 5: a second address in a scope that already has a trusted
 /// one; step 4: a public address outside AWS whatever was learned.
 #[test]

@@ -51,25 +51,6 @@ fn user_call(offset: i64, ip: &str) -> Value {
     )
 }
 
-fn flags(a: &[Value]) -> Vec<(bool, Option<String>)> {
-    a.iter()
-        .map(|x| {
-            (
-                x["ec2_cred_offhost"].as_bool().unwrap(),
-                x.get("offhost_reason")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string),
-            )
-        })
-        .collect()
-}
-
-fn why(r: &str) -> (bool, Option<String>) {
-    (true, Some(r.to_string()))
-}
-
-const ON: (bool, Option<String>) = (false, None);
-
 /// Both orders the CLI offers: streaming (input order) and batch (time order).
 fn both(records: &[Value]) -> [Vec<Value>; 2] {
     [run(records), run_time_order(Config::default(), records)]
@@ -95,8 +76,8 @@ fn vpc_endpoint_only_instance_then_internet_address_is_outside_aws() {
     recs.push(inst_call(360, OUTSIDE));
     for a in both(&recs) {
         assert_eq!(
-            flags(&a),
-            vec![ON, ON, ON, why("outside_aws"), why("outside_aws")]
+            offhost_flags(&a),
+            vec![ON, ON, ON, reason("outside_aws"), reason("outside_aws")]
         );
         assert_eq!(a[3]["ec2_instance_id"], IID);
     }
@@ -107,7 +88,10 @@ fn vpc_endpoint_only_instance_then_internet_address_is_outside_aws() {
 #[test]
 fn outside_aws_is_offhost_whatever_trust_on_first_use_learned() {
     let a = run(&[inst_call(0, OUTSIDE), inst_call(10, OUTSIDE)]);
-    assert_eq!(flags(&a), vec![why("outside_aws"), why("outside_aws")]);
+    assert_eq!(
+        offhost_flags(&a),
+        vec![reason("outside_aws"), reason("outside_aws")]
+    );
     // The same address with the AWS ranges turned off: v1 behaviour (trusted first use).
     let cfg = Config::from_json(br#"{"aws_ip_ranges":"off"}"#).unwrap();
     let a = run_with(
@@ -118,7 +102,10 @@ fn outside_aws_is_offhost_whatever_trust_on_first_use_learned() {
             inst_call(20, "198.51.100.78"),
         ],
     );
-    assert_eq!(flags(&a), vec![ON, ON, why("new_ip_for_instance")]);
+    assert_eq!(
+        offhost_flags(&a),
+        vec![ON, ON, reason("new_ip_for_instance")]
+    );
 }
 
 /// A NAT gateway (an AWS address) shared by instances and a CI user's key
@@ -133,7 +120,7 @@ fn nat_gateway_inside_aws_shared_with_a_user_flags_nothing() {
         inst_call(40, AWS_NAT),
     ];
     for a in both(&recs) {
-        assert_eq!(flags(&a), vec![ON; 5]);
+        assert_eq!(offhost_flags(&a), vec![ON; 5]);
         assert!(a.iter().all(|x| x.get("offhost_other_identity").is_none()));
     }
 }
@@ -143,7 +130,7 @@ fn nat_gateway_inside_aws_shared_with_a_user_flags_nothing() {
 fn outside_aws_address_of_a_user_names_the_other_identity() {
     let recs = vec![user_call(0, OUTSIDE), inst_call(10, OUTSIDE)];
     for a in both(&recs) {
-        assert_eq!(flags(&a)[1], why("ip_used_by_other_identity"));
+        assert_eq!(offhost_flags(&a)[1], reason("ip_used_by_other_identity"));
         assert_eq!(a[1]["offhost_other_identity"], user_arn(USER));
     }
     // A role session rooted at the user's key counts as the user too.
@@ -159,7 +146,7 @@ fn outside_aws_address_of_a_user_names_the_other_identity() {
         inst_call(10, OUTSIDE),
     ];
     let a = run(&recs);
-    assert_eq!(flags(&a)[1], why("ip_used_by_other_identity"));
+    assert_eq!(offhost_flags(&a)[1], reason("ip_used_by_other_identity"));
     assert_eq!(a[1]["offhost_other_identity"], user_arn(USER));
 }
 
@@ -181,7 +168,7 @@ fn trust_on_first_use_per_scope_dual_stack() {
     ];
     for a in both(&recs) {
         assert_eq!(
-            flags(&a),
+            offhost_flags(&a),
             vec![
                 ON,
                 ON,
@@ -190,9 +177,9 @@ fn trust_on_first_use_per_scope_dual_stack() {
                 ON,
                 ON,
                 ON,
-                why("new_ip_for_instance"),
-                why("new_ip_for_instance"),
-                why("new_ip_for_instance")
+                reason("new_ip_for_instance"),
+                reason("new_ip_for_instance"),
+                reason("new_ip_for_instance")
             ]
         );
     }
@@ -232,11 +219,14 @@ fn elastic_ip_moves_by_allocation_id_are_learned() {
         inst_call(30, AWS_NAT),
     ];
     for a in both(&recs) {
-        assert_eq!(flags(&a), vec![ON, ON, ON, why("new_ip_for_instance")]);
+        assert_eq!(
+            offhost_flags(&a),
+            vec![ON, ON, ON, reason("new_ip_for_instance")]
+        );
     }
     // Control: without the association, the new AWS address is flagged.
     let a = run(&[inst_call(0, AWS_NAT), inst_call(20, AWS_B)]);
-    assert_eq!(flags(&a)[1], why("new_ip_for_instance"));
+    assert_eq!(offhost_flags(&a)[1], reason("new_ip_for_instance"));
     // DisassociateAddress names only the association.
     let mut dis = call(
         "DisassociateAddress",
@@ -259,8 +249,8 @@ fn elastic_ip_moves_by_allocation_id_are_learned() {
         inst_call(60, AWS_B),
     ]);
     assert_eq!(
-        flags(&a),
-        vec![ON, ON, ON, ON, ON, why("new_ip_for_instance")]
+        offhost_flags(&a),
+        vec![ON, ON, ON, ON, ON, reason("new_ip_for_instance")]
     );
 }
 
@@ -273,7 +263,7 @@ fn dual_stack_first_ipv6_address_is_learned() {
         inst_call(20, AWS_NAT),
         inst_call(30, "2600:1f18:1234::5"),
     ]);
-    assert_eq!(flags(&a), vec![ON; 4]);
+    assert_eq!(offhost_flags(&a), vec![ON; 4]);
 }
 
 fn federated(key: &str, name: &str, creation: &str) -> Value {
@@ -343,7 +333,7 @@ fn sessions_named_like_an_instance_are_not_instance_credentials() {
         }
         assert_eq!(a[2]["lineage_root"], AKIA_USER);
         // The real instance still learns its own first address.
-        assert_eq!(flags(&a[3..]), vec![ON, ON]);
+        assert_eq!(offhost_flags(&a[3..]), vec![ON, ON]);
         assert_eq!(a[3]["ec2_instance_id"], IID);
     }
 }
@@ -369,7 +359,7 @@ fn instance_credentials_without_ec2_role_delivery() {
         )
     };
     let a = run(&[old(0, OUTSIDE)]);
-    assert_eq!(flags(&a), vec![why("outside_aws")]);
+    assert_eq!(offhost_flags(&a), vec![reason("outside_aws")]);
     assert_eq!(a[0]["ec2_instance_id"], IID);
     let k = "ASIAQ4PXEXAMPLEISSU1";
     let mut ui = assumed_role(k, IROLE, IID, T0);
@@ -385,7 +375,7 @@ fn instance_credentials_without_ec2_role_delivery() {
         ),
     ]);
     assert_eq!(a[1]["lineage_root"], format!("ec2:{IID}"));
-    assert_eq!(flags(&a)[1], why("outside_aws"));
+    assert_eq!(offhost_flags(&a)[1], reason("outside_aws"));
 }
 
 fn vpce_call(offset: i64, ip: &str, endpoint_account: &str) -> Value {
@@ -400,17 +390,23 @@ fn vpce_call(offset: i64, ip: &str, endpoint_account: &str) -> Value {
 #[test]
 fn trusted_vpc_endpoint_accounts_and_known_cidrs() {
     let recs = vec![vpce_call(0, "10.0.1.5", "999988887777")];
-    assert_eq!(flags(&run(&recs)), vec![why("foreign_vpc_endpoint")]);
+    assert_eq!(
+        offhost_flags(&run(&recs)),
+        vec![reason("foreign_vpc_endpoint")]
+    );
     let cfg = Config::from_json(br#"{"trusted_vpc_endpoint_accounts":["999988887777"]}"#).unwrap();
-    assert_eq!(flags(&run_with(cfg, &recs)), vec![ON]);
+    assert_eq!(offhost_flags(&run_with(cfg, &recs)), vec![ON]);
     let cfg = Config::from_json(br#"{"known_cidrs":["10.0.0.0/8"]}"#).unwrap();
     assert_eq!(
-        flags(&run_with(cfg, &recs)),
-        vec![why("foreign_vpc_endpoint")]
+        offhost_flags(&run_with(cfg, &recs)),
+        vec![reason("foreign_vpc_endpoint")]
     );
     // A known CIDR is trusted even outside AWS (a partner network).
     let cfg = Config::from_json(br#"{"known_cidrs":["198.51.100.0/24"]}"#).unwrap();
-    assert_eq!(flags(&run_with(cfg, &[inst_call(0, OUTSIDE)])), vec![ON]);
+    assert_eq!(
+        offhost_flags(&run_with(cfg, &[inst_call(0, OUTSIDE)])),
+        vec![ON]
+    );
     // A trusted account must be an account ID.
     let e = Config::from_json(br#"{"trusted_vpc_endpoint_accounts":["central"]}"#).unwrap_err();
     assert!(e.to_string().contains("12-digit"), "{e}");
@@ -459,7 +455,7 @@ fn offhost_ancestor_follows_the_pivot() {
     );
     let recs = vec![pivot, use1, hop, use2, clean];
     for a in both(&recs) {
-        assert_eq!(flags(&a)[0], why("outside_aws"));
+        assert_eq!(offhost_flags(&a)[0], reason("outside_aws"));
         assert!(a[0].get("offhost_ancestor").is_none(), "{}", a[0]);
         for i in [1, 2, 3] {
             assert_eq!(a[i]["offhost_ancestor"], true, "record {i}: {}", a[i]);

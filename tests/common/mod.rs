@@ -159,6 +159,28 @@ pub fn run_batch(records: &[Value]) -> Vec<Value> {
     records.iter().map(|r| step(&mut e2, r)).collect()
 }
 
+/// `(ec2_cred_offhost, offhost_reason)` of each annotation (SPEC 3.5 tests).
+pub fn offhost_flags(anns: &[Value]) -> Vec<(bool, Option<String>)> {
+    anns.iter()
+        .map(|a| {
+            (
+                a["ec2_cred_offhost"].as_bool().unwrap(),
+                a.get("offhost_reason")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// Off-host for reason `r`.
+pub fn reason(r: &str) -> (bool, Option<String>) {
+    (true, Some(r.to_string()))
+}
+
+/// Not off-host, no reason.
+pub const ON: (bool, Option<String>) = (false, None);
+
 /// Batch mode as the CLI runs it (`--order time`): records sorted (stably)
 /// by event time, issuances first within a second, two passes; annotations
 /// in input order.
