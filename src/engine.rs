@@ -1477,13 +1477,11 @@ impl Enricher {
                     existing.parent = parent;
                     existing.expires = expires;
                     existing.set_observed(expiration.is_some());
-                    if existing.marks() & (INSTANCE | NOT_INSTANCE)
-                        != marks & (INSTANCE | NOT_INSTANCE)
-                    {
-                        existing.unmark(INSTANCE | NOT_INSTANCE);
-                    }
+                    // Who issued it decides what it is (instance credentials
+                    // or not); a copy that knows less changes nothing.
+                    existing.unmark(INSTANCE | NOT_INSTANCE);
+                    existing.mark(marks);
                 }
-                existing.mark(marks);
             }
             None => {
                 let s = SetInfo {
