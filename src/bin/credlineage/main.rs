@@ -170,7 +170,7 @@ enum ReportFormat {
     Text,
     /// One JSON object (the same sections), for scripts.
     Json,
-    /// One self-contained HTML page (no network): the lineage as collapsible trees with off-host uses, collisions, off-host descendants and unresolved roots marked, a search box, a timeline per root, and the collision, off-host and live sections as sortable tables. Roots are paged 25 at a time and long lists open 100 entries at a time; the file grows linearly with the credentials (~0.4 KB each).
+    /// One self-contained HTML page (no network): the lineage as collapsible trees with off-host uses, collisions, off-host descendants and unresolved roots marked, a search box, a timeline per root, and the collision, off-host and live sections as sortable tables. Roots are paged 25 at a time and long lists open 100 entries at a time; the file grows linearly with the credentials (~0.45 KB each).
     Html,
 }
 

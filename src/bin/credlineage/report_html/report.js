@@ -301,14 +301,16 @@
         body.appendChild(r);
       });
       more.hidden = rows.length <= n;
-      more.textContent = "show " + Math.min(ROWS, rows.length - n) + " more (" + n + " of " + rows.length + " shown)";
+      more.textContent = rows.length > n ? "show " + Math.min(ROWS, rows.length - n) + " more (" + n + " of " + rows.length + " shown)" : "";
     }
     more.onclick = function () { n += ROWS; fill(); };
     thead.appendChild(tr);
     tb.appendChild(thead);
     tb.appendChild(body);
-    box.appendChild(tb);
-    box.appendChild(more);
+    var scroll = el("div", "scroll");
+    scroll.appendChild(tb);
+    scroll.appendChild(more);
+    box.appendChild(scroll);
     fill();
     return box;
   }
