@@ -20,6 +20,19 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }')" != "$wb" ]; th
   cargo install wasm-bindgen-cli --version "$wb"
 fi
 
+# The report page's browser test (tests/browser/) needs headless Chromium,
+# from Debian's packages (~1 min; as root, or through sudo). Where it cannot
+# be installed the test skips and says so, except under CI, where it must run.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  step "apt-get install chromium (the report page's browser test)"
+  if $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; then
+    :
+  else
+    echo "chromium could not be installed: tests/browser will skip" >&2
+  fi
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -44,6 +57,12 @@ export CARGO_PROFILE_RELEASE_LTO=off
 step "cargo test (unit, SPEC rules, golden CLI, hostile input, properties, serve, Fluent Bit module and WIT component in wasmtime, JS package in Node)"
 cargo test --release --all-targets
 cargo test --release --doc
+
+step "the report page in headless Chromium (tests/browser/)"
+cargo build --release --quiet --bin credlineage
+# Under CI a missing browser fails the test instead of skipping it.
+CREDLINEAGE_BIN="${CARGO_TARGET_DIR:-target}/release/credlineage" REQUIRE_BROWSER="${CI:-}" \
+  python3 -m unittest discover -s tests/browser -v
 
 step "SIEM side: Sigma rules through pySigma, Elastic and Splunk files (pipelines/)"
 ./scripts/test-siem.sh

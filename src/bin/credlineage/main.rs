@@ -11,6 +11,7 @@ use std::time::Instant;
 
 mod batch;
 mod report;
+mod report_html;
 mod serve;
 
 #[derive(Parser)]
@@ -169,6 +170,8 @@ enum ReportFormat {
     Text,
     /// One JSON object (the same sections), for scripts.
     Json,
+    /// One self-contained HTML page (no network): the lineage as collapsible trees with off-host uses, collisions, off-host descendants and unresolved roots marked, a search box, a timeline per root, and the collision, off-host and live sections as sortable tables. Roots are paged 25 at a time and long lists open 100 entries at a time; the file grows linearly with the credentials (~0.45 KB each).
+    Html,
 }
 
 #[derive(Args)]
@@ -867,6 +870,7 @@ fn report(a: ReportArgs) -> Result<ExitCode, Error> {
     let mut out = open_output(&a.output)?;
     let written = match a.format {
         ReportFormat::Text => report::write_text(&mut out, &r),
+        ReportFormat::Html => report_html::write_html(&mut out, &r),
         ReportFormat::Json => serde_json::to_writer_pretty(&mut out, &r)
             .map_err(io::Error::other)
             .and_then(|_| writeln!(out)),

@@ -39,8 +39,18 @@ pub struct Credential {
     pub source_ips: Vec<String>,
     /// Distinct source IPs (`source_ips` lists at most eight).
     pub source_ip_count: usize,
+    /// Its calls marked `ec2_cred_offhost` (instance credentials used away from their instance).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub offhost_calls: u64,
+    /// Its calls were marked `offhost_ancestor`: it descends from an off-host use.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub offhost_ancestor: bool,
     /// Credentials it issued (role chaining), in order of first sight.
     pub children: Vec<Credential>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One origin and the tree of credentials that came from it.
@@ -147,6 +157,8 @@ struct Node {
     first: Option<i64>,
     last: Option<i64>,
     ips: BTreeSet<String>,
+    offhost_calls: u64,
+    ancestor: bool,
 }
 
 #[derive(Default)]
@@ -335,6 +347,10 @@ impl Report {
             if let Some(ip) = &ip {
                 n.ips.insert(ip.clone());
             }
+            if b("ec2_cred_offhost") == Some(true) {
+                n.offhost_calls += 1;
+            }
+            n.ancestor |= b("offhost_ancestor") == Some(true);
         }
         if let Some(iss) = a.get("issued").and_then(Value::as_object) {
             let gs = |k: &str| iss.get(k).and_then(Value::as_str).map(str::to_string);
@@ -360,6 +376,10 @@ impl Report {
                 n.parent = n.parent.take().or(fp.clone());
                 n.issued_by = n.issued_by.take().or(by);
                 n.expiration = n.expiration.take().or(gs("expiration"));
+                // Issued by an off-host call (or by one of its descendants):
+                // the engine marks its calls `offhost_ancestor`; so is it, used or not.
+                n.ancestor |=
+                    b("ec2_cred_offhost") == Some(true) || b("offhost_ancestor") == Some(true);
                 span(&mut n.first, &mut n.last, t);
             }
         }
@@ -426,6 +446,8 @@ impl Report {
             last_seen: iso(n.last),
             source_ips: n.ips.iter().take(MAX_IPS).cloned().collect(),
             source_ip_count: n.ips.len(),
+            offhost_calls: n.offhost_calls,
+            offhost_ancestor: n.ancestor,
             children: Vec::new(),
         }
     }
