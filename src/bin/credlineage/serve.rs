@@ -50,7 +50,14 @@ const POLL: Duration = Duration::from_millis(100);
 const DRAIN_IDLE: Duration = Duration::from_millis(250);
 /// A client that stops sending in the middle of an oversized line (holding
 /// the other connections back) is cut off after this long.
-const LONG_LINE_IDLE: Duration = Duration::from_secs(5);
+const LONG_LINE_IDLE: Duration = Duration::from_secs(2);
+/// When every slot is taken and a waiting connection has data, a served
+/// connection that has sent nothing for this long gives its slot up.
+const EVICT_IDLE: Duration = Duration::from_secs(1);
+/// Accepted connections waiting for a slot: at most this many (the oldest
+/// is closed to make room), looked at this often.
+const MAX_WAITING: usize = 4096;
+const WAITING_POLL: Duration = Duration::from_millis(50);
 /// Batches of lines moved through the queues are cut at about this size.
 const BATCH: usize = 256 * 1024;
 /// Accounting overhead of one queue item, on top of its bytes.
@@ -91,9 +98,21 @@ pub struct ServeArgs {
     /// hold before readers stop reading their sockets (back-pressure).
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
     queue_bytes: usize,
-    /// Most client connections served at once; further ones wait in the listen backlog.
+    /// Most client connections served at once. Further ones are accepted
+    /// and wait (without a thread) for a slot; one that has data takes the
+    /// slot of a served connection idle for a second or more.
     #[arg(long, value_name = "N", default_value_t = 32)]
     max_connections: usize,
+    /// A connection that sends nothing for this many seconds is closed
+    /// (served or waiting for a slot).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// A line must arrive whole within this many seconds of its first byte;
+    /// otherwise the connection is closed (what arrived of the line is
+    /// passed on as it is). An oversized line holding the queue is also cut
+    /// off after 2 s without data.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    line_timeout: f64,
     /// On SIGTERM/SIGINT: seconds allowed for the drain. Clients are read
     /// until idle for 250 ms (for at most half of it); queued lines are
     /// delivered until it runs out, then counted as undelivered.
@@ -122,6 +141,8 @@ struct Counters {
     /// after stdout was closed).
     undelivered: AtomicU64,
     reconnects: AtomicU64,
+    /// Connections closed for idleness, a slow line, or to free a slot.
+    cut_off: AtomicU64,
 }
 
 impl Counters {
@@ -353,6 +374,19 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
     let drain = Duration::try_from_secs_f64(a.shutdown_timeout)
         .map_err(|e| arg_err("--shutdown-timeout", e))?
         .min(Duration::from_secs(86_400));
+    let secs = |flag: &str, v: f64| -> Result<Duration, Error> {
+        let d = Duration::try_from_secs_f64(v).map_err(|e| arg_err(flag, e))?;
+        if d.is_zero() {
+            return Err(arg_err(flag, "must be more than 0"));
+        }
+        Ok(d.min(Duration::from_secs(86_400)))
+    };
+    let limits = Limits {
+        max_connections: a.max_connections,
+        max_line: a.max_line_bytes,
+        idle: secs("--idle-timeout", a.idle_timeout)?,
+        line: secs("--line-timeout", a.line_timeout)?,
+    };
     check_addr("--listen", &a.listen)?;
     if let Some(f) = &a.forward {
         check_addr("--forward", f)?;
@@ -426,7 +460,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             .map_err(|e| arg_err("thread", e))?
     };
 
-    let readers = accept_loop(&listener, &inq, &sh, a.max_connections, a.max_line_bytes);
+    let readers = accept_loop(&listener, &inq, &sh, &limits);
     drop(listener);
 
     // Shutdown: readers drain their clients (until idle, closed, or half the
@@ -493,8 +527,9 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             Counters::get(&c.bytes_in),
         );
         eprintln!(
-            "credlineage serve: {} connections, {} lines in, {} records out, {} oversized lines passed on unenriched ({} cut off), {} reconnects to --forward, {} undelivered",
+            "credlineage serve: {} connections ({} closed for idleness or slowness), {} lines in, {} records out, {} oversized lines passed on unenriched ({} cut off), {} reconnects to --forward, {} undelivered",
             Counters::get(&c.connections),
+            Counters::get(&c.cut_off),
             Counters::get(&c.lines_in),
             Counters::get(&c.records_out),
             Counters::get(&c.oversized),
@@ -549,57 +584,224 @@ fn count_left(inq: &Queue<In>, outq: &Queue<Out>) -> u64 {
     n
 }
 
-/// Accept clients until a stop signal; one reader thread each.
+/// What bounds a connection.
+struct Limits {
+    max_connections: usize,
+    max_line: usize,
+    idle: Duration,
+    line: Duration,
+}
+
+/// What the acceptor knows of a served connection, and how it asks the
+/// reader to give its slot up.
+struct Slot {
+    /// Milliseconds since `Slot::t0` of the last data (or of the end of the
+    /// last push, so a reader blocked by back-pressure is not idle).
+    last: AtomicU64,
+    /// Inside `feed` (possibly waiting on the queue): not idle.
+    busy: AtomicBool,
+    /// Asked to end: another connection needs the slot.
+    evict: AtomicBool,
+    t0: Instant,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            last: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+            evict: AtomicBool::new(false),
+            t0: Instant::now(),
+        }
+    }
+    fn touch(&self) {
+        let ms = u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+    /// How long it has been idle; zero while busy.
+    fn idle(&self) -> Duration {
+        if self.busy.load(Ordering::Relaxed) {
+            return Duration::ZERO;
+        }
+        let now = u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(now.saturating_sub(self.last.load(Ordering::Relaxed)))
+    }
+}
+
+/// An accepted connection without a slot yet (no thread, non-blocking).
+struct Waiting {
+    id: u64,
+    s: TcpStream,
+    peer: std::net::SocketAddr,
+    since: Instant,
+}
+
+/// Whether a waiting connection has sent something (or closed): `None`
+/// when it has gone away with an error.
+fn has_data(s: &TcpStream) -> Option<bool> {
+    let mut b = [0u8; 1];
+    match s.peek(&mut b) {
+        Ok(_) => Some(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(false),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// Accept clients until a stop signal. Every connection is accepted at
+/// once (so the listen backlog never fills); at most `max_connections` are
+/// served, one reader thread each, the others wait without a thread. A
+/// waiting connection that has data takes the slot of a served connection
+/// that has been idle for [`EVICT_IDLE`]; waiting ones that stay silent for
+/// `--idle-timeout` are closed, and beyond [`MAX_WAITING`] the oldest is.
 fn accept_loop(
     listener: &TcpListener,
     inq: &Arc<Queue<In>>,
     sh: &Arc<Shared>,
-    max_connections: usize,
-    max_line: usize,
+    lim: &Limits,
 ) -> Vec<JoinHandle<()>> {
-    let mut readers: Vec<JoinHandle<()>> = Vec::new();
+    let mut readers: Vec<(JoinHandle<()>, Arc<Slot>)> = Vec::new();
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let mut next_id = 0u64;
     let mut last_error: Option<Instant> = None;
+    let mut last_poll = Instant::now();
     while !sh.stopping() {
-        readers.retain(|h| !h.is_finished());
-        if readers.len() >= max_connections {
-            thread::sleep(Duration::from_millis(20));
-            continue;
+        readers.retain(|(h, _)| !h.is_finished());
+        // Accept everything pending.
+        let mut accepted = false;
+        for _ in 0..256 {
+            match listener.accept() {
+                Ok((s, peer)) => {
+                    accepted = true;
+                    next_id += 1;
+                    Counters::add(&sh.c.connections, 1);
+                    sh.log(format_args!("connection {next_id} from {peer}"));
+                    if let Err(e) = s.set_nonblocking(true) {
+                        sh.log(format_args!("connection {next_id}: {e}"));
+                        continue;
+                    }
+                    waiting.push_back(Waiting {
+                        id: next_id,
+                        s,
+                        peer,
+                        since: Instant::now(),
+                    });
+                    if waiting.len() > MAX_WAITING {
+                        if let Some(w) = waiting.pop_front() {
+                            Counters::add(&sh.c.cut_off, 1);
+                            sh.log(format_args!(
+                                "connection {}: closed, too many connections waiting for a slot",
+                                w.id
+                            ));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // E.g. out of file descriptors: say so (at most once a second) and back off.
+                    if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        sh.log(format_args!("accept: {e}"));
+                        last_error = Some(Instant::now());
+                    }
+                    thread::sleep(POLL);
+                    break;
+                }
+            }
         }
-        match listener.accept() {
-            Ok((s, peer)) => {
-                next_id += 1;
-                let id = next_id;
-                Counters::add(&sh.c.connections, 1);
-                if let Err(e) = s.set_nonblocking(false) {
-                    sh.log(format_args!("connection {id} from {peer}: {e}"));
-                    continue;
-                }
-                sh.log(format_args!("connection {id} from {peer}"));
-                let (q, shr) = (Arc::clone(inq), Arc::clone(sh));
-                match thread::Builder::new()
-                    .name(format!("conn-{id}"))
-                    .spawn(move || reader(id, s, &q, &shr, max_line))
-                {
-                    Ok(h) => readers.push(h),
-                    Err(e) => sh.log(format_args!("connection {id}: cannot start a thread: {e}")),
-                }
+        if !waiting.is_empty() && (accepted || last_poll.elapsed() >= WAITING_POLL) {
+            last_poll = Instant::now();
+            place_waiting(&mut waiting, &mut readers, inq, sh, lim);
+        }
+        thread::sleep(Duration::from_millis(if waiting.is_empty() {
+            20
+        } else {
+            5
+        }));
+    }
+    for w in waiting {
+        sh.log(format_args!(
+            "connection {}: closed at shutdown before it was served",
+            w.id
+        ));
+    }
+    readers.into_iter().map(|(h, _)| h).collect()
+}
+
+/// Give waiting connections the free slots (first come, first served), or
+/// the slots of idle served ones when they have data; close the silent and
+/// the gone.
+fn place_waiting(
+    waiting: &mut VecDeque<Waiting>,
+    readers: &mut Vec<(JoinHandle<()>, Arc<Slot>)>,
+    inq: &Arc<Queue<In>>,
+    sh: &Arc<Shared>,
+    lim: &Limits,
+) {
+    let mut ready = VecDeque::new();
+    let mut silent = VecDeque::new();
+    for w in waiting.drain(..) {
+        match has_data(&w.s) {
+            Some(true) => ready.push_back(w),
+            Some(false) if w.since.elapsed() >= lim.idle => {
+                Counters::add(&sh.c.cut_off, 1);
+                sh.log(format_args!(
+                    "connection {} ended (idle) while waiting for a slot",
+                    w.id
+                ));
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                // E.g. out of file descriptors: say so (at most once a second) and back off.
-                if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    sh.log(format_args!("accept: {e}"));
-                    last_error = Some(Instant::now());
-                }
-                thread::sleep(POLL);
-            }
+            Some(false) => silent.push_back(w),
+            None => sh.log(format_args!(
+                "connection {} ended (error) while waiting",
+                w.id
+            )),
         }
     }
-    readers
+    // Connections with data first; a slot that is free goes to them, then to silent ones.
+    let leaving = readers
+        .iter()
+        .filter(|(_, s)| s.evict.load(Ordering::Relaxed))
+        .count();
+    let mut want_evict = ready
+        .len()
+        .saturating_sub(lim.max_connections.saturating_sub(readers.len()))
+        .saturating_sub(leaving);
+    while want_evict > 0 {
+        let victim = readers
+            .iter()
+            .filter(|(_, s)| !s.evict.load(Ordering::Relaxed))
+            .map(|(_, s)| (s.idle(), s))
+            .filter(|(idle, _)| *idle >= EVICT_IDLE)
+            .max_by_key(|(idle, _)| *idle)
+            .map(|(_, s)| Arc::clone(s));
+        let Some(v) = victim else { break };
+        v.evict.store(true, Ordering::Relaxed);
+        want_evict -= 1;
+    }
+    let mut queue: VecDeque<Waiting> = ready.into_iter().chain(silent).collect();
+    while readers.len() < lim.max_connections {
+        let Some(w) = queue.pop_front() else { break };
+        let Waiting { id, s, peer, .. } = w;
+        if let Err(e) = s.set_nonblocking(false) {
+            sh.log(format_args!("connection {id} from {peer}: {e}"));
+            continue;
+        }
+        let slot = Arc::new(Slot::new());
+        slot.touch();
+        let (q, shr, sl) = (Arc::clone(inq), Arc::clone(sh), Arc::clone(&slot));
+        let (max_line, idle, line) = (lim.max_line, lim.idle, lim.line);
+        match thread::Builder::new()
+            .name(format!("conn-{id}"))
+            .spawn(move || reader(id, s, &q, &shr, &sl, max_line, idle, line))
+        {
+            Ok(h) => readers.push((h, slot)),
+            Err(e) => sh.log(format_args!("connection {id}: cannot start a thread: {e}")),
+        }
+    }
+    // Keep arrival order for those still waiting.
+    let mut rest: Vec<Waiting> = queue.into_iter().collect();
+    rest.sort_by_key(|w| w.id);
+    waiting.extend(rest);
 }
 
 // ---------------------------------------------------------------------------
@@ -756,7 +958,17 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-fn reader(conn: u64, mut s: TcpStream, q: &Queue<In>, sh: &Shared, max_line: usize) {
+#[allow(clippy::too_many_arguments)]
+fn reader(
+    conn: u64,
+    mut s: TcpStream,
+    q: &Queue<In>,
+    sh: &Shared,
+    slot: &Slot,
+    max_line: usize,
+    idle: Duration,
+    line_timeout: Duration,
+) {
     if let Err(e) = s.set_read_timeout(Some(POLL)) {
         sh.log(format_args!("connection {conn}: {e}"));
         return;
@@ -775,7 +987,17 @@ fn reader(conn: u64, mut s: TcpStream, q: &Queue<In>, sh: &Shared, max_line: usi
     let mut buf = vec![0u8; READ_CHUNK];
     let mut last_data = Instant::now();
     let mut drain_from: Option<Instant> = None;
+    // When the line now arriving began (None between lines).
+    let mut line_since: Option<Instant> = None;
     let why: String = loop {
+        if slot.evict.load(Ordering::Relaxed) {
+            Counters::add(&sh.c.cut_off, 1);
+            break "idle, its slot given to a waiting connection".into();
+        }
+        if line_since.is_some_and(|t| t.elapsed() >= line_timeout) {
+            Counters::add(&sh.c.cut_off, 1);
+            break "line not complete within --line-timeout".into();
+        }
         if drain_from.is_none() && sh.stopping() {
             drain_from = Some(Instant::now());
         }
@@ -787,8 +1009,17 @@ fn reader(conn: u64, mut s: TcpStream, q: &Queue<In>, sh: &Shared, max_line: usi
             Ok(n) => {
                 last_data = Instant::now();
                 Counters::add(&sh.c.bytes_in, n as u64);
-                if lines.feed(buf.get(..n).unwrap_or_default()).is_err() {
+                slot.busy.store(true, Ordering::Relaxed);
+                let fed = lines.feed(buf.get(..n).unwrap_or_default());
+                slot.touch();
+                slot.busy.store(false, Ordering::Relaxed);
+                if fed.is_err() {
                     return;
+                }
+                if lines.pending.is_empty() && !lines.long {
+                    line_since = None;
+                } else if line_since.is_none() {
+                    line_since = Some(last_data);
                 }
             }
             Err(e) if is_timeout(&e) => {
@@ -798,7 +1029,12 @@ fn reader(conn: u64, mut s: TcpStream, q: &Queue<In>, sh: &Shared, max_line: usi
                     }
                 }
                 if lines.long && last_data.elapsed() >= LONG_LINE_IDLE {
-                    break "idle".into();
+                    Counters::add(&sh.c.cut_off, 1);
+                    break "idle inside an oversized line".into();
+                }
+                if drain_from.is_none() && slot.idle() >= idle {
+                    Counters::add(&sh.c.cut_off, 1);
+                    break "idle for --idle-timeout".into();
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
