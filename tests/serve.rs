@@ -1362,3 +1362,64 @@ fn a_trickled_oversized_line_does_not_hold_the_queue() {
         exit.stderr
     );
 }
+
+// ---------------------------------------------------------------------------
+// The forward side: nothing claimed that is not known (issue 13)
+// ---------------------------------------------------------------------------
+
+/// A slowly reading target dies with records unread in its socket buffers:
+/// those are lost, and the summary must not say everything was delivered.
+/// Every record the target never got is counted as not confirmed, and the
+/// exit status is 1.
+#[test]
+fn a_slow_target_that_dies_is_not_reported_as_delivered() {
+    let input = run_cli(&["generate", "-n", "60000"], b"");
+    let sent = lines(&input).len();
+    let target = Target::new();
+    let server = Server::start(&["--forward", &target.addr()]);
+    let addr = server.addr;
+    let client = thread::spawn(move || send_all(addr, &input));
+    // First connection: read slowly for a while, then die with unread data.
+    let mut got = 0usize;
+    {
+        let mut t = target.accept();
+        let mut buf = vec![0u8; 4096];
+        let until = Instant::now() + Duration::from_millis(800);
+        while Instant::now() < until {
+            if let Ok(k) = t.read(&mut buf) {
+                got += buf[..k].iter().filter(|&&c| c == b'\n').count();
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // A new target instance reads everything that is sent again.
+    let mut t = target.accept();
+    let rest = thread::spawn(move || read_to_eof(&mut t));
+    client.join().unwrap();
+    // Wait until the server has forwarded everything it received.
+    let until = Instant::now() + WAIT;
+    while !server.stderr().contains("connection 1 ended") {
+        assert!(Instant::now() < until);
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(500));
+    let exit = server.terminate();
+    got += lines(&rest.join().unwrap()).len();
+    let summary = exit.stderr.lines().last().unwrap_or_default().to_string();
+    let unconfirmed: usize = summary
+        .split("delivery of ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(got <= sent, "{got} > {sent}");
+    assert!(
+        got + unconfirmed >= sent,
+        "{} records lost but only {unconfirmed} reported as not confirmed: {summary}",
+        sent - got
+    );
+    if got < sent {
+        assert_eq!(exit.code, 1, "{}", exit.stderr);
+        assert!(summary.contains("not confirmed"), "{summary}");
+    }
+}

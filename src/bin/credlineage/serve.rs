@@ -141,6 +141,10 @@ struct Counters {
     /// after stdout was closed).
     undelivered: AtomicU64,
     reconnects: AtomicU64,
+    /// Of `records_out`, records written on a `--forward` connection that was
+    /// then reset or not closed cleanly: they may have been in socket
+    /// buffers and lost.
+    unconfirmed: AtomicU64,
     /// Connections closed for idleness, a slow line, or to free a slot.
     cut_off: AtomicU64,
 }
@@ -527,11 +531,17 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             Counters::get(&c.bytes_in),
         );
         eprintln!(
-            "credlineage serve: {} connections ({} closed for idleness or slowness), {} lines in, {} records out, {} oversized lines passed on unenriched ({} cut off), {} reconnects to --forward, {} undelivered",
+            "credlineage serve: {} connections ({} closed for idleness or slowness), {} lines in, {} records out{}, {} oversized lines passed on unenriched ({} cut off), {} reconnects to --forward, {} undelivered",
             Counters::get(&c.connections),
             Counters::get(&c.cut_off),
             Counters::get(&c.lines_in),
             Counters::get(&c.records_out),
+            match Counters::get(&c.unconfirmed) {
+                0 => String::new(),
+                n => format!(
+                    " (delivery of {n} of them not confirmed: written on --forward connections that were reset or not closed cleanly, they may not have arrived)"
+                ),
+            },
             Counters::get(&c.oversized),
             Counters::get(&c.oversized_cut),
             Counters::get(&c.reconnects),
@@ -539,11 +549,14 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
         );
     }
     saved?;
-    Ok(if Counters::get(&c.undelivered) > 0 || stuck || failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if Counters::get(&c.undelivered) > 0 || Counters::get(&c.unconfirmed) > 0 || stuck || failed
+        {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 /// Wait for a thread to finish. Once `deadline` has passed, set the abort
@@ -1226,6 +1239,9 @@ struct TcpSink {
     /// The current outage has been reported.
     reported_down: bool,
     long: LongState,
+    /// Records written whole on the current connection: not confirmed until
+    /// the peer closes it cleanly.
+    on_conn: u64,
 }
 
 impl TcpSink {
@@ -1237,6 +1253,7 @@ impl TcpSink {
             backoff: BACKOFF_MIN,
             reported_down: false,
             long: LongState::Idle,
+            on_conn: 0,
         }
     }
 
@@ -1291,13 +1308,29 @@ impl TcpSink {
         true
     }
 
-    fn lost(&mut self, why: &dyn std::fmt::Display, sh: &Shared) {
+    /// The connection is gone. `clean`: the peer closed it with an end of
+    /// stream and no reset followed; a peer that closes with unread data
+    /// resets the connection instead, so what was written on it has been
+    /// read. Otherwise (a reset, a broken pipe, any error) the records
+    /// written on it are not confirmed: the last of them may have been in
+    /// the kernel's socket buffers (ours or the peer's) and lost; they are
+    /// counted and reported, never claimed delivered.
+    fn lost(&mut self, why: &dyn std::fmt::Display, clean: bool, sh: &Shared) {
         if let Some(s) = self.conn.take() {
             let _ = s.shutdown(Shutdown::Both);
-            sh.log(format_args!(
-                "connection to --forward {} lost: {why}; reconnecting",
-                self.addr
-            ));
+            let n = std::mem::take(&mut self.on_conn);
+            if clean || n == 0 {
+                sh.log(format_args!(
+                    "connection to --forward {} lost: {why}; reconnecting",
+                    self.addr
+                ));
+            } else {
+                Counters::add(&sh.c.unconfirmed, n);
+                sh.log(format_args!(
+                    "connection to --forward {} lost: {why}; delivery of the {n} records written on it is not confirmed (those still in socket buffers are lost); reconnecting",
+                    self.addr
+                ));
+            }
         }
     }
 
@@ -1307,21 +1340,40 @@ impl TcpSink {
     fn check_alive(&mut self, sh: &Shared) {
         let Some(s) = self.conn.as_mut() else { return };
         if let Err(e) = s.set_nonblocking(true) {
-            return self.lost(&e, sh);
+            return self.lost(&e, false, sh);
         }
         let mut buf = [0u8; 4096];
-        let dead: Option<String> = loop {
+        let dead: Option<(String, bool)> = loop {
             match s.read(&mut buf) {
-                Ok(0) => break Some("closed by the peer".into()),
+                Ok(0) => break Some(("closed by the peer".into(), true)),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Some(e.to_string()),
+                Err(e) => break Some((e.to_string(), false)),
             }
         };
-        let dead = dead.or_else(|| s.set_nonblocking(false).err().map(|e| e.to_string()));
-        if let Some(why) = dead {
-            self.lost(&why, sh);
+        // An end of stream: bytes of ours still in flight then would draw a
+        // reset from the peer; give it a moment to arrive.
+        let dead = match dead {
+            Some((why, true)) if self.on_conn > 0 => {
+                thread::sleep(Duration::from_millis(50));
+                match s.read(&mut buf) {
+                    Ok(_) => Some((why, true)),
+                    Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                        Some((why, true))
+                    }
+                    Err(e) => Some((format!("{why}, then {e}"), false)),
+                }
+            }
+            d => d,
+        };
+        let dead = dead.or_else(|| {
+            s.set_nonblocking(false)
+                .err()
+                .map(|e| (e.to_string(), false))
+        });
+        if let Some((why, clean)) = dead {
+            self.lost(&why, clean, sh);
         }
     }
 
@@ -1343,12 +1395,16 @@ impl TcpSink {
     fn send_lines(&mut self, bytes: &[u8], records: u64, sh: &Shared) {
         self.check_alive(sh);
         let mut off = 0;
+        // Where the current connection started on this batch.
+        let mut base = 0;
+        let lines_in =
+            |from: usize, to: usize| count_lines(bytes.get(from..to).unwrap_or_default());
         while off < bytes.len() {
             if sh.aborted() {
-                Counters::add(
-                    &sh.c.undelivered,
-                    count_lines(bytes.get(off..).unwrap_or_default()),
-                );
+                let done = line_start(bytes, off);
+                self.on_conn += lines_in(base, done);
+                Counters::add(&sh.c.records_out, lines_in(0, done));
+                Counters::add(&sh.c.undelivered, lines_in(done, bytes.len()));
                 return;
             }
             if !self.connect(sh) {
@@ -1359,19 +1415,24 @@ impl TcpSink {
             };
             match s.write(bytes.get(off..).unwrap_or_default()) {
                 Ok(0) => {
-                    self.lost(&"wrote 0 bytes", sh);
                     off = line_start(bytes, off);
+                    self.on_conn += lines_in(base, off);
+                    self.lost(&"wrote 0 bytes", false, sh);
+                    base = off;
                 }
                 Ok(n) => off += n,
                 Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // Resend from the start of the line that was cut: lines
-                    // written whole before the error count as delivered.
-                    self.lost(&e, sh);
+                    // Resend from the start of the line that was cut; lines
+                    // written whole before the error are not confirmed.
                     off = line_start(bytes, off);
+                    self.on_conn += lines_in(base, off);
+                    self.lost(&e, false, sh);
+                    base = off;
                 }
             }
         }
+        self.on_conn += lines_in(base, bytes.len());
         Counters::add(&sh.c.records_out, records);
     }
 
@@ -1403,7 +1464,7 @@ impl TcpSink {
                 continue;
             };
             match s.write(bytes.get(off..).unwrap_or_default()) {
-                Ok(0) => self.lost(&"wrote 0 bytes", sh),
+                Ok(0) => self.lost(&"wrote 0 bytes", false, sh),
                 Ok(n) => {
                     off += n;
                     if matches!(self.long, LongState::Idle) {
@@ -1411,11 +1472,12 @@ impl TcpSink {
                     }
                 }
                 Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => self.lost(&e, sh),
+                Err(e) => self.lost(&e, false, sh),
             }
         }
         if end {
             self.long = LongState::Idle;
+            self.on_conn += 1;
             Counters::add(&sh.c.records_out, 1);
         }
     }
@@ -1440,25 +1502,35 @@ impl Sink for TcpSink {
 
     /// Close the write side and wait (at most `FINISH_WAIT`, or until the
     /// shutdown deadline) for the peer to close its side: it has then read
-    /// everything.
+    /// everything. If it does not (or resets), the records written on the
+    /// connection are counted as not confirmed.
     fn finish(&mut self, sh: &Shared) {
         let Some(s) = self.conn.as_mut() else { return };
-        if s.shutdown(Shutdown::Write).is_err() || s.set_read_timeout(Some(POLL)).is_err() {
-            return;
-        }
-        let until = Instant::now() + FINISH_WAIT;
-        let mut buf = [0u8; 4096];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
-                    if sh.aborted() || Instant::now() >= until {
-                        break;
-                    }
-                }
-                Err(_) => break,
+        let why: Option<String> = (|| {
+            if let Err(e) = s
+                .shutdown(Shutdown::Write)
+                .and_then(|()| s.set_read_timeout(Some(POLL)))
+            {
+                return Some(e.to_string());
             }
+            let until = Instant::now() + FINISH_WAIT;
+            let mut buf = [0u8; 4096];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                        if sh.aborted() || Instant::now() >= until {
+                            return Some("it did not close its side in time".into());
+                        }
+                    }
+                    Err(e) => return Some(e.to_string()),
+                }
+            }
+        })();
+        match why {
+            None => self.on_conn = 0,
+            Some(why) => self.lost(&why, false, sh),
         }
     }
 }
