@@ -539,3 +539,21 @@ fn a_line_over_the_line_cap_is_skipped_and_reading_goes_on() {
         assert_eq!(annotations(&o.stdout).len(), 40, "{order}");
     }
 }
+
+/// Issue 13: symlink loops in an input directory: each directory is read
+/// once (one loop gave every record 41 times; two loops ran exponentially).
+#[test]
+fn symlink_loops_in_an_input_directory_are_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("trail");
+    std::fs::create_dir_all(root.join("a/b")).unwrap();
+    std::fs::copy(fixture("scenarios.jsonl"), root.join("a/b/t.jsonl")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("a/b/up")).unwrap();
+    std::os::unix::fs::symlink("../..", root.join("a/b/upup")).unwrap();
+    std::os::unix::fs::symlink(".", root.join("a/self")).unwrap();
+    let t0 = std::time::Instant::now();
+    let o = run(&["enrich", "--quiet", root.to_str().unwrap()], None);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(annotations(&o.stdout).len(), 40);
+}

@@ -401,7 +401,18 @@ fn collect_files(paths: &[PathBuf], run: &mut Run) -> Vec<PathBuf> {
             let mut stack = vec![p.clone()];
             let mut found = Vec::new();
             let skipped_before = run.skipped.len();
+            // Each directory is read once, however many links lead to it
+            // (symlink loops): known by device and inode.
+            let mut seen = std::collections::HashSet::new();
             while let Some(d) = stack.pop() {
+                {
+                    use std::os::unix::fs::MetadataExt;
+                    if let Ok(m) = std::fs::metadata(&d) {
+                        if !seen.insert((m.dev(), m.ino())) {
+                            continue;
+                        }
+                    }
+                }
                 match std::fs::read_dir(&d) {
                     Ok(rd) => {
                         for e in rd.flatten() {
