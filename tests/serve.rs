@@ -1423,3 +1423,16 @@ fn a_slow_target_that_dies_is_not_reported_as_delivered() {
         assert!(summary.contains("not confirmed"), "{summary}");
     }
 }
+
+/// Issue 13: listening on loopback gives no warning (the warning for any
+/// other address is checked by hand, as tests bind loopback only:
+/// `credlineage serve --listen 0.0.0.0:0` prints `warning: … reachable
+/// beyond this host`).
+#[test]
+fn listening_on_loopback_gives_no_warning() {
+    for listen in ["127.0.0.1:0", "[::1]:0"] {
+        let server = Server::start_on(listen, &[]);
+        let exit = server.terminate();
+        assert!(!exit.stderr.contains("warning"), "{}", exit.stderr);
+    }
+}

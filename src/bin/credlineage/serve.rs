@@ -424,6 +424,11 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
     let local = listener.local_addr().map_err(|e| arg_err("--listen", e))?;
     // Always printed: with port 0 it is the only way to learn the port.
     eprintln!("credlineage serve: listening on {local}");
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "credlineage serve: warning: {local} is reachable beyond this host; there is no authentication or TLS, and every client shares the one state (see \"Deploying safely\" in docs/serve.md)"
+        );
+    }
 
     let sh = Arc::new(Shared {
         stop,
