@@ -557,3 +557,53 @@ fn symlink_loops_in_an_input_directory_are_read_once() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(annotations(&o.stdout).len(), 40);
 }
+
+/// Issue 13: a FIFO or a device as the state file is refused, not read
+/// (it hung or was read whole); a symlinked state path updates its target.
+#[test]
+fn state_file_type_is_checked_and_a_symlink_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fx = fixture("scenarios.jsonl");
+    for bad in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let t0 = std::time::Instant::now();
+        let o = run(&["enrich", "--state", bad, fx.to_str().unwrap()], None);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(o.code, 2, "{bad}: {}", o.stderr);
+        assert!(o.stderr.contains("not a regular file"), "{}", o.stderr);
+    }
+    let real = dir.path().join("real.bin");
+    let link = dir.path().join("link.bin");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let o = run(
+        &[
+            "enrich",
+            "--quiet",
+            "--state",
+            link.to_str().unwrap(),
+            fx.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(std::fs::metadata(&real).unwrap().len() > 0);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(left.is_empty());
+}

@@ -631,8 +631,32 @@ fn progress(total: Option<u64>, enabled: bool) -> ProgressBar {
     pb
 }
 
+/// Largest state file read (a snapshot of the largest state `--max-bytes` allows is far smaller).
+const MAX_STATE_FILE: u64 = 4 << 30;
+
 fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>>, Error> {
     let Some(p) = path else { return Ok(None) };
+    // Checked before reading: a FIFO would hang, a device or a huge file be read whole.
+    match std::fs::metadata(p) {
+        Ok(m) if !m.is_file() => {
+            return Err(input_err(
+                p,
+                None,
+                "not a regular file; refused as a state file",
+            ));
+        }
+        Ok(m) if m.len() > MAX_STATE_FILE => {
+            return Err(input_err(
+                p,
+                None,
+                format!(
+                    "{} bytes, more than a state file can be ({MAX_STATE_FILE}); refused",
+                    m.len()
+                ),
+            ));
+        }
+        _ => {}
+    }
     match std::fs::read(p) {
         Ok(bytes) => {
             e.restore(&bytes).map_err(|err| match err {
@@ -700,21 +724,38 @@ fn check_state_writable(path: &Path) -> Result<(), Error> {
 }
 
 /// Write the state to `path` atomically: a temporary file in the same directory, synced, then renamed.
+///
+/// A symlink at `path` is followed: its target is updated, the link kept.
+/// The temporary file is created exclusively (`O_EXCL`, a random name: a
+/// planted file or symlink is never followed) and removed on every error.
 fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
     let bytes = e.snapshot();
-    let dir = state_dir(path);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
+            Ok(t) => t,
+            // A link to a file not yet there: its target, as the link names it.
+            Err(_) => {
+                let t = std::fs::read_link(path).map_err(|err| state_err(path, err))?;
+                state_dir(path).join(t)
+            }
+        },
+        _ => path.to_path_buf(),
     };
-    write().map_err(|err| {
-        let _ = std::fs::remove_file(&tmp);
-        state_err(path, err)
-    })
+    let dir = state_dir(&target);
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("state");
+    let write = || -> io::Result<()> {
+        let mut f = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tmp."))
+            .tempfile_in(dir)?;
+        f.write_all(&bytes)?;
+        f.as_file().sync_all()?;
+        f.persist(&target).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().map_err(|err| state_err(path, err))
 }
 
 /// What one run over the inputs left: the enricher (its state and
