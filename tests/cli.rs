@@ -446,3 +446,164 @@ fn stdin_hostile_lines_each_come_out_once() {
     );
     assert_eq!(got.code, 1, "malformed lines are reported");
 }
+
+/// Issue 13: a gzip bomb is refused at --max-document-bytes (counted
+/// decompressed) in both orders, and the files after it are still read.
+#[test]
+fn a_gzip_bomb_is_skipped_at_the_document_cap() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("a-bomb.json.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..32 {
+        gz.write_all(&chunk).unwrap();
+    }
+    gz.write_all(b"[]").unwrap();
+    std::fs::write(&bomb, gz.finish().unwrap()).unwrap();
+    let good = dir.path().join("b-good.jsonl");
+    std::fs::copy(fixture("scenarios.jsonl"), &good).unwrap();
+    for order in ["stream", "time"] {
+        let o = run(
+            &[
+                "enrich",
+                "--order",
+                order,
+                "--max-document-bytes",
+                "4M",
+                bomb.to_str().unwrap(),
+                good.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(o.code, 1, "{order}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("larger than --max-document-bytes"),
+            "{}",
+            o.stderr
+        );
+        assert_eq!(
+            o.stdout
+                .split(|&c| c == b'\n')
+                .filter(|l| !l.is_empty())
+                .count(),
+            40
+        );
+    }
+}
+
+/// Issue 13: a line over --max-line-bytes is named, counted and skipped,
+/// never held whole; the lines after it are enriched (stdin and files,
+/// both orders).
+#[test]
+fn a_line_over_the_line_cap_is_skipped_and_reading_goes_on() {
+    let mut input = vec![b'a'; 3 << 20];
+    input.push(b'\n');
+    input.extend(std::fs::read(fixture("scenarios.jsonl")).unwrap());
+    let o = run(&["enrich", "--max-line-bytes", "64K", "-"], Some(&input));
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("<stdin>:1: longer than --max-line-bytes"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(annotations(&o.stdout).len(), 40);
+    // The long line second, in a file read in both orders.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("t.jsonl");
+    let fx = std::fs::read(fixture("scenarios.jsonl")).unwrap();
+    let first = fx.split_inclusive(|&c| c == b'\n').next().unwrap().to_vec();
+    let mut data = first.clone();
+    data.extend(vec![b'b'; 3 << 20]);
+    data.push(b'\n');
+    data.extend(&fx[first.len()..]);
+    std::fs::write(&f, &data).unwrap();
+    for order in ["stream", "time"] {
+        let o = run(
+            &[
+                "enrich",
+                "--order",
+                order,
+                "--max-line-bytes",
+                "64K",
+                f.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(o.code, 1, "{order}: {}", o.stderr);
+        assert!(
+            o.stderr.contains(":2: longer than --max-line-bytes"),
+            "{order}: {}",
+            o.stderr
+        );
+        assert_eq!(annotations(&o.stdout).len(), 40, "{order}");
+    }
+}
+
+/// Issue 13: symlink loops in an input directory: each directory is read
+/// once (one loop gave every record 41 times; two loops ran exponentially).
+#[test]
+fn symlink_loops_in_an_input_directory_are_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("trail");
+    std::fs::create_dir_all(root.join("a/b")).unwrap();
+    std::fs::copy(fixture("scenarios.jsonl"), root.join("a/b/t.jsonl")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("a/b/up")).unwrap();
+    std::os::unix::fs::symlink("../..", root.join("a/b/upup")).unwrap();
+    std::os::unix::fs::symlink(".", root.join("a/self")).unwrap();
+    let t0 = std::time::Instant::now();
+    let o = run(&["enrich", "--quiet", root.to_str().unwrap()], None);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(annotations(&o.stdout).len(), 40);
+}
+
+/// Issue 13: a FIFO or a device as the state file is refused, not read
+/// (it hung or was read whole); a symlinked state path updates its target.
+#[test]
+fn state_file_type_is_checked_and_a_symlink_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fx = fixture("scenarios.jsonl");
+    for bad in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let t0 = std::time::Instant::now();
+        let o = run(&["enrich", "--state", bad, fx.to_str().unwrap()], None);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(o.code, 2, "{bad}: {}", o.stderr);
+        assert!(o.stderr.contains("not a regular file"), "{}", o.stderr);
+    }
+    let real = dir.path().join("real.bin");
+    let link = dir.path().join("link.bin");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let o = run(
+        &[
+            "enrich",
+            "--quiet",
+            "--state",
+            link.to_str().unwrap(),
+            fx.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(std::fs::metadata(&real).unwrap().len() > 0);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(left.is_empty());
+}

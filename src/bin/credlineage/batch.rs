@@ -36,6 +36,9 @@ pub struct Budget {
     /// Where runs are written (in a fresh temporary directory inside it);
     /// `None`: the system's temporary directory.
     pub spill_dir: Option<PathBuf>,
+    /// `--max-line-bytes`, `--max-document-bytes` (see the flags).
+    pub max_line: u64,
+    pub max_document: u64,
 }
 
 impl Default for Budget {
@@ -43,6 +46,8 @@ impl Default for Budget {
         Budget {
             memory: DEFAULT_MEMORY,
             spill_dir: None,
+            max_line: 16 << 20,
+            max_document: 1 << 30,
         }
     }
 }
@@ -512,12 +517,13 @@ fn read_records(
     let mut eof = false;
     loop {
         let start = head.len();
-        match r.read_until(b'\n', &mut head) {
-            Ok(0) => {
+        match super::read_line_capped(&mut r, &mut head, run.max_document) {
+            Ok((0, _)) => {
                 eof = true;
                 break;
             }
-            Ok(_) => {}
+            Ok((_, false)) => {}
+            Ok((_, true)) => return Ok(Err(super::too_large(run.max_document))),
             Err(e) => return Ok(Err(e)),
         }
         let line = head.get(start..).unwrap_or_default();
@@ -536,7 +542,7 @@ fn read_records(
         return Ok(Err(super::not_text(magic == [0x1f, 0x8b])));
     }
     if !eof && !credlineage::input::starts_ndjson(&head) {
-        if let Err(e) = r.read_to_end(&mut head) {
+        if let Err(e) = super::read_to_end_capped(&mut r, &mut head, run.max_document) {
             return Ok(Err(e));
         }
         eof = true;
@@ -554,8 +560,13 @@ fn read_records(
     }
     // NDJSON: line by line.
     let mut n = 0u64;
-    let mut one = |run: &Run, line: &[u8], n: u64| -> io::Result<()> {
+    let max_line = usize::try_from(run.max_line).unwrap_or(usize::MAX);
+    let mut one = |run: &mut Run, line: &[u8], n: u64| -> io::Result<()> {
         let l = line.strip_suffix(b"\n").unwrap_or(line);
+        if super::trim_line(l).len() > max_line {
+            super::long_line(run, f, n);
+            return Ok(());
+        }
         let mut pieces = Vec::new();
         credlineage::input::ndjson_line(l, n, &mut pieces);
         for p in &pieces {
@@ -575,12 +586,18 @@ fn read_records(
     let mut line = Vec::new();
     loop {
         line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) => return Ok(Ok(())),
-            Ok(k) => *bytes_in += k as u64,
+        match super::read_line_capped(&mut r, &mut line, run.max_line.saturating_add(2)) {
+            Ok((0, _)) => return Ok(Ok(())),
+            Ok((k, cut)) => {
+                *bytes_in += k;
+                n += 1;
+                if cut {
+                    super::long_line(run, f, n);
+                    continue;
+                }
+            }
             Err(e) => return Ok(Err(e)),
         }
-        n += 1;
         one(run, &line, n)?;
     }
 }

@@ -95,6 +95,17 @@ struct BatchArgs {
     /// removed at exit). Default: the system's temporary directory ($TMPDIR).
     #[arg(long, value_name = "DIR")]
     spill_dir: Option<PathBuf>,
+    /// Longest NDJSON line read (suffixes K, M, G). A longer line is not
+    /// held in memory: it is reported, counted as unreadable and skipped
+    /// (nothing of it written); reading goes on with the next line.
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = batch::parse_bytes)]
+    max_line_bytes: u64,
+    /// Largest document read whole (a JSON array, an S3 `{"Records": [...]}`
+    /// file, any gzip file), counted once decompressed (suffixes K, M, G). A
+    /// larger one (a gzip bomb) is reported and skipped, counted as an input
+    /// that could not be read.
+    #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = batch::parse_bytes)]
+    max_document_bytes: u64,
 }
 
 impl BatchArgs {
@@ -102,6 +113,8 @@ impl BatchArgs {
         batch::Budget {
             memory: self.batch_memory,
             spill_dir: self.spill_dir.clone(),
+            max_line: self.max_line_bytes,
+            max_document: self.max_document_bytes,
         }
     }
 }
@@ -391,7 +404,18 @@ fn collect_files(paths: &[PathBuf], run: &mut Run) -> Vec<PathBuf> {
             let mut stack = vec![p.clone()];
             let mut found = Vec::new();
             let skipped_before = run.skipped.len();
+            // Each directory is read once, however many links lead to it
+            // (symlink loops): known by device and inode.
+            let mut seen = std::collections::HashSet::new();
             while let Some(d) = stack.pop() {
+                {
+                    use std::os::unix::fs::MetadataExt;
+                    if let Ok(m) = std::fs::metadata(&d) {
+                        if !seen.insert((m.dev(), m.ino())) {
+                            continue;
+                        }
+                    }
+                }
                 match std::fs::read_dir(&d) {
                     Ok(rd) => {
                         for e in rd.flatten() {
@@ -523,6 +547,9 @@ struct Run {
     quiet: bool,
     /// The NDJSON hint has been given (see [`Run::ndjson_hint`]).
     hinted: bool,
+    /// `--max-line-bytes`, `--max-document-bytes`.
+    max_line: u64,
+    max_document: u64,
 }
 
 impl Run {
@@ -607,8 +634,32 @@ fn progress(total: Option<u64>, enabled: bool) -> ProgressBar {
     pb
 }
 
+/// Largest state file read (a snapshot of the largest state `--max-bytes` allows is far smaller).
+const MAX_STATE_FILE: u64 = 4 << 30;
+
 fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>>, Error> {
     let Some(p) = path else { return Ok(None) };
+    // Checked before reading: a FIFO would hang, a device or a huge file be read whole.
+    match std::fs::metadata(p) {
+        Ok(m) if !m.is_file() => {
+            return Err(input_err(
+                p,
+                None,
+                "not a regular file; refused as a state file",
+            ));
+        }
+        Ok(m) if m.len() > MAX_STATE_FILE => {
+            return Err(input_err(
+                p,
+                None,
+                format!(
+                    "{} bytes, more than a state file can be ({MAX_STATE_FILE}); refused",
+                    m.len()
+                ),
+            ));
+        }
+        _ => {}
+    }
     match std::fs::read(p) {
         Ok(bytes) => {
             e.restore(&bytes).map_err(|err| match err {
@@ -676,21 +727,38 @@ fn check_state_writable(path: &Path) -> Result<(), Error> {
 }
 
 /// Write the state to `path` atomically: a temporary file in the same directory, synced, then renamed.
+///
+/// A symlink at `path` is followed: its target is updated, the link kept.
+/// The temporary file is created exclusively (`O_EXCL`, a random name: a
+/// planted file or symlink is never followed) and removed on every error.
 fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
     let bytes = e.snapshot();
-    let dir = state_dir(path);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
+            Ok(t) => t,
+            // A link to a file not yet there: its target, as the link names it.
+            Err(_) => {
+                let t = std::fs::read_link(path).map_err(|err| state_err(path, err))?;
+                state_dir(path).join(t)
+            }
+        },
+        _ => path.to_path_buf(),
     };
-    write().map_err(|err| {
-        let _ = std::fs::remove_file(&tmp);
-        state_err(path, err)
-    })
+    let dir = state_dir(&target);
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("state");
+    let write = || -> io::Result<()> {
+        let mut f = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tmp."))
+            .tempfile_in(dir)?;
+        f.write_all(&bytes)?;
+        f.as_file().sync_all()?;
+        f.persist(&target).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().map_err(|err| state_err(path, err))
 }
 
 /// What one run over the inputs left: the enricher (its state and
@@ -742,6 +810,8 @@ fn enrich_inputs(
         skipped: Vec::new(),
         quiet,
         hinted: false,
+        max_line: inputs.budget.max_line,
+        max_document: inputs.budget.max_document,
     };
     let started = Instant::now();
     let mut bytes_in = 0u64;
@@ -943,8 +1013,13 @@ fn stream_file(
         Ok(_) => {}
         Err(e) => return Ok(Err(e)),
     }
-    if let Err(e) = r.read_until(b'\n', &mut line) {
-        return Ok(Err(e));
+    // The first line may be a whole document (one-line S3 file, gzip).
+    let first_cut = match read_line_capped(&mut r, &mut line, run.max_document) {
+        Ok((_, cut)) => cut,
+        Err(e) => return Ok(Err(e)),
+    };
+    if first_cut {
+        return Ok(Err(too_large(run.max_document)));
     }
     let first = trim_line(&line);
     let start = first
@@ -962,32 +1037,42 @@ fn stream_file(
         Some(_) => !line.starts_with(&[0x1f, 0x8b]),
     };
     if !ndjson {
-        let doc = match r.read_to_end(&mut line) {
-            Ok(_) if line.starts_with(&[0x1f, 0x8b]) => {
-                let mut doc = Vec::with_capacity(line.len() * 8);
-                match flate2::read::MultiGzDecoder::new(&line[..]).read_to_end(&mut doc) {
+        let doc = match read_to_end_capped(&mut r, &mut line, run.max_document) {
+            Ok(()) if line.starts_with(&[0x1f, 0x8b]) => {
+                let mut doc = Vec::new();
+                let mut gz = flate2::read::MultiGzDecoder::new(&line[..]);
+                match read_to_end_capped(&mut gz, &mut doc, run.max_document) {
                     Ok(_) if looks_binary(&doc) => return Ok(Err(not_text(true))),
                     Ok(_) => doc,
                     Err(e) => return Ok(Err(e)),
                 }
             }
-            Ok(_) => line,
+            Ok(()) => line,
             Err(e) => return Ok(Err(e)),
         };
         *bytes_in += doc.len() as u64;
         return process_doc(run, f, &doc, out, buf, pb).map(Ok);
     }
     *bytes_in += line.len() as u64;
+    let max_line = usize::try_from(run.max_line).unwrap_or(usize::MAX);
     let mut lines = Lines::new(run, f, pb, buf);
-    lines.line(trim_line(&line));
+    if trim_line(&line).len() > max_line {
+        lines.too_long();
+    } else {
+        lines.line(trim_line(&line));
+    }
     // Written now: on a live stream the next line may be a long time coming.
     lines.write(out)?;
-    let res = for_each_line(&mut r, |l| match l {
-        Some(l) => {
+    let res = for_each_line(&mut r, max_line, |l| match l {
+        Piece::Line(l) => {
             lines.line(l);
             Ok(())
         }
-        None => lines.write(out).map_err(|e| io::Error::other(Written(e))),
+        Piece::TooLong => {
+            lines.too_long();
+            Ok(())
+        }
+        Piece::Read => lines.write(out).map_err(|e| io::Error::other(Written(e))),
     });
     match res {
         Ok(n) => {
@@ -1014,46 +1099,81 @@ impl std::fmt::Display for Written {
 
 impl std::error::Error for Written {}
 
-/// Calls `each(Some(line))` for every line of `r`, without its line ending,
-/// straight from the reader's buffer (a line is copied only when it spans
-/// two reads), and `each(None)` after each buffer-full: before the next read,
-/// which may block on a live stream, so that is when output is written.
-/// Returns the number of bytes read.
+/// What [`for_each_line`] hands on.
+enum Piece<'a> {
+    /// A line, without its line ending.
+    Line(&'a [u8]),
+    /// A line longer than the cap: not kept.
+    TooLong,
+    /// A buffer-full has been read.
+    Read,
+}
+
+/// Calls `each(Piece::Line(line))` for every line of `r`, without its line
+/// ending, straight from the reader's buffer (a line is copied only when it
+/// spans two reads), `each(Piece::TooLong)` instead for a line longer than
+/// `cap` (never held whole), and `each(Piece::Read)` after each buffer-full:
+/// before the next read, which may block on a live stream, so that is when
+/// output is written. Returns the number of bytes read.
 fn for_each_line<R: BufRead>(
     r: &mut R,
-    mut each: impl FnMut(Option<&[u8]>) -> io::Result<()>,
+    cap: usize,
+    mut each: impl FnMut(Piece<'_>) -> io::Result<()>,
 ) -> io::Result<u64> {
     let mut carry = Vec::new();
+    // Inside a line over the cap: drop bytes up to its end.
+    let mut skipping = false;
     let mut total = 0u64;
+    let line = |l: &[u8], each: &mut dyn FnMut(Piece<'_>) -> io::Result<()>| {
+        let l = trim_line(l);
+        if l.len() > cap {
+            each(Piece::TooLong)
+        } else {
+            each(Piece::Line(l))
+        }
+    };
     loop {
         let avail = r.fill_buf()?;
         if avail.is_empty() {
-            if !carry.is_empty() {
-                each(Some(trim_line(&carry)))?;
+            if skipping {
+                each(Piece::TooLong)?;
+            } else if !carry.is_empty() {
+                line(&carry, &mut each)?;
             }
-            return each(None).map(|()| total);
+            return each(Piece::Read).map(|()| total);
         }
         let len = avail.len();
         total += len as u64;
         let mut rest = avail;
-        if !carry.is_empty() {
+        if skipping || !carry.is_empty() {
             match memchr::memchr(b'\n', rest) {
                 Some(i) => {
-                    carry.extend_from_slice(&rest[..i]);
-                    each(Some(trim_line(&carry)))?;
+                    if skipping {
+                        each(Piece::TooLong)?;
+                    } else {
+                        carry.extend_from_slice(&rest[..i]);
+                        line(&carry, &mut each)?;
+                    }
+                    skipping = false;
                     carry.clear();
                     rest = &rest[i + 1..];
                 }
+                None if skipping => rest = &[],
                 None => rest = carry_all(&mut carry, rest),
             }
         }
         while let Some(i) = memchr::memchr(b'\n', rest) {
-            each(Some(trim_line(&rest[..i])))?;
+            line(&rest[..i], &mut each)?;
             rest = &rest[i + 1..];
         }
         carry_all(&mut carry, rest);
+        // `cap + 1`: a trailing `\r` is not part of the line.
+        if carry.len() > cap.saturating_add(1) {
+            carry = Vec::new();
+            skipping = true;
+        }
         r.consume(len);
-        each(None)?;
+        each(Piece::Read)?;
     }
 }
 
@@ -1107,6 +1227,12 @@ impl<'r> Lines<'r> {
         self.pb.inc(records);
     }
 
+    /// A line over `--max-line-bytes`, skipped.
+    fn too_long(&mut self) {
+        self.n += 1;
+        long_line(self.run, self.file, self.n);
+    }
+
     /// Write what is buffered and flush it (the input is idle or done).
     fn write(&mut self, out: &mut dyn Write) -> io::Result<()> {
         out.write_all(self.buf)?;
@@ -1145,6 +1271,74 @@ fn enrich_line(
     }
     one(0, line);
     1
+}
+
+/// `read_until(b'\n')` that keeps at most `cap` bytes of a line: the rest
+/// of a longer line is read and dropped. Returns the bytes read (0 at the
+/// end) and whether the line was cut.
+fn read_line_capped<R: BufRead + ?Sized>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    cap: u64,
+) -> io::Result<(u64, bool)> {
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    let mut total = 0u64;
+    let mut cut = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok((total, cut));
+        }
+        let (take, done) = match memchr::memchr(b'\n', avail) {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        let room = cap.saturating_sub(buf.len());
+        if !cut && take <= room {
+            buf.extend_from_slice(avail.get(..take).unwrap_or_default());
+        } else {
+            cut = true;
+        }
+        r.consume(take);
+        total += take as u64;
+        if done {
+            return Ok((total, cut));
+        }
+    }
+}
+
+/// `read_to_end` that refuses to hold more than `cap` bytes in `buf`.
+fn read_to_end_capped<R: Read + ?Sized>(r: &mut R, buf: &mut Vec<u8>, cap: u64) -> io::Result<()> {
+    let left = cap.saturating_sub(buf.len() as u64);
+    r.take(left.saturating_add(1)).read_to_end(buf)?;
+    if buf.len() as u64 > cap {
+        buf.clear();
+        buf.shrink_to_fit();
+        return Err(too_large(cap));
+    }
+    Ok(())
+}
+
+fn too_large(cap: u64) -> io::Error {
+    io::Error::other(format!(
+        "larger than --max-document-bytes ({cap} bytes, counted decompressed); skipped, nothing from it written"
+    ))
+}
+
+/// A line over `--max-line-bytes`: named, counted, skipped.
+fn long_line(run: &mut Run, f: &Path, line: u64) {
+    run.bad_input += 1;
+    if !run.quiet {
+        eprintln!(
+            "credlineage: {}:{line}: longer than --max-line-bytes ({} bytes); skipped, nothing of it written",
+            source_name(f),
+            run.max_line
+        );
+    }
 }
 
 fn trim_line(l: &[u8]) -> &[u8] {

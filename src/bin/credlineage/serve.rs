@@ -50,7 +50,14 @@ const POLL: Duration = Duration::from_millis(100);
 const DRAIN_IDLE: Duration = Duration::from_millis(250);
 /// A client that stops sending in the middle of an oversized line (holding
 /// the other connections back) is cut off after this long.
-const LONG_LINE_IDLE: Duration = Duration::from_secs(5);
+const LONG_LINE_IDLE: Duration = Duration::from_secs(2);
+/// When every slot is taken and a waiting connection has data, a served
+/// connection that has sent nothing for this long gives its slot up.
+const EVICT_IDLE: Duration = Duration::from_secs(1);
+/// Accepted connections waiting for a slot: at most this many (the oldest
+/// is closed to make room), looked at this often.
+const MAX_WAITING: usize = 4096;
+const WAITING_POLL: Duration = Duration::from_millis(50);
 /// Batches of lines moved through the queues are cut at about this size.
 const BATCH: usize = 256 * 1024;
 /// Accounting overhead of one queue item, on top of its bytes.
@@ -91,9 +98,21 @@ pub struct ServeArgs {
     /// hold before readers stop reading their sockets (back-pressure).
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
     queue_bytes: usize,
-    /// Most client connections served at once; further ones wait in the listen backlog.
+    /// Most client connections served at once. Further ones are accepted
+    /// and wait (without a thread) for a slot; one that has data takes the
+    /// slot of a served connection idle for a second or more.
     #[arg(long, value_name = "N", default_value_t = 32)]
     max_connections: usize,
+    /// A connection that sends nothing for this many seconds is closed
+    /// (served or waiting for a slot).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// A line must arrive whole within this many seconds of its first byte;
+    /// otherwise the connection is closed (what arrived of the line is
+    /// passed on as it is). An oversized line holding the queue is also cut
+    /// off after 2 s without data.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    line_timeout: f64,
     /// On SIGTERM/SIGINT: seconds allowed for the drain. Clients are read
     /// until idle for 250 ms (for at most half of it); queued lines are
     /// delivered until it runs out, then counted as undelivered.
@@ -122,6 +141,12 @@ struct Counters {
     /// after stdout was closed).
     undelivered: AtomicU64,
     reconnects: AtomicU64,
+    /// Of `records_out`, records written on a `--forward` connection that was
+    /// then reset or not closed cleanly: they may have been in socket
+    /// buffers and lost.
+    unconfirmed: AtomicU64,
+    /// Connections closed for idleness, a slow line, or to free a slot.
+    cut_off: AtomicU64,
 }
 
 impl Counters {
@@ -353,6 +378,19 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
     let drain = Duration::try_from_secs_f64(a.shutdown_timeout)
         .map_err(|e| arg_err("--shutdown-timeout", e))?
         .min(Duration::from_secs(86_400));
+    let secs = |flag: &str, v: f64| -> Result<Duration, Error> {
+        let d = Duration::try_from_secs_f64(v).map_err(|e| arg_err(flag, e))?;
+        if d.is_zero() {
+            return Err(arg_err(flag, "must be more than 0"));
+        }
+        Ok(d.min(Duration::from_secs(86_400)))
+    };
+    let limits = Limits {
+        max_connections: a.max_connections,
+        max_line: a.max_line_bytes,
+        idle: secs("--idle-timeout", a.idle_timeout)?,
+        line: secs("--line-timeout", a.line_timeout)?,
+    };
     check_addr("--listen", &a.listen)?;
     if let Some(f) = &a.forward {
         check_addr("--forward", f)?;
@@ -386,6 +424,11 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
     let local = listener.local_addr().map_err(|e| arg_err("--listen", e))?;
     // Always printed: with port 0 it is the only way to learn the port.
     eprintln!("credlineage serve: listening on {local}");
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "credlineage serve: warning: {local} is reachable beyond this host; there is no authentication or TLS, and every client shares the one state (see \"Deploying safely\" in docs/serve.md)"
+        );
+    }
 
     let sh = Arc::new(Shared {
         stop,
@@ -426,7 +469,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             .map_err(|e| arg_err("thread", e))?
     };
 
-    let readers = accept_loop(&listener, &inq, &sh, a.max_connections, a.max_line_bytes);
+    let readers = accept_loop(&listener, &inq, &sh, &limits);
     drop(listener);
 
     // Shutdown: readers drain their clients (until idle, closed, or half the
@@ -493,10 +536,17 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             Counters::get(&c.bytes_in),
         );
         eprintln!(
-            "credlineage serve: {} connections, {} lines in, {} records out, {} oversized lines passed on unenriched ({} cut off), {} reconnects to --forward, {} undelivered",
+            "credlineage serve: {} connections ({} closed for idleness or slowness), {} lines in, {} records out{}, {} oversized lines passed on unenriched ({} cut off), {} reconnects to --forward, {} undelivered",
             Counters::get(&c.connections),
+            Counters::get(&c.cut_off),
             Counters::get(&c.lines_in),
             Counters::get(&c.records_out),
+            match Counters::get(&c.unconfirmed) {
+                0 => String::new(),
+                n => format!(
+                    " (delivery of {n} of them not confirmed: written on --forward connections that were reset or not closed cleanly, they may not have arrived)"
+                ),
+            },
             Counters::get(&c.oversized),
             Counters::get(&c.oversized_cut),
             Counters::get(&c.reconnects),
@@ -504,11 +554,14 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
         );
     }
     saved?;
-    Ok(if Counters::get(&c.undelivered) > 0 || stuck || failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if Counters::get(&c.undelivered) > 0 || Counters::get(&c.unconfirmed) > 0 || stuck || failed
+        {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 /// Wait for a thread to finish. Once `deadline` has passed, set the abort
@@ -549,57 +602,224 @@ fn count_left(inq: &Queue<In>, outq: &Queue<Out>) -> u64 {
     n
 }
 
-/// Accept clients until a stop signal; one reader thread each.
+/// What bounds a connection.
+struct Limits {
+    max_connections: usize,
+    max_line: usize,
+    idle: Duration,
+    line: Duration,
+}
+
+/// What the acceptor knows of a served connection, and how it asks the
+/// reader to give its slot up.
+struct Slot {
+    /// Milliseconds since `Slot::t0` of the last data (or of the end of the
+    /// last push, so a reader blocked by back-pressure is not idle).
+    last: AtomicU64,
+    /// Inside `feed` (possibly waiting on the queue): not idle.
+    busy: AtomicBool,
+    /// Asked to end: another connection needs the slot.
+    evict: AtomicBool,
+    t0: Instant,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            last: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+            evict: AtomicBool::new(false),
+            t0: Instant::now(),
+        }
+    }
+    fn touch(&self) {
+        let ms = u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+    /// How long it has been idle; zero while busy.
+    fn idle(&self) -> Duration {
+        if self.busy.load(Ordering::Relaxed) {
+            return Duration::ZERO;
+        }
+        let now = u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(now.saturating_sub(self.last.load(Ordering::Relaxed)))
+    }
+}
+
+/// An accepted connection without a slot yet (no thread, non-blocking).
+struct Waiting {
+    id: u64,
+    s: TcpStream,
+    peer: std::net::SocketAddr,
+    since: Instant,
+}
+
+/// Whether a waiting connection has sent something (or closed): `None`
+/// when it has gone away with an error.
+fn has_data(s: &TcpStream) -> Option<bool> {
+    let mut b = [0u8; 1];
+    match s.peek(&mut b) {
+        Ok(_) => Some(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(false),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// Accept clients until a stop signal. Every connection is accepted at
+/// once (so the listen backlog never fills); at most `max_connections` are
+/// served, one reader thread each, the others wait without a thread. A
+/// waiting connection that has data takes the slot of a served connection
+/// that has been idle for [`EVICT_IDLE`]; waiting ones that stay silent for
+/// `--idle-timeout` are closed, and beyond [`MAX_WAITING`] the oldest is.
 fn accept_loop(
     listener: &TcpListener,
     inq: &Arc<Queue<In>>,
     sh: &Arc<Shared>,
-    max_connections: usize,
-    max_line: usize,
+    lim: &Limits,
 ) -> Vec<JoinHandle<()>> {
-    let mut readers: Vec<JoinHandle<()>> = Vec::new();
+    let mut readers: Vec<(JoinHandle<()>, Arc<Slot>)> = Vec::new();
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let mut next_id = 0u64;
     let mut last_error: Option<Instant> = None;
+    let mut last_poll = Instant::now();
     while !sh.stopping() {
-        readers.retain(|h| !h.is_finished());
-        if readers.len() >= max_connections {
-            thread::sleep(Duration::from_millis(20));
-            continue;
+        readers.retain(|(h, _)| !h.is_finished());
+        // Accept everything pending.
+        let mut accepted = false;
+        for _ in 0..256 {
+            match listener.accept() {
+                Ok((s, peer)) => {
+                    accepted = true;
+                    next_id += 1;
+                    Counters::add(&sh.c.connections, 1);
+                    sh.log(format_args!("connection {next_id} from {peer}"));
+                    if let Err(e) = s.set_nonblocking(true) {
+                        sh.log(format_args!("connection {next_id}: {e}"));
+                        continue;
+                    }
+                    waiting.push_back(Waiting {
+                        id: next_id,
+                        s,
+                        peer,
+                        since: Instant::now(),
+                    });
+                    if waiting.len() > MAX_WAITING {
+                        if let Some(w) = waiting.pop_front() {
+                            Counters::add(&sh.c.cut_off, 1);
+                            sh.log(format_args!(
+                                "connection {}: closed, too many connections waiting for a slot",
+                                w.id
+                            ));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // E.g. out of file descriptors: say so (at most once a second) and back off.
+                    if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        sh.log(format_args!("accept: {e}"));
+                        last_error = Some(Instant::now());
+                    }
+                    thread::sleep(POLL);
+                    break;
+                }
+            }
         }
-        match listener.accept() {
-            Ok((s, peer)) => {
-                next_id += 1;
-                let id = next_id;
-                Counters::add(&sh.c.connections, 1);
-                if let Err(e) = s.set_nonblocking(false) {
-                    sh.log(format_args!("connection {id} from {peer}: {e}"));
-                    continue;
-                }
-                sh.log(format_args!("connection {id} from {peer}"));
-                let (q, shr) = (Arc::clone(inq), Arc::clone(sh));
-                match thread::Builder::new()
-                    .name(format!("conn-{id}"))
-                    .spawn(move || reader(id, s, &q, &shr, max_line))
-                {
-                    Ok(h) => readers.push(h),
-                    Err(e) => sh.log(format_args!("connection {id}: cannot start a thread: {e}")),
-                }
+        if !waiting.is_empty() && (accepted || last_poll.elapsed() >= WAITING_POLL) {
+            last_poll = Instant::now();
+            place_waiting(&mut waiting, &mut readers, inq, sh, lim);
+        }
+        thread::sleep(Duration::from_millis(if waiting.is_empty() {
+            20
+        } else {
+            5
+        }));
+    }
+    for w in waiting {
+        sh.log(format_args!(
+            "connection {}: closed at shutdown before it was served",
+            w.id
+        ));
+    }
+    readers.into_iter().map(|(h, _)| h).collect()
+}
+
+/// Give waiting connections the free slots (first come, first served), or
+/// the slots of idle served ones when they have data; close the silent and
+/// the gone.
+fn place_waiting(
+    waiting: &mut VecDeque<Waiting>,
+    readers: &mut Vec<(JoinHandle<()>, Arc<Slot>)>,
+    inq: &Arc<Queue<In>>,
+    sh: &Arc<Shared>,
+    lim: &Limits,
+) {
+    let mut ready = VecDeque::new();
+    let mut silent = VecDeque::new();
+    for w in waiting.drain(..) {
+        match has_data(&w.s) {
+            Some(true) => ready.push_back(w),
+            Some(false) if w.since.elapsed() >= lim.idle => {
+                Counters::add(&sh.c.cut_off, 1);
+                sh.log(format_args!(
+                    "connection {} ended (idle) while waiting for a slot",
+                    w.id
+                ));
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                // E.g. out of file descriptors: say so (at most once a second) and back off.
-                if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    sh.log(format_args!("accept: {e}"));
-                    last_error = Some(Instant::now());
-                }
-                thread::sleep(POLL);
-            }
+            Some(false) => silent.push_back(w),
+            None => sh.log(format_args!(
+                "connection {} ended (error) while waiting",
+                w.id
+            )),
         }
     }
-    readers
+    // Connections with data first; a slot that is free goes to them, then to silent ones.
+    let leaving = readers
+        .iter()
+        .filter(|(_, s)| s.evict.load(Ordering::Relaxed))
+        .count();
+    let mut want_evict = ready
+        .len()
+        .saturating_sub(lim.max_connections.saturating_sub(readers.len()))
+        .saturating_sub(leaving);
+    while want_evict > 0 {
+        let victim = readers
+            .iter()
+            .filter(|(_, s)| !s.evict.load(Ordering::Relaxed))
+            .map(|(_, s)| (s.idle(), s))
+            .filter(|(idle, _)| *idle >= EVICT_IDLE)
+            .max_by_key(|(idle, _)| *idle)
+            .map(|(_, s)| Arc::clone(s));
+        let Some(v) = victim else { break };
+        v.evict.store(true, Ordering::Relaxed);
+        want_evict -= 1;
+    }
+    let mut queue: VecDeque<Waiting> = ready.into_iter().chain(silent).collect();
+    while readers.len() < lim.max_connections {
+        let Some(w) = queue.pop_front() else { break };
+        let Waiting { id, s, peer, .. } = w;
+        if let Err(e) = s.set_nonblocking(false) {
+            sh.log(format_args!("connection {id} from {peer}: {e}"));
+            continue;
+        }
+        let slot = Arc::new(Slot::new());
+        slot.touch();
+        let (q, shr, sl) = (Arc::clone(inq), Arc::clone(sh), Arc::clone(&slot));
+        let (max_line, idle, line) = (lim.max_line, lim.idle, lim.line);
+        match thread::Builder::new()
+            .name(format!("conn-{id}"))
+            .spawn(move || reader(id, s, &q, &shr, &sl, max_line, idle, line))
+        {
+            Ok(h) => readers.push((h, slot)),
+            Err(e) => sh.log(format_args!("connection {id}: cannot start a thread: {e}")),
+        }
+    }
+    // Keep arrival order for those still waiting.
+    let mut rest: Vec<Waiting> = queue.into_iter().collect();
+    rest.sort_by_key(|w| w.id);
+    waiting.extend(rest);
 }
 
 // ---------------------------------------------------------------------------
@@ -756,7 +976,17 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-fn reader(conn: u64, mut s: TcpStream, q: &Queue<In>, sh: &Shared, max_line: usize) {
+#[allow(clippy::too_many_arguments)]
+fn reader(
+    conn: u64,
+    mut s: TcpStream,
+    q: &Queue<In>,
+    sh: &Shared,
+    slot: &Slot,
+    max_line: usize,
+    idle: Duration,
+    line_timeout: Duration,
+) {
     if let Err(e) = s.set_read_timeout(Some(POLL)) {
         sh.log(format_args!("connection {conn}: {e}"));
         return;
@@ -775,7 +1005,17 @@ fn reader(conn: u64, mut s: TcpStream, q: &Queue<In>, sh: &Shared, max_line: usi
     let mut buf = vec![0u8; READ_CHUNK];
     let mut last_data = Instant::now();
     let mut drain_from: Option<Instant> = None;
+    // When the line now arriving began (None between lines).
+    let mut line_since: Option<Instant> = None;
     let why: String = loop {
+        if slot.evict.load(Ordering::Relaxed) {
+            Counters::add(&sh.c.cut_off, 1);
+            break "idle, its slot given to a waiting connection".into();
+        }
+        if line_since.is_some_and(|t| t.elapsed() >= line_timeout) {
+            Counters::add(&sh.c.cut_off, 1);
+            break "line not complete within --line-timeout".into();
+        }
         if drain_from.is_none() && sh.stopping() {
             drain_from = Some(Instant::now());
         }
@@ -787,8 +1027,17 @@ fn reader(conn: u64, mut s: TcpStream, q: &Queue<In>, sh: &Shared, max_line: usi
             Ok(n) => {
                 last_data = Instant::now();
                 Counters::add(&sh.c.bytes_in, n as u64);
-                if lines.feed(buf.get(..n).unwrap_or_default()).is_err() {
+                slot.busy.store(true, Ordering::Relaxed);
+                let fed = lines.feed(buf.get(..n).unwrap_or_default());
+                slot.touch();
+                slot.busy.store(false, Ordering::Relaxed);
+                if fed.is_err() {
                     return;
+                }
+                if lines.pending.is_empty() && !lines.long {
+                    line_since = None;
+                } else if line_since.is_none() {
+                    line_since = Some(last_data);
                 }
             }
             Err(e) if is_timeout(&e) => {
@@ -798,7 +1047,12 @@ fn reader(conn: u64, mut s: TcpStream, q: &Queue<In>, sh: &Shared, max_line: usi
                     }
                 }
                 if lines.long && last_data.elapsed() >= LONG_LINE_IDLE {
-                    break "idle".into();
+                    Counters::add(&sh.c.cut_off, 1);
+                    break "idle inside an oversized line".into();
+                }
+                if drain_from.is_none() && slot.idle() >= idle {
+                    Counters::add(&sh.c.cut_off, 1);
+                    break "idle for --idle-timeout".into();
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -990,6 +1244,9 @@ struct TcpSink {
     /// The current outage has been reported.
     reported_down: bool,
     long: LongState,
+    /// Records written whole on the current connection: not confirmed until
+    /// the peer closes it cleanly.
+    on_conn: u64,
 }
 
 impl TcpSink {
@@ -1001,6 +1258,7 @@ impl TcpSink {
             backoff: BACKOFF_MIN,
             reported_down: false,
             long: LongState::Idle,
+            on_conn: 0,
         }
     }
 
@@ -1055,13 +1313,29 @@ impl TcpSink {
         true
     }
 
-    fn lost(&mut self, why: &dyn std::fmt::Display, sh: &Shared) {
+    /// The connection is gone. `clean`: the peer closed it with an end of
+    /// stream and no reset followed; a peer that closes with unread data
+    /// resets the connection instead, so what was written on it has been
+    /// read. Otherwise (a reset, a broken pipe, any error) the records
+    /// written on it are not confirmed: the last of them may have been in
+    /// the kernel's socket buffers (ours or the peer's) and lost; they are
+    /// counted and reported, never claimed delivered.
+    fn lost(&mut self, why: &dyn std::fmt::Display, clean: bool, sh: &Shared) {
         if let Some(s) = self.conn.take() {
             let _ = s.shutdown(Shutdown::Both);
-            sh.log(format_args!(
-                "connection to --forward {} lost: {why}; reconnecting",
-                self.addr
-            ));
+            let n = std::mem::take(&mut self.on_conn);
+            if clean || n == 0 {
+                sh.log(format_args!(
+                    "connection to --forward {} lost: {why}; reconnecting",
+                    self.addr
+                ));
+            } else {
+                Counters::add(&sh.c.unconfirmed, n);
+                sh.log(format_args!(
+                    "connection to --forward {} lost: {why}; delivery of the {n} records written on it is not confirmed (those still in socket buffers are lost); reconnecting",
+                    self.addr
+                ));
+            }
         }
     }
 
@@ -1071,21 +1345,40 @@ impl TcpSink {
     fn check_alive(&mut self, sh: &Shared) {
         let Some(s) = self.conn.as_mut() else { return };
         if let Err(e) = s.set_nonblocking(true) {
-            return self.lost(&e, sh);
+            return self.lost(&e, false, sh);
         }
         let mut buf = [0u8; 4096];
-        let dead: Option<String> = loop {
+        let dead: Option<(String, bool)> = loop {
             match s.read(&mut buf) {
-                Ok(0) => break Some("closed by the peer".into()),
+                Ok(0) => break Some(("closed by the peer".into(), true)),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Some(e.to_string()),
+                Err(e) => break Some((e.to_string(), false)),
             }
         };
-        let dead = dead.or_else(|| s.set_nonblocking(false).err().map(|e| e.to_string()));
-        if let Some(why) = dead {
-            self.lost(&why, sh);
+        // An end of stream: bytes of ours still in flight then would draw a
+        // reset from the peer; give it a moment to arrive.
+        let dead = match dead {
+            Some((why, true)) if self.on_conn > 0 => {
+                thread::sleep(Duration::from_millis(50));
+                match s.read(&mut buf) {
+                    Ok(_) => Some((why, true)),
+                    Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                        Some((why, true))
+                    }
+                    Err(e) => Some((format!("{why}, then {e}"), false)),
+                }
+            }
+            d => d,
+        };
+        let dead = dead.or_else(|| {
+            s.set_nonblocking(false)
+                .err()
+                .map(|e| (e.to_string(), false))
+        });
+        if let Some((why, clean)) = dead {
+            self.lost(&why, clean, sh);
         }
     }
 
@@ -1107,12 +1400,16 @@ impl TcpSink {
     fn send_lines(&mut self, bytes: &[u8], records: u64, sh: &Shared) {
         self.check_alive(sh);
         let mut off = 0;
+        // Where the current connection started on this batch.
+        let mut base = 0;
+        let lines_in =
+            |from: usize, to: usize| count_lines(bytes.get(from..to).unwrap_or_default());
         while off < bytes.len() {
             if sh.aborted() {
-                Counters::add(
-                    &sh.c.undelivered,
-                    count_lines(bytes.get(off..).unwrap_or_default()),
-                );
+                let done = line_start(bytes, off);
+                self.on_conn += lines_in(base, done);
+                Counters::add(&sh.c.records_out, lines_in(0, done));
+                Counters::add(&sh.c.undelivered, lines_in(done, bytes.len()));
                 return;
             }
             if !self.connect(sh) {
@@ -1123,19 +1420,24 @@ impl TcpSink {
             };
             match s.write(bytes.get(off..).unwrap_or_default()) {
                 Ok(0) => {
-                    self.lost(&"wrote 0 bytes", sh);
                     off = line_start(bytes, off);
+                    self.on_conn += lines_in(base, off);
+                    self.lost(&"wrote 0 bytes", false, sh);
+                    base = off;
                 }
                 Ok(n) => off += n,
                 Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // Resend from the start of the line that was cut: lines
-                    // written whole before the error count as delivered.
-                    self.lost(&e, sh);
+                    // Resend from the start of the line that was cut; lines
+                    // written whole before the error are not confirmed.
                     off = line_start(bytes, off);
+                    self.on_conn += lines_in(base, off);
+                    self.lost(&e, false, sh);
+                    base = off;
                 }
             }
         }
+        self.on_conn += lines_in(base, bytes.len());
         Counters::add(&sh.c.records_out, records);
     }
 
@@ -1167,7 +1469,7 @@ impl TcpSink {
                 continue;
             };
             match s.write(bytes.get(off..).unwrap_or_default()) {
-                Ok(0) => self.lost(&"wrote 0 bytes", sh),
+                Ok(0) => self.lost(&"wrote 0 bytes", false, sh),
                 Ok(n) => {
                     off += n;
                     if matches!(self.long, LongState::Idle) {
@@ -1175,11 +1477,12 @@ impl TcpSink {
                     }
                 }
                 Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => self.lost(&e, sh),
+                Err(e) => self.lost(&e, false, sh),
             }
         }
         if end {
             self.long = LongState::Idle;
+            self.on_conn += 1;
             Counters::add(&sh.c.records_out, 1);
         }
     }
@@ -1204,25 +1507,35 @@ impl Sink for TcpSink {
 
     /// Close the write side and wait (at most `FINISH_WAIT`, or until the
     /// shutdown deadline) for the peer to close its side: it has then read
-    /// everything.
+    /// everything. If it does not (or resets), the records written on the
+    /// connection are counted as not confirmed.
     fn finish(&mut self, sh: &Shared) {
         let Some(s) = self.conn.as_mut() else { return };
-        if s.shutdown(Shutdown::Write).is_err() || s.set_read_timeout(Some(POLL)).is_err() {
-            return;
-        }
-        let until = Instant::now() + FINISH_WAIT;
-        let mut buf = [0u8; 4096];
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
-                    if sh.aborted() || Instant::now() >= until {
-                        break;
-                    }
-                }
-                Err(_) => break,
+        let why: Option<String> = (|| {
+            if let Err(e) = s
+                .shutdown(Shutdown::Write)
+                .and_then(|()| s.set_read_timeout(Some(POLL)))
+            {
+                return Some(e.to_string());
             }
+            let until = Instant::now() + FINISH_WAIT;
+            let mut buf = [0u8; 4096];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                        if sh.aborted() || Instant::now() >= until {
+                            return Some("it did not close its side in time".into());
+                        }
+                    }
+                    Err(e) => return Some(e.to_string()),
+                }
+            }
+        })();
+        match why {
+            None => self.on_conn = 0,
+            Some(why) => self.lost(&why, false, sh),
         }
     }
 }
