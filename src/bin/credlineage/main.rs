@@ -772,6 +772,21 @@ fn enrich_inputs(
                 reason,
             });
         }
+        Err(e) if e.get_ref().is_some_and(|r| r.is::<batch::InputChanged>()) => {
+            let path = e
+                .get_ref()
+                .and_then(|r| r.downcast_ref::<batch::InputChanged>())
+                .map(|c| c.path.clone())
+                .unwrap_or_default();
+            return Err(Error::Input {
+                source_name: source_name(&path),
+                line: None,
+                reason: "changed while batch mode was reading it (a batch larger than \
+                         --batch-memory reads its files twice: keep them unchanged during \
+                         the run, or use --order stream)"
+                    .to_string(),
+            });
+        }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(output_err(out_name, e)),
     }
