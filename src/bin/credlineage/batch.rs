@@ -228,6 +228,9 @@ struct Sorter {
     bufs: Vec<Vec<u8>>,
     /// Bytes in `bufs`.
     bytes: usize,
+    /// Emptied buffers of the last spill, used again (not freed and faulted
+    /// in anew).
+    pool: Vec<Vec<u8>>,
     ents: Vec<Ent>,
     limit: usize,
     runs: Vec<PathBuf>,
@@ -240,6 +243,7 @@ impl Sorter {
         Sorter {
             bufs: Vec::new(),
             bytes: 0,
+            pool: Vec::new(),
             ents: Vec::new(),
             limit: limit.max(1),
             runs: Vec::new(),
@@ -271,7 +275,11 @@ impl Sorter {
         if !fits {
             // Buffers of 1 MiB (or the record), within the limit.
             let cap = bytes.len().max((1 << 20).min(self.limit));
-            self.bufs.push(Vec::with_capacity(cap));
+            let b = match self.pool.pop() {
+                Some(b) if b.capacity() >= cap => b,
+                _ => Vec::with_capacity(cap),
+            };
+            self.bufs.push(b);
         }
         let buf = self.bufs.len() - 1;
         let Some(b) = self.bufs.last_mut() else {
@@ -345,7 +353,10 @@ impl Sorter {
         drop(f);
         self.runs.push(path);
         self.ents.clear();
-        self.bufs.clear();
+        for mut b in self.bufs.drain(..) {
+            b.clear();
+            self.pool.push(b);
+        }
         self.bytes = 0;
         Ok(())
     }
@@ -361,6 +372,7 @@ impl Sorter {
             self.spill_buffer(spill)?;
         }
         self.bufs = Vec::new();
+        self.pool = Vec::new();
         self.ents = Vec::new();
         while self.runs.len() > FAN_IN {
             // Merge only as many as needed to get down to FAN_IN (all the
@@ -1005,6 +1017,11 @@ fn read_sorted(
                             *x = true;
                         }
                         (seq, last_time) = (seq0, last0);
+                    }
+                    if c.data.capacity() == 0
+                        && let Some(b) = input.pool.pop()
+                    {
+                        c.data = b;
                     }
                     c.reset(0);
                     let _ = free_tx.send(c);
