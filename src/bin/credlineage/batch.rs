@@ -279,6 +279,7 @@ impl Sorter {
                 Some(b) if b.capacity() >= cap => b,
                 _ => Vec::with_capacity(cap),
             };
+            // (A pooled buffer too small for this record is dropped.)
             self.bufs.push(b);
         }
         let buf = self.bufs.len() - 1;
@@ -353,9 +354,13 @@ impl Sorter {
         drop(f);
         self.runs.push(path);
         self.ents.clear();
+        // Full-size buffers are kept for the next run; odd sizes (the ends
+        // of small files, copied) are freed.
         for mut b in self.bufs.drain(..) {
-            b.clear();
-            self.pool.push(b);
+            if b.capacity() >= CHUNK {
+                b.clear();
+                self.pool.push(b);
+            }
         }
         self.bytes = 0;
         Ok(())
@@ -879,9 +884,10 @@ impl Chunk {
     fn reset(&mut self, file: u32) {
         self.file = file;
         self.data.clear();
-        if self.data.capacity() == 0 {
-            // The sorter took the last one's bytes over.
-            self.data.reserve_exact(CHUNK + (16 << 10));
+        if self.data.capacity() < CHUNK {
+            // The sorter took the last one's bytes over: a full-size buffer,
+            // so filling it does not reallocate.
+            self.data = Vec::with_capacity(CHUNK + (16 << 10));
         }
         self.recs.clear();
         self.keys.clear();
@@ -1018,7 +1024,7 @@ fn read_sorted(
                         }
                         (seq, last_time) = (seq0, last0);
                     }
-                    if c.data.capacity() == 0
+                    if c.data.capacity() < CHUNK
                         && let Some(b) = input.pool.pop()
                     {
                         c.data = b;
