@@ -2,13 +2,17 @@
 //!
 //! Records are read file by file (NDJSON line by line, so one file is never
 //! held whole; any other shape, an S3 delivery file for one, is read whole
-//! and cut by `input::split`, as today), and collected in a buffer of at most
-//! a share of `--batch-memory`. A full buffer is sorted and written to the
-//! spill directory as a run. Pass 1 (learning every credential set) and
-//! pass 2 (annotating) each merge the runs; pass 2's outputs go through a
-//! second sorter keyed by input position, merged into the output at the end.
-//! When everything fits the buffers nothing is written to disk and the
-//! result is the same bytes (the in-memory fast path).
+//! and cut by `input::split`, as today); worker threads compute the sort
+//! keys and a collector puts the records, in input order, into a buffer of
+//! at most a share of `--batch-memory`. A full buffer's keys are sorted and
+//! the records written to the spill directory as a run. Pass 1 (learning
+//! every credential set) and pass 2 (annotating) each merge the runs on a
+//! second thread; pass 2's outputs, kept as their differences from their
+//! inputs, go through a second sorter keyed by input position and are
+//! rebuilt at the end from a second read of the files (from memory when
+//! nothing was spilled; whole outputs are kept for stdin). When everything
+//! fits the buffers nothing is written to disk and the result is the same
+//! bytes (the in-memory fast path).
 
 use credlineage::{Config, Enricher, Outcome};
 use std::cmp::Reverse;
@@ -88,7 +92,7 @@ impl SpillError {
             "{}{}",
             self.err,
             if full {
-                " (batch mode writes about twice the input there: free space, \
+                " (batch mode writes about 1.4 times the input there: free space, \
                  choose another directory with --spill-dir, or use --order stream)"
             } else {
                 ""
