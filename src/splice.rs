@@ -193,7 +193,7 @@ pub(crate) fn splice(
 /// Turn a multi-line record into one line by dropping whitespace outside
 /// strings (raw line breaks can only be insignificant whitespace in valid JSON).
 pub fn to_single_line(record: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if !record.iter().any(|&c| c == b'\n' || c == b'\r') {
+    if memchr::memchr2(b'\n', b'\r', record).is_none() {
         return std::borrow::Cow::Borrowed(record);
     }
     let mut out = Vec::with_capacity(record.len());

@@ -2,20 +2,25 @@
 //!
 //! Records are read file by file (NDJSON line by line, so one file is never
 //! held whole; any other shape, an S3 delivery file for one, is read whole
-//! and cut by `input::split`, as today), and collected in a buffer of at most
-//! a share of `--batch-memory`. A full buffer is sorted and written to the
-//! spill directory as a run. Pass 1 (learning every credential set) and
-//! pass 2 (annotating) each merge the runs; pass 2's outputs go through a
-//! second sorter keyed by input position, merged into the output at the end.
-//! When everything fits the buffers nothing is written to disk and the
-//! result is the same bytes (the in-memory fast path).
+//! and cut by `input::split`, as today); worker threads compute the sort
+//! keys and a collector puts the records, in input order, into a buffer of
+//! at most a share of `--batch-memory`. A full buffer's keys are sorted and
+//! the records written to the spill directory as a run. Pass 1 (learning
+//! every credential set) and pass 2 (annotating) each merge the runs on a
+//! second thread; pass 2's outputs, kept as their differences from their
+//! inputs, go through a second sorter keyed by input position and are
+//! rebuilt at the end from a second read of the files (from memory when
+//! nothing was spilled; whole outputs are kept for stdin). When everything
+//! fits the buffers nothing is written to disk and the result is the same
+//! bytes (the in-memory fast path).
 
 use credlineage::{Config, Enricher, Outcome};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use crate::{Run, note_damage, progress};
 
@@ -92,7 +97,7 @@ impl SpillError {
             "{}{}",
             self.err,
             if full {
-                " (batch mode writes about twice the input there: free space, \
+                " (batch mode writes about 1.4 times the input there: free space, \
                  choose another directory with --spill-dir, or use --order stream)"
             } else {
                 ""
@@ -168,23 +173,14 @@ impl Spill {
     }
 }
 
-/// A buffered record: where its bytes are in the buffer, and its key.
-#[derive(Clone, Copy)]
-struct Ent {
-    time: i64,
-    rank: u8,
-    file: u32,
-    seq: u64,
-    line: u64,
-    off: usize,
-    len: usize,
-}
+/// Records a reading chunk holds before it goes to a peeking worker.
+const CHUNK: usize = 1 << 20;
 
-impl Ent {
-    fn key(&self) -> (i64, u8, u64) {
-        (self.time, self.rank, self.seq)
-    }
-}
+/// Chunks in flight between the reader, the workers and the collector.
+const IN_FLIGHT: usize = 8;
+
+/// Bytes of sorted records a merging thread hands over at once.
+const BLOCK: usize = 1 << 20;
 
 /// What a sorted record carries besides its bytes.
 #[derive(Clone, Copy, Default)]
@@ -202,86 +198,180 @@ impl Meta {
     }
 }
 
+/// A buffered record: its key and where its bytes are (buffer, start, end).
+#[derive(Clone, Copy)]
+struct Ent {
+    meta: Meta,
+    buf: u32,
+    start: u32,
+    end: u32,
+}
+
+/// Whether the records of `file` are left out.
+fn skipped(skip: &[bool], file: u32) -> bool {
+    skip.get(file as usize).copied().unwrap_or(false)
+}
+
+/// Wrap an error of the spill directory `dir` so the command names it.
+fn spill_err(dir: &Path, err: io::Error) -> io::Error {
+    io::Error::new(
+        err.kind(),
+        SpillError {
+            dir: dir.to_path_buf(),
+            err,
+        },
+    )
+}
+
+/// A stage of the pipeline stopped because another one failed (its own
+/// error is the one reported).
+fn stopped() -> io::Error {
+    io::Error::other("batch pipeline stopped")
+}
+
 /// An external sorter of records by (time, rank, seq): a buffer of at most
 /// `limit` bytes, sorted and spilled as a run when full.
 struct Sorter {
-    data: Vec<u8>,
+    /// The records' bytes: chunks taken over from the reader, or filled by
+    /// [`push`](Self::push).
+    bufs: Vec<Vec<u8>>,
+    /// Bytes in `bufs`.
+    bytes: usize,
+    /// Emptied buffers of the last spill, used again (not freed and faulted
+    /// in anew).
+    pool: Vec<Vec<u8>>,
     ents: Vec<Ent>,
     limit: usize,
     runs: Vec<PathBuf>,
     /// Read buffer of each run while merging.
     read_buf: usize,
-    count: u64,
 }
 
 impl Sorter {
     fn new(limit: usize, read_buf: usize) -> Self {
         Sorter {
-            data: Vec::new(),
+            bufs: Vec::new(),
+            bytes: 0,
+            pool: Vec::new(),
             ents: Vec::new(),
             limit: limit.max(1),
             runs: Vec::new(),
             read_buf,
-            count: 0,
         }
     }
 
     fn used(&self) -> usize {
-        self.data.len() + self.ents.len() * ENTRY_COST
+        self.bytes + self.ents.len() * ENTRY_COST
     }
 
-    fn push(&mut self, m: Meta, bytes: &[u8], spill: &Spill) -> io::Result<()> {
+    /// The bytes of a buffered record.
+    fn get(&self, e: &Ent) -> &[u8] {
+        self.bufs
+            .get(e.buf as usize)
+            .and_then(|b| b.get(e.start as usize..e.end as usize))
+            .unwrap_or_default()
+    }
+
+    /// Add one record (its bytes copied).
+    fn push(&mut self, meta: Meta, bytes: &[u8], spill: &Spill) -> io::Result<()> {
         let cost = bytes.len() + ENTRY_COST;
         if !self.ents.is_empty() && self.used() + cost > self.limit {
             self.spill_buffer(spill)?;
         }
-        // Grow within the limit (no doubling past it).
-        let need = self.data.len() + bytes.len();
-        if need > self.data.capacity() {
-            let cap = (self.data.capacity() * 2)
-                .max(need)
-                .min(self.limit.max(need));
-            self.data.reserve_exact(cap - self.data.len());
-        }
-        let off = self.data.len();
-        self.data.extend_from_slice(bytes);
-        self.ents.push(Ent {
-            time: m.time,
-            rank: m.rank,
-            file: m.file,
-            seq: m.seq,
-            line: m.line,
-            off,
-            len: bytes.len(),
+        let fits = self.bufs.last().is_some_and(|b| {
+            b.capacity() - b.len() >= bytes.len() && b.len() + bytes.len() <= u32::MAX as usize
         });
-        self.count += 1;
+        if !fits {
+            // Buffers of 1 MiB (or the record), within the limit.
+            let cap = bytes.len().max((1 << 20).min(self.limit));
+            let b = match self.pool.pop() {
+                Some(b) if b.capacity() >= cap => b,
+                _ => Vec::with_capacity(cap),
+            };
+            // (A pooled buffer too small for this record is dropped.)
+            self.bufs.push(b);
+        }
+        let buf = self.bufs.len() - 1;
+        let Some(b) = self.bufs.last_mut() else {
+            return Ok(());
+        };
+        let start = b.len();
+        b.extend_from_slice(bytes);
+        self.bytes += bytes.len();
+        self.ents.push(Ent {
+            meta,
+            buf: u32::try_from(buf).map_err(io::Error::other)?,
+            start: u32::try_from(start).map_err(io::Error::other)?,
+            end: u32::try_from(b.len()).map_err(io::Error::other)?,
+        });
+        Ok(())
+    }
+
+    /// Take over a chunk of records (`items`: each one's key, start and end
+    /// in `data`) without copying them (a mostly empty chunk, the end of a
+    /// small file, is copied and left to its owner); spills first when they
+    /// would not fit.
+    fn adopt(
+        &mut self,
+        data: &mut Vec<u8>,
+        items: impl Iterator<Item = (Meta, usize, usize)>,
+        n: usize,
+        spill: &Spill,
+    ) -> io::Result<()> {
+        if !self.ents.is_empty() && self.used() + data.capacity() + n * ENTRY_COST > self.limit {
+            self.spill_buffer(spill)?;
+        }
+        let buf = u32::try_from(self.bufs.len()).map_err(io::Error::other)?;
+        for (meta, start, end) in items {
+            self.ents.push(Ent {
+                meta,
+                buf,
+                start: u32::try_from(start).map_err(io::Error::other)?,
+                end: u32::try_from(end).map_err(io::Error::other)?,
+            });
+        }
+        let data = if data.capacity() > data.len() * 2 + (4 << 10) {
+            data.to_vec()
+        } else {
+            std::mem::take(data)
+        };
+        self.bytes += data.capacity();
+        self.bufs.push(data);
         Ok(())
     }
 
     /// Sort the buffer and write it out as a run.
     fn spill_buffer(&mut self, spill: &Spill) -> io::Result<()> {
-        self.ents.sort_unstable_by_key(Ent::key);
-        let (path, f) = spill.create()?;
-        let mut w = BufWriter::with_capacity(1 << 18, f);
-        let write = |w: &mut BufWriter<File>| -> io::Result<()> {
-            for e in &self.ents {
-                let m = Meta {
-                    time: e.time,
-                    rank: e.rank,
-                    file: e.file,
-                    seq: e.seq,
-                    line: e.line,
-                };
-                let b = self.data.get(e.off..e.off + e.len).unwrap_or_default();
-                write_rec(w, &m, b)?;
+        self.ents.sort_unstable_by_key(|e| e.meta.key());
+        let (path, mut f) = spill.create()?;
+        // Written straight from the buffers, 512 records a system call.
+        let mut heads = Vec::with_capacity(512);
+        for group in self.ents.chunks(512) {
+            heads.clear();
+            heads.extend(
+                group
+                    .iter()
+                    .map(|e| header(&e.meta, (e.end - e.start) as usize)),
+            );
+            let mut slices = Vec::with_capacity(group.len() * 2);
+            for (e, h) in group.iter().zip(&heads) {
+                slices.push(IoSlice::new(h));
+                slices.push(IoSlice::new(self.get(e)));
             }
-            w.flush()
-        };
-        write(&mut w).map_err(|e| spill.err(e))?;
-        drop(w);
+            write_all_vectored(&mut f, &mut slices).map_err(|e| spill.err(e))?;
+        }
+        drop(f);
         self.runs.push(path);
         self.ents.clear();
-        self.data.clear();
+        // Full-size buffers are kept for the next run; odd sizes (the ends
+        // of small files, copied) are freed.
+        for mut b in self.bufs.drain(..) {
+            if b.capacity() >= CHUNK {
+                b.clear();
+                self.pool.push(b);
+            }
+        }
+        self.bytes = 0;
         Ok(())
     }
 
@@ -289,13 +379,14 @@ impl Sorter {
     /// spill it too and merge the runs down to at most [`FAN_IN`].
     fn finish(&mut self, spill: &Spill, skip: &[bool]) -> io::Result<()> {
         if self.runs.is_empty() {
-            self.ents.sort_unstable_by_key(Ent::key);
+            self.ents.sort_unstable_by_key(|e| e.meta.key());
             return Ok(());
         }
         if !self.ents.is_empty() {
             self.spill_buffer(spill)?;
         }
-        self.data = Vec::new();
+        self.bufs = Vec::new();
+        self.pool = Vec::new();
         self.ents = Vec::new();
         while self.runs.len() > FAN_IN {
             // Merge only as many as needed to get down to FAN_IN (all the
@@ -303,8 +394,8 @@ impl Sorter {
             let n = (self.runs.len() - FAN_IN + 1).min(FAN_IN);
             let group: Vec<PathBuf> = self.runs.drain(..n).collect();
             let (path, f) = spill.create()?;
-            let mut w = BufWriter::with_capacity(1 << 18, f);
-            merge(&group, self.read_buf, skip, spill, |m, b| {
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            merge(&group, self.read_buf, skip, &spill.name(), |m, b| {
                 write_rec(&mut w, m, b)
             })?;
             w.flush().map_err(|e| spill.err(e))?;
@@ -317,31 +408,63 @@ impl Sorter {
         Ok(())
     }
 
-    /// Every record in key order (after [`finish`](Self::finish)), but those
-    /// of the files marked in `skip`. Can be called again.
-    fn for_each(
+    /// Give `f` every record in key order (after [`finish`](Self::finish)),
+    /// but those of the files marked in `skip`, to pull one at a time. Runs
+    /// on disk are merged by a second thread, which hands the records over
+    /// in blocks, so reading and merging overlap `f`'s work. Can be called
+    /// again.
+    fn stream<R>(
         &self,
         skip: &[bool],
         spill: &Spill,
-        mut each: impl FnMut(&Meta, &[u8]) -> io::Result<()>,
-    ) -> io::Result<()> {
+        f: impl FnOnce(&mut Pull<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
         if self.runs.is_empty() {
-            for e in &self.ents {
-                if skip.get(e.file as usize).copied().unwrap_or(false) {
-                    continue;
-                }
-                let m = Meta {
-                    time: e.time,
-                    rank: e.rank,
-                    file: e.file,
-                    seq: e.seq,
-                    line: e.line,
-                };
-                each(&m, self.data.get(e.off..e.off + e.len).unwrap_or_default())?;
-            }
-            return Ok(());
+            return f(&mut Pull::Mem {
+                s: self,
+                skip,
+                i: 0,
+            });
         }
-        merge(&self.runs, self.read_buf, skip, spill, each)
+        let dir = spill.name();
+        let runs = &self.runs;
+        let read_buf = self.read_buf;
+        std::thread::scope(|sc| {
+            let (tx, rx) = mpsc::sync_channel::<Block>(4);
+            let (back, back_rx) = mpsc::channel::<Block>();
+            let merger = sc.spawn(move || -> io::Result<()> {
+                let mut block = Block::default();
+                merge(runs, read_buf, skip, &dir, |m, b| {
+                    block.data.extend_from_slice(b);
+                    block.items.push((*m, block.data.len()));
+                    if block.data.len() >= BLOCK {
+                        let mut next = back_rx.try_recv().unwrap_or_default();
+                        next.data.clear();
+                        next.items.clear();
+                        tx.send(std::mem::replace(&mut block, next))
+                            .map_err(|_| stopped())?;
+                    }
+                    Ok(())
+                })?;
+                if !block.items.is_empty() {
+                    tx.send(block).map_err(|_| stopped())?;
+                }
+                Ok(())
+            });
+            let mut pull = Pull::Chan {
+                rx,
+                back,
+                cur: Block::default(),
+                i: 0,
+            };
+            let r = f(&mut pull);
+            drop(pull);
+            let merged = merger
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the merging thread panicked")));
+            let v = r?;
+            merged.map(|()| v)
+        })
     }
 }
 
@@ -355,102 +478,217 @@ impl Drop for Sorter {
     }
 }
 
+/// Merged records handed from the merging thread: their bytes one after
+/// the other, and each one's key and end.
+#[derive(Default)]
+struct Block {
+    data: Vec<u8>,
+    items: Vec<(Meta, usize)>,
+}
+
+/// Sorted records, pulled one at a time ([`Sorter::stream`]).
+enum Pull<'a> {
+    /// The in-memory buffer (nothing was spilled).
+    Mem {
+        s: &'a Sorter,
+        skip: &'a [bool],
+        i: usize,
+    },
+    /// Blocks from the merging thread; used blocks go back to it.
+    Chan {
+        rx: mpsc::Receiver<Block>,
+        back: mpsc::Sender<Block>,
+        cur: Block,
+        i: usize,
+    },
+}
+
+impl Pull<'_> {
+    /// The next record; `None` at the end (or when the merging thread
+    /// failed: its error comes out of [`Sorter::stream`]).
+    fn next(&mut self) -> Option<(Meta, &[u8])> {
+        match self {
+            Pull::Mem { s, skip, i } => loop {
+                let e = s.ents.get(*i)?;
+                *i += 1;
+                if skipped(skip, e.meta.file) {
+                    continue;
+                }
+                return Some((e.meta, s.get(e)));
+            },
+            Pull::Chan { rx, back, cur, i } => {
+                while *i >= cur.items.len() {
+                    let next = rx.recv().ok()?;
+                    let used = std::mem::replace(cur, next);
+                    let _ = back.send(used);
+                    *i = 0;
+                }
+                let (m, end) = *cur.items.get(*i)?;
+                let start = match i.checked_sub(1) {
+                    Some(j) => cur.items.get(j).map_or(0, |x| x.1),
+                    None => 0,
+                };
+                *i += 1;
+                Some((m, cur.data.get(start..end).unwrap_or_default()))
+            }
+        }
+    }
+}
+
 /// Run record: time i64, rank u8, file u32, seq u64, line u64, length u64
 /// (little-endian), then the bytes.
 const HEADER: usize = 8 + 1 + 4 + 8 + 8 + 8;
 
-fn write_rec(w: &mut impl Write, m: &Meta, b: &[u8]) -> io::Result<()> {
+fn header(m: &Meta, len: usize) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
     h[0..8].copy_from_slice(&m.time.to_le_bytes());
     h[8] = m.rank;
     h[9..13].copy_from_slice(&m.file.to_le_bytes());
     h[13..21].copy_from_slice(&m.seq.to_le_bytes());
     h[21..29].copy_from_slice(&m.line.to_le_bytes());
-    h[29..37].copy_from_slice(&(b.len() as u64).to_le_bytes());
-    w.write_all(&h)?;
+    h[29..37].copy_from_slice(&(len as u64).to_le_bytes());
+    h
+}
+
+fn write_rec(w: &mut impl Write, m: &Meta, b: &[u8]) -> io::Result<()> {
+    w.write_all(&header(m, b.len()))?;
     w.write_all(b)
 }
 
-/// One run being merged: its next record.
+/// Write every slice (`write_all` for vectored writes).
+fn write_all_vectored(w: &mut impl Write, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        match w.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Little-endian u64 at `i` of `b` (0 past its end).
+fn u64_at(b: &[u8], i: usize) -> u64 {
+    b.get(i..i + 8)
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// One run being merged: a large read buffer and its current record, which
+/// is handed out in place (no copy).
 struct RunReader {
-    r: BufReader<File>,
+    f: File,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    rec: (usize, usize),
     meta: Meta,
-    bytes: Vec<u8>,
 }
 
 impl RunReader {
-    /// Read the next record; false at the end of the run.
-    fn advance(&mut self) -> io::Result<bool> {
-        let mut h = [0u8; HEADER];
-        // End of run: no byte of a header.
-        let mut got = 0;
-        while got < HEADER {
-            let n = self.r.read(h.get_mut(got..).unwrap_or_default())?;
-            if n == 0 {
-                break;
-            }
-            got += n;
+    fn open(p: &Path, cap: usize) -> io::Result<Self> {
+        Ok(RunReader {
+            f: File::open(p)?,
+            buf: vec![0; cap.max(HEADER)],
+            pos: 0,
+            end: 0,
+            rec: (0, 0),
+            meta: Meta::default(),
+        })
+    }
+
+    /// Have at least `need` bytes buffered from `pos`; false at the end of
+    /// the run before that.
+    fn fill(&mut self, need: usize) -> io::Result<bool> {
+        if self.end - self.pos >= need {
+            return Ok(true);
         }
-        if got == 0 {
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        if need > self.buf.len() {
+            self.buf.resize(need, 0);
+        }
+        while self.end < need {
+            let n = match self
+                .f
+                .read(self.buf.get_mut(self.end..).unwrap_or_default())
+            {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Ok(false);
+            }
+            self.end += n;
+        }
+        Ok(true)
+    }
+
+    /// Move to the next record; false at the end of the run.
+    fn advance(&mut self) -> io::Result<bool> {
+        self.pos = self.rec.1;
+        let cut = || io::Error::new(io::ErrorKind::UnexpectedEof, "a run ends inside a record");
+        if !self.fill(HEADER)? {
+            if self.end > self.pos {
+                return Err(cut());
+            }
             return Ok(false);
         }
-        if got < HEADER {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "a run ends inside a record",
-            ));
-        }
-        let u64_at = |i: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(h.get(i..i + 8).unwrap_or(&[0; 8]));
-            u64::from_le_bytes(a)
-        };
-        let mut f4 = [0u8; 4];
-        f4.copy_from_slice(h.get(9..13).unwrap_or(&[0; 4]));
+        let h = self
+            .buf
+            .get(self.pos..self.pos + HEADER)
+            .unwrap_or_default();
+        let file = h
+            .get(9..13)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .map_or(0, u32::from_le_bytes);
         self.meta = Meta {
-            time: u64_at(0) as i64,
-            rank: h[8],
-            file: u32::from_le_bytes(f4),
-            seq: u64_at(13),
-            line: u64_at(21),
+            time: u64_at(h, 0) as i64,
+            rank: h.get(8).copied().unwrap_or(0),
+            file,
+            seq: u64_at(h, 13),
+            line: u64_at(h, 21),
         };
-        let len = usize::try_from(u64_at(29)).map_err(io::Error::other)?;
-        self.bytes.clear();
-        self.bytes.resize(len, 0);
-        self.r.read_exact(&mut self.bytes)?;
+        let len = usize::try_from(u64_at(h, 29)).map_err(io::Error::other)?;
+        if !self.fill(HEADER + len)? {
+            return Err(cut());
+        }
+        self.rec = (self.pos + HEADER, self.pos + HEADER + len);
         Ok(true)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(self.rec.0..self.rec.1).unwrap_or_default()
     }
 }
 
 /// k-way merge of sorted runs by (time, rank, seq), skipping the records of
-/// the files marked in `skip`.
+/// the files marked in `skip`; errors reading the runs name `dir`.
 fn merge(
     runs: &[PathBuf],
     read_buf: usize,
     skip: &[bool],
-    spill: &Spill,
+    dir: &Path,
     mut each: impl FnMut(&Meta, &[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut readers = Vec::with_capacity(runs.len());
     let mut heap = BinaryHeap::with_capacity(runs.len());
     for p in runs {
-        let f = File::open(p).map_err(|e| spill.err(e))?;
-        let mut r = RunReader {
-            r: BufReader::with_capacity(read_buf, f),
-            meta: Meta::default(),
-            bytes: Vec::new(),
-        };
-        if r.advance().map_err(|e| spill.err(e))? {
+        let mut r = RunReader::open(p, read_buf).map_err(|e| spill_err(dir, e))?;
+        if r.advance().map_err(|e| spill_err(dir, e))? {
             heap.push(Reverse((r.meta.key(), readers.len())));
         }
         readers.push(r);
     }
     while let Some(Reverse((_, i))) = heap.pop() {
         let Some(r) = readers.get_mut(i) else { break };
-        if !skip.get(r.meta.file as usize).copied().unwrap_or(false) {
-            each(&r.meta, &r.bytes)?;
+        if !skipped(skip, r.meta.file) {
+            each(&r.meta, r.bytes())?;
         }
-        if r.advance().map_err(|e| spill.err(e))? {
+        if r.advance().map_err(|e| spill_err(dir, e))? {
             heap.push(Reverse((r.meta.key(), i)));
         }
     }
@@ -460,7 +698,8 @@ fn merge(
 /// How the budget is shared: the input sorter's buffer, the output sorter's
 /// buffer, and each run's read buffer while merging. The rest (a quarter and
 /// more) is left for the enricher's state, the lookahead, the file being
-/// read (a non-NDJSON document is read whole) and the allocator.
+/// read (a non-NDJSON document is read whole), the reading pipeline's
+/// chunks (a few MiB) and the allocator.
 fn shares(memory: u64) -> (usize, usize, usize) {
     let m = usize::try_from(memory).unwrap_or(usize::MAX);
     let sort = m / 8 * 3;
@@ -469,14 +708,16 @@ fn shares(memory: u64) -> (usize, usize, usize) {
 }
 
 /// Read one file (or stdin) and give each record to `each(bytes, line)`.
-/// NDJSON is read line by line; any other shape is read whole and cut by
-/// `input::split` (a damaged document is noted). The outer error is
-/// `each`'s (the spill directory), the inner one reading the input.
+/// NDJSON is read line by line, straight from the read buffer; any other
+/// shape is read whole and cut by `input::split` (a damaged document is
+/// noted when `notes`). The outer error is `each`'s, the inner one reading
+/// the input.
 fn read_records(
     run: &mut Run,
     f: &Path,
     bytes_in: &mut u64,
-    mut each: impl FnMut(&Run, &[u8], u64) -> io::Result<()>,
+    notes: bool,
+    mut each: impl FnMut(&[u8], u64) -> io::Result<()>,
 ) -> io::Result<io::Result<()>> {
     let raw: Box<dyn Read> = if f.as_os_str() == "-" {
         Box::new(io::stdin().lock())
@@ -507,7 +748,7 @@ fn read_records(
             flate2::read::MultiGzDecoder::new(chained),
         ))
     } else {
-        Box::new(BufReader::with_capacity(1 << 16, chained))
+        Box::new(BufReader::with_capacity(1 << 20, chained))
     };
     // The head: through the second non-blank line and HEAD_BYTES past the
     // first non-blank byte (input::starts_ndjson), or the whole input.
@@ -551,9 +792,11 @@ fn read_records(
         *bytes_in += head.len() as u64;
         let split = credlineage::input::split(&head);
         for p in &split.pieces {
-            each(run, &p.bytes, p.line)?;
+            each(&p.bytes, p.line)?;
         }
-        if let Some(d) = &split.damage {
+        if let Some(d) = &split.damage
+            && notes
+        {
             note_damage(run, f, d);
         }
         return Ok(Ok(()));
@@ -564,13 +807,15 @@ fn read_records(
     let mut one = |run: &mut Run, line: &[u8], n: u64| -> io::Result<()> {
         let l = line.strip_suffix(b"\n").unwrap_or(line);
         if super::trim_line(l).len() > max_line {
-            super::long_line(run, f, n);
+            if notes {
+                super::long_line(run, f, n);
+            }
             return Ok(());
         }
         let mut pieces = Vec::new();
         credlineage::input::ndjson_line(l, n, &mut pieces);
         for p in &pieces {
-            each(run, &p.bytes, p.line)?;
+            each(&p.bytes, p.line)?;
         }
         Ok(())
     };
@@ -583,22 +828,73 @@ fn read_records(
         one(run, line, n)?;
         rest = tail;
     }
+    // Whole lines straight from the read buffer; a line that crosses the
+    // buffer's end is gathered in `line`.
     let mut line = Vec::new();
+    // A line that crosses the buffer's end and grows past the cap is
+    // dropped up to its newline, never held (`--max-line-bytes`).
+    let cap = max_line.saturating_add(2);
+    let mut skipping = false;
     loop {
-        line.clear();
-        match super::read_line_capped(&mut r, &mut line, run.max_line.saturating_add(2)) {
-            Ok((0, _)) => return Ok(Ok(())),
-            Ok((k, cut)) => {
-                *bytes_in += k;
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Ok(Err(e)),
+        };
+        if buf.is_empty() {
+            if skipping {
                 n += 1;
-                if cut {
+                if notes {
                     super::long_line(run, f, n);
-                    continue;
+                }
+            } else if !line.is_empty() {
+                n += 1;
+                one(run, &line, n)?;
+            }
+            return Ok(Ok(()));
+        }
+        let len = buf.len();
+        *bytes_in += len as u64;
+        let mut rest = buf;
+        if skipping || !line.is_empty() {
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    let (a, b) = rest.split_at(i + 1);
+                    n += 1;
+                    if skipping {
+                        if notes {
+                            super::long_line(run, f, n);
+                        }
+                        skipping = false;
+                    } else {
+                        line.extend_from_slice(a);
+                        one(run, &line, n)?;
+                    }
+                    line.clear();
+                    rest = b;
+                }
+                None => {
+                    if !skipping {
+                        line.extend_from_slice(rest);
+                    }
+                    rest = &[];
                 }
             }
-            Err(e) => return Ok(Err(e)),
         }
-        one(run, &line, n)?;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let (a, b) = rest.split_at(i + 1);
+            n += 1;
+            one(run, a, n)?;
+            rest = b;
+        }
+        if !skipping {
+            line.extend_from_slice(rest);
+        }
+        if line.len() > cap {
+            skipping = true;
+            line.clear();
+        }
+        r.consume(len);
     }
 }
 
@@ -610,8 +906,319 @@ pub struct Setup<'a> {
     pub budget: &'a Budget,
 }
 
+/// A chunk of records of one file on their way from the reader through a
+/// worker (which adds each record's sort key) to the collector (which
+/// numbers them and puts them into the sorter).
+#[derive(Default)]
+struct Chunk {
+    file: u32,
+    data: Vec<u8>,
+    /// Each record's end in `data` and its line.
+    recs: Vec<(usize, u64)>,
+    /// Each record's `peek_order`, filled by a worker.
+    keys: Vec<(Option<i64>, u8)>,
+    /// On the last chunk of a file: whether the file was read to its end.
+    end: Option<bool>,
+}
+
+impl Chunk {
+    fn reset(&mut self, file: u32) {
+        self.file = file;
+        self.data.clear();
+        if self.data.capacity() < CHUNK {
+            // The sorter took the last one's bytes over: a full-size buffer,
+            // so filling it does not reallocate.
+            self.data = Vec::with_capacity(CHUNK + (16 << 10));
+        }
+        self.recs.clear();
+        self.keys.clear();
+        self.end = None;
+    }
+}
+
+/// What reading the input leaves: the input sorted (in memory or in runs),
+/// the files that failed (their records are left out), each file's first
+/// sequence number and the number of records.
+struct Sorted {
+    input: Sorter,
+    spill: Spill,
+    failed: Vec<bool>,
+    file_start: Vec<u64>,
+    records: u64,
+}
+
+/// A file's identity for the second read (`Reread`): its length and
+/// modification time when first opened.
+type FileId = Option<(u64, Option<std::time::SystemTime>)>;
+
+fn file_id(f: &Path) -> FileId {
+    std::fs::metadata(f)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| (m.len(), m.modified().ok()))
+}
+
+/// Read every file and sort its records. Three stages overlap: this thread
+/// reads and cuts records into chunks; workers compute each record's sort
+/// key (`peek_order`, a JSON read: the costly part) in parallel; a
+/// collector takes the chunks back in order, numbers the records exactly as
+/// one thread would (sequence, the previous time for a record without one,
+/// the roll-back of a file that fails part way) and puts them into the
+/// sorter, which spills.
+fn read_sorted(
+    run: &mut Run,
+    config: &Config,
+    files: &[PathBuf],
+    input: Sorter,
+    spill: Spill,
+    bytes_in: &mut u64,
+    ids: &mut [FileId],
+) -> io::Result<Sorted> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let nfiles = files.len();
+    // Capacity IN_FLIGHT: the reader never blocks sending, only waiting for
+    // a free chunk (which fails once the collector is gone).
+    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Chunk)>(IN_FLIGHT);
+    let work_rx = std::sync::Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Chunk)>(IN_FLIGHT);
+    let (free_tx, free_rx) = mpsc::channel::<Chunk>();
+    for _ in 0..IN_FLIGHT {
+        let _ = free_tx.send(Chunk::default());
+    }
+    std::thread::scope(|sc| {
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let work_rx = &work_rx;
+            let config = config.clone();
+            sc.spawn(move || {
+                let Ok(peek) = Enricher::new(config) else {
+                    return;
+                };
+                loop {
+                    let msg = match work_rx.lock() {
+                        Ok(g) => g.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((i, mut c)) = msg else { return };
+                    c.keys.clear();
+                    let mut start = 0;
+                    for &(end, _) in &c.recs {
+                        c.keys
+                            .push(peek.peek_order(c.data.get(start..end).unwrap_or_default()));
+                        start = end;
+                    }
+                    if done_tx.send((i, c)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let collector = sc.spawn(move || -> io::Result<Sorted> {
+            let mut input = input;
+            let mut failed = vec![false; nfiles];
+            let mut file_start = vec![0u64; nfiles];
+            let mut pending = std::collections::BTreeMap::new();
+            let mut next = 0u64;
+            let (mut seq, mut last_time) = (0u64, i64::MIN);
+            let (mut seq0, mut last0) = (0u64, i64::MIN);
+            let mut cur: Option<u32> = None;
+            for (i, c) in done_rx {
+                pending.insert(i, c);
+                while let Some(mut c) = pending.remove(&next) {
+                    next += 1;
+                    if cur != Some(c.file) {
+                        cur = Some(c.file);
+                        if let Some(s) = file_start.get_mut(c.file as usize) {
+                            *s = seq;
+                        }
+                        (seq0, last0) = (seq, last_time);
+                    }
+                    let mut start = 0;
+                    let file = c.file;
+                    let items = c
+                        .recs
+                        .iter()
+                        .zip(&c.keys)
+                        .map(|(&(end, line), &(t, rank))| {
+                            let t = t.unwrap_or(last_time);
+                            last_time = t;
+                            let m = Meta {
+                                time: t,
+                                rank,
+                                file,
+                                seq,
+                                line,
+                            };
+                            seq += 1;
+                            let s = start;
+                            start = end;
+                            (m, s, end)
+                        });
+                    let n = c.recs.len();
+                    input.adopt(&mut c.data, items, n, &spill)?;
+                    if c.end == Some(false) {
+                        if let Some(x) = failed.get_mut(c.file as usize) {
+                            *x = true;
+                        }
+                        (seq, last_time) = (seq0, last0);
+                    }
+                    if c.data.capacity() < CHUNK
+                        && let Some(b) = input.pool.pop()
+                    {
+                        c.data = b;
+                    }
+                    c.reset(0);
+                    let _ = free_tx.send(c);
+                }
+            }
+            input.finish(&spill, &failed)?;
+            Ok(Sorted {
+                input,
+                spill,
+                failed,
+                file_start,
+                records: seq,
+            })
+        });
+        // This thread reads.
+        let read = (|| -> io::Result<()> {
+            let work_tx = work_tx;
+            let mut idx = 0u64;
+            let mut send = |c: Chunk| -> io::Result<()> {
+                work_tx.send((idx, c)).map_err(|_| stopped())?;
+                idx += 1;
+                Ok(())
+            };
+            for (fi, f) in files.iter().enumerate() {
+                let file = u32::try_from(fi).map_err(io::Error::other)?;
+                let mut chunk = free_rx.recv().map_err(|_| stopped())?;
+                chunk.reset(file);
+                if let Some(id) = ids.get_mut(fi) {
+                    *id = file_id(f);
+                }
+                let bytes0 = *bytes_in;
+                let res = read_records(run, f, bytes_in, true, |bytes, line| {
+                    chunk.data.extend_from_slice(bytes);
+                    chunk.recs.push((chunk.data.len(), line));
+                    if chunk.data.len() >= CHUNK {
+                        let mut next = free_rx.recv().map_err(|_| stopped())?;
+                        next.reset(file);
+                        send(std::mem::replace(&mut chunk, next))?;
+                    }
+                    Ok(())
+                })?;
+                if let Err(e) = &res {
+                    run.bad_file(f, e);
+                    *bytes_in = bytes0;
+                }
+                chunk.end = Some(res.is_ok());
+                send(chunk)?;
+            }
+            Ok(())
+        })();
+        let sorted = collector
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the sorting thread panicked")));
+        // The collector's error (the spill directory) is the cause of a
+        // stopped reader.
+        let sorted = sorted?;
+        read.map(|()| sorted)
+    })
+}
+
+/// Where the output's records are rebuilt from at the end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The input never left memory: each output is stored as its
+    /// difference from its input, rebuilt from the sorter's buffer.
+    Memory,
+    /// The input was spilled and every input is a regular file: outputs
+    /// are stored as differences and rebuilt from a second read of the
+    /// files, in input order.
+    Reread,
+    /// Stdin or another input that cannot be read twice: whole outputs.
+    Whole,
+}
+
+/// The header of an output's difference from its input: the length of the
+/// common prefix, of the common suffix, and of the input.
+const DELTA: usize = 24;
+
+/// `o` as its difference from its input `a`: the common prefix and suffix
+/// lengths, `a`'s length, then the bytes between (the annotation, mostly).
+fn encode_delta(a: &[u8], o: &[u8], d: &mut Vec<u8>) {
+    let n = a.len().min(o.len());
+    let mut p = 0;
+    while p + 64 <= n && a.get(p..p + 64) == o.get(p..p + 64) {
+        p += 64;
+    }
+    while p < n && a.get(p) == o.get(p) {
+        p += 1;
+    }
+    let max = n - p;
+    let mut s = 0;
+    while s + 64 <= max
+        && a.get(a.len() - s - 64..a.len() - s) == o.get(o.len() - s - 64..o.len() - s)
+    {
+        s += 64;
+    }
+    while s < max && a.get(a.len() - s - 1) == o.get(o.len() - s - 1) {
+        s += 1;
+    }
+    d.extend_from_slice(&(p as u64).to_le_bytes());
+    d.extend_from_slice(&(s as u64).to_le_bytes());
+    d.extend_from_slice(&(a.len() as u64).to_le_bytes());
+    d.extend_from_slice(o.get(p..o.len() - s).unwrap_or_default());
+}
+
+/// Write the output that `d` ([`encode_delta`]) describes for input `a`,
+/// and a newline. `Ok(false)` when `a` is not the input `d` was made from.
+fn write_delta(out: &mut dyn Write, a: &[u8], d: &[u8]) -> io::Result<bool> {
+    let p = usize::try_from(u64_at(d, 0)).unwrap_or(usize::MAX);
+    let s = usize::try_from(u64_at(d, 8)).unwrap_or(usize::MAX);
+    let len = usize::try_from(u64_at(d, 16)).unwrap_or(usize::MAX);
+    if a.len() != len || p.saturating_add(s) > len || d.len() < DELTA {
+        return Ok(false);
+    }
+    out.write_all(a.get(..p).unwrap_or_default())?;
+    out.write_all(d.get(DELTA..).unwrap_or_default())?;
+    out.write_all(a.get(len - s..).unwrap_or_default())?;
+    out.write_all(b"\n")?;
+    Ok(true)
+}
+
+/// A file read twice (`Source::Reread`) that did not give the same records
+/// the second time.
+#[derive(Debug)]
+pub struct InputChanged {
+    pub path: PathBuf,
+}
+
+impl std::fmt::Display for InputChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: changed while batch mode was reading it (a spilled batch reads its files twice; \
+             keep them unchanged during the run, or use --order stream)",
+            self.path.display()
+        )
+    }
+}
+
+impl std::error::Error for InputChanged {}
+
+fn changed(f: &Path) -> io::Error {
+    io::Error::other(InputChanged {
+        path: f.to_path_buf(),
+    })
+}
+
 /// Time order in bounded memory: see the module documentation. Errors of
-/// the spill directory carry a [`SpillError`]; any other is the output's.
+/// the spill directory carry a [`SpillError`], a file that changed between
+/// its two reads an [`InputChanged`]; any other is the output's.
 pub fn batch(
     run: &mut Run,
     setup: Setup<'_>,
@@ -626,48 +1233,47 @@ pub fn batch(
         budget,
     } = setup;
     let (in_limit, out_limit, read_buf) = shares(budget.memory);
-    let spill = Spill::new(budget.spill_dir.as_deref());
-    let mut input = Sorter::new(in_limit, read_buf);
-    // Files that could not be read to their end: their records are left
-    // out, as when a file could not be read at all.
-    let mut failed = vec![false; files.len()];
-    let mut seq = 0u64;
-    // The first sequence number of each file: messages number a record
-    // from 1 within its file.
-    let mut file_start = vec![0u64; files.len()];
-    let mut last_time = i64::MIN;
-    for (fi, f) in files.iter().enumerate() {
-        let (seq0, last0, bytes0) = (seq, last_time, *bytes_in);
-        if let Some(s) = file_start.get_mut(fi) {
-            *s = seq0;
+    // Files can be read a second time to rebuild the output when every one
+    // is a regular file (a missing one fails and is left out anyway).
+    let rereadable = files
+        .iter()
+        .all(|f| f.as_os_str() != "-" && std::fs::metadata(f).map_or(true, |m| m.is_file()));
+    let mut ids: Vec<FileId> = vec![None; files.len()];
+    let t0 = std::time::Instant::now();
+    let tm = std::env::var_os("CREDLINEAGE_BATCH_TIMES").is_some();
+    let lap = |what: &str| {
+        if tm {
+            let cpu = std::fs::read_to_string("/proc/self/stat")
+                .ok()
+                .and_then(|s| {
+                    let f: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
+                    Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+                })
+                .unwrap_or(0.0)
+                / 100.0;
+            eprintln!(
+                "{what}: wall {:.2} cpu {cpu:.2}",
+                t0.elapsed().as_secs_f64()
+            );
         }
-        let file = u32::try_from(fi).map_err(io::Error::other)?;
-        let res = read_records(run, f, bytes_in, |run, bytes, line| {
-            let (t, rank) = run.enricher.peek_order(bytes);
-            let t = t.unwrap_or(last_time);
-            last_time = t;
-            let m = Meta {
-                time: t,
-                rank,
-                file,
-                seq,
-                line,
-            };
-            seq += 1;
-            input.push(m, bytes, &spill)
-        })?;
-        if let Err(e) = res {
-            run.bad_file(f, e);
-            if let Some(x) = failed.get_mut(fi) {
-                *x = true;
-            }
-            seq = seq0;
-            last_time = last0;
-            *bytes_in = bytes0;
-        }
-    }
-    input.finish(&spill, &failed)?;
-    let pb = progress(Some(seq), show);
+    };
+    let Sorted {
+        input,
+        spill,
+        failed,
+        file_start,
+        records,
+    } = read_sorted(
+        run,
+        config,
+        files,
+        Sorter::new(in_limit, read_buf),
+        Spill::new(budget.spill_dir.as_deref()),
+        bytes_in,
+        &mut ids,
+    )?;
+    lap("read+sort");
+    let pb = progress(Some(records), show);
     pb.set_prefix("pass 1/2 (learning credentials)");
     // Pass 1: learn every credential set.
     let mut first = Enricher::new(config.clone()).map_err(io::Error::other)?;
@@ -675,45 +1281,133 @@ pub fn batch(
         first.restore(s).map_err(io::Error::other)?;
     }
     first.record_lookahead();
-    input.for_each(&failed, &spill, |_, bytes| {
-        let _ = first.annotate(bytes, None);
-        pb.inc(1);
+    input.stream(&failed, &spill, |p| {
+        let mut n = 0u64;
+        while let Some((_, bytes)) = p.next() {
+            let _ = first.annotate(bytes, None);
+            n += 1;
+            if n % 4096 == 0 {
+                pb.inc(4096);
+            }
+        }
         Ok(())
     })?;
+    lap("pass1");
     run.enricher.use_lookahead(first.take_lookahead());
     drop(first);
     pb.set_prefix("pass 2/2 (annotating)");
     pb.set_position(0);
-    // Pass 2: annotate; the outputs are sorted back into input order.
+    let source = if input.runs.is_empty() {
+        Source::Memory
+    } else if rereadable {
+        Source::Reread
+    } else {
+        Source::Whole
+    };
+    // Pass 2: annotate; the outputs (as differences from their inputs,
+    // unless the input cannot be had again) are sorted back into input
+    // order.
     let mut outs = Sorter::new(out_limit, read_buf);
     let mut o = Vec::new();
-    input.for_each(&failed, &spill, |m, bytes| {
-        o.clear();
-        let outcome = run.enricher.process_into(bytes, None, &mut o);
-        if let Some(f) = files.get(m.file as usize) {
-            let first = file_start.get(m.file as usize).copied().unwrap_or(0);
-            run.note(f, m.line, outcome, m.seq.saturating_sub(first) + 1);
-        } else if let Outcome::Malformed(_) = outcome {
-            run.bad_input += 1;
+    let mut d = Vec::new();
+    let mut n = 0u64;
+    input.stream(&failed, &spill, |p| {
+        while let Some((m, bytes)) = p.next() {
+            o.clear();
+            let outcome = run.enricher.process_into(bytes, None, &mut o);
+            if let Some(f) = files.get(m.file as usize) {
+                let first = file_start.get(m.file as usize).copied().unwrap_or(0);
+                run.note(f, m.line, outcome, m.seq.saturating_sub(first) + 1);
+            } else if let Outcome::Malformed(_) = outcome {
+                run.bad_input += 1;
+            }
+            n += 1;
+            if n % 4096 == 0 {
+                pb.inc(4096);
+            }
+            let key = Meta {
+                seq: m.seq,
+                ..Meta::default()
+            };
+            if source == Source::Whole {
+                outs.push(key, &o, &spill)?;
+            } else {
+                d.clear();
+                encode_delta(bytes, &o, &mut d);
+                outs.push(key, &d, &spill)?;
+            }
         }
-        pb.inc(1);
-        let key = Meta {
-            time: 0,
-            rank: 0,
-            file: 0,
-            seq: m.seq,
-            line: 0,
-        };
-        outs.push(key, &o, &spill)
+        Ok(())
     })?;
     pb.finish_and_clear();
-    drop(input);
+    lap("pass2");
     outs.finish(&spill, &[])?;
-    outs.for_each(&[], &spill, |_, bytes| {
-        out.write_all(bytes)?;
-        out.write_all(b"\n")
-    })?;
-    Ok(())
+    let lost = || io::Error::other("batch mode lost track of a record (internal error)");
+    match source {
+        Source::Whole => {
+            drop(input);
+            outs.stream(&[], &spill, |p| {
+                while let Some((_, bytes)) = p.next() {
+                    out.write_all(bytes)?;
+                    out.write_all(b"\n")?;
+                }
+                Ok(())
+            })
+        }
+        Source::Memory => {
+            let mut by_seq: Vec<usize> = (0..input.ents.len())
+                .filter(|&i| {
+                    input
+                        .ents
+                        .get(i)
+                        .is_some_and(|e| !skipped(&failed, e.meta.file))
+                })
+                .collect();
+            by_seq.sort_unstable_by_key(|&i| input.ents.get(i).map_or(0, |e| e.meta.seq));
+            outs.stream(&[], &spill, |p| {
+                for &i in &by_seq {
+                    let e = input.ents.get(i).ok_or_else(lost)?;
+                    let a = input.get(e);
+                    let (m, dd) = p.next().ok_or_else(lost)?;
+                    if m.seq != e.meta.seq || !write_delta(out, a, dd)? {
+                        return Err(lost());
+                    }
+                }
+                Ok(())
+            })
+        }
+        Source::Reread => {
+            drop(input);
+            outs.stream(&[], &spill, |p| {
+                for (fi, f) in files.iter().enumerate() {
+                    if failed.get(fi).copied().unwrap_or(true) {
+                        continue;
+                    }
+                    if file_id(f) != ids.get(fi).copied().flatten() {
+                        return Err(changed(f));
+                    }
+                    let mut sink = 0u64;
+                    let res = read_records(run, f, &mut sink, false, |a, _| {
+                        let Some((_, dd)) = p.next() else {
+                            return Err(changed(f));
+                        };
+                        if write_delta(out, a, dd)? {
+                            Ok(())
+                        } else {
+                            Err(changed(f))
+                        }
+                    })?;
+                    if res.is_err() {
+                        return Err(changed(f));
+                    }
+                }
+                match (p.next(), files.last()) {
+                    (Some(_), Some(f)) => Err(changed(f)),
+                    _ => Ok(()),
+                }
+            })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -845,6 +845,21 @@ fn enrich_inputs(
                 reason,
             });
         }
+        Err(e) if e.get_ref().is_some_and(|r| r.is::<batch::InputChanged>()) => {
+            let path = e
+                .get_ref()
+                .and_then(|r| r.downcast_ref::<batch::InputChanged>())
+                .map(|c| c.path.clone())
+                .unwrap_or_default();
+            return Err(Error::Input {
+                source_name: source_name(&path),
+                line: None,
+                reason: "changed while batch mode was reading it (a batch larger than \
+                         --batch-memory reads its files twice: keep them unchanged during \
+                         the run, or use --order stream)"
+                    .to_string(),
+            });
+        }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(output_err(out_name, e)),
     }
@@ -970,56 +985,177 @@ fn stream(
 ) -> io::Result<()> {
     let pb = progress(None, show);
     let mut buf = Vec::with_capacity(1 << 16);
-    for f in files {
-        // Outer error: writing the output failed; inner: reading the input.
-        if let Err(e) = stream_file(run, f, out, &mut buf, &pb, bytes_in)? {
-            run.bad_file(f, e);
-        }
+    // Two threads open the next files and read, decompress and cut every
+    // document (an S3 delivery file, gzip, a JSON array) while this one
+    // enriches the records of the file before: at most PREFETCH files ahead,
+    // handed over in order.
+    const PREFETCH: usize = 2;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tok_tx, tok_rx) = std::sync::mpsc::channel::<()>();
+    let tok_rx = std::sync::Mutex::new(tok_rx);
+    for _ in 0..PREFETCH {
+        let _ = tok_tx.send(());
     }
-    pb.finish_and_clear();
-    Ok(())
+    std::thread::scope(|sc| {
+        let max_document = run.max_document;
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Opened)>();
+        for _ in 0..PREFETCH {
+            let tx = tx.clone();
+            let (next, tok_rx) = (&next, &tok_rx);
+            sc.spawn(move || {
+                loop {
+                    // A token per file ahead; none left once this thread's
+                    // reader is gone.
+                    let token = match tok_rx.lock() {
+                        Ok(g) => g.recv(),
+                        Err(_) => return,
+                    };
+                    if token.is_err() {
+                        return;
+                    }
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(f) = files.get(i) else { return };
+                    // Stdin is opened in its turn, by the reading thread (a
+                    // live stream may block).
+                    let opened = if f.as_os_str() == "-" {
+                        Opened::Later
+                    } else {
+                        open_input(f, max_document)
+                    };
+                    if tx.send((i, opened)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut ready = std::collections::BTreeMap::new();
+        let res = (|| {
+            for (i, f) in files.iter().enumerate() {
+                let opened = loop {
+                    if let Some(o) = ready.remove(&i) {
+                        break Some(o);
+                    }
+                    match rx.recv() {
+                        Ok((j, o)) => {
+                            ready.insert(j, o);
+                        }
+                        Err(_) => break None,
+                    }
+                };
+                let Some(mut opened) = opened else { break };
+                if let Opened::Later = opened {
+                    opened = open_input(f, run.max_document);
+                }
+                let _ = tok_tx.send(());
+                // Outer error: writing the output failed; inner: reading the input.
+                if let Err(e) = stream_file(run, f, opened, out, &mut buf, &pb, bytes_in)? {
+                    run.bad_file(f, e);
+                }
+            }
+            Ok(())
+        })();
+        // Stop the prefetching threads (they wait for a token or to send).
+        drop(tok_tx);
+        drop(rx);
+        pb.finish_and_clear();
+        res
+    })
 }
 
-/// One file (or stdin, `-`) in streaming order. NDJSON (the first line is
-/// one complete JSON object, not an S3 delivery file, or does not start a
-/// JSON value at all) is read line by line, so memory does not grow with the
-/// input and each line is written as soon as it is read; anything else
-/// (gzip, a JSON array, an S3 `{"Records": [...]}` file, a pretty-printed
-/// record, a Firehose concatenation) is read whole and cut by
-/// `input::split`, which gives the same records either way.
-fn stream_file(
-    run: &mut Run,
-    f: &Path,
-    out: &mut dyn Write,
-    buf: &mut Vec<u8>,
-    pb: &ProgressBar,
-    bytes_in: &mut u64,
-) -> io::Result<io::Result<()>> {
+/// A record of a document cut by [`Doc::cut`]: where it is in the document,
+/// or its bytes when cutting changed them (a pretty-printed record made one
+/// line).
+enum DocPiece {
+    At(std::ops::Range<usize>, u64),
+    Owned(Vec<u8>, u64),
+}
+
+/// A document read whole and cut into records, owning its bytes (so it can
+/// be prepared on another thread).
+struct Doc {
+    bytes: Vec<u8>,
+    pieces: Vec<DocPiece>,
+    damage: Option<credlineage::input::Damage>,
+}
+
+impl Doc {
+    /// Cut `bytes` by `input::split`.
+    fn cut(bytes: Vec<u8>) -> Doc {
+        let split = credlineage::input::split(&bytes);
+        let base = bytes.as_ptr() as usize;
+        let pieces = split
+            .pieces
+            .into_iter()
+            .map(|p| match p.bytes {
+                std::borrow::Cow::Borrowed(b) => {
+                    let at = (b.as_ptr() as usize).wrapping_sub(base);
+                    if bytes
+                        .get(at..at + b.len())
+                        .is_some_and(|x| x.as_ptr() == b.as_ptr())
+                    {
+                        DocPiece::At(at..at + b.len(), p.line)
+                    } else {
+                        DocPiece::Owned(b.to_vec(), p.line)
+                    }
+                }
+                std::borrow::Cow::Owned(v) => DocPiece::Owned(v, p.line),
+            })
+            .collect();
+        let damage = split.damage;
+        Doc {
+            bytes,
+            pieces,
+            damage,
+        }
+    }
+}
+
+/// One input, opened (and, for a document, read and cut) ahead of its turn.
+enum Opened {
+    /// NDJSON (or stdin's stream): read line by line in its turn; the first
+    /// line is already read.
+    Lines(Box<dyn BufRead + Send>, Vec<u8>),
+    /// A document read whole and cut, with its size.
+    Doc(Doc, u64),
+    /// The input could not be read, or is binary.
+    Failed(io::Error),
+    /// To be opened in its turn (stdin).
+    Later,
+}
+
+/// Open `f` (`-`: stdin) and tell NDJSON from a document, which is read
+/// whole and cut by `input::split`. NDJSON is the first line being one
+/// complete JSON object (not an S3 delivery file), or a first line that does
+/// not start a JSON value at all; anything else (gzip, a JSON array, an S3
+/// `{"Records": [...]}` file, a pretty-printed record, a Firehose
+/// concatenation) is a document.
+fn open_input(f: &Path, max_document: u64) -> Opened {
     let mut line = Vec::new();
-    let mut r: Box<dyn BufRead> = if f.as_os_str() == "-" {
-        Box::new(io::BufReader::with_capacity(1 << 20, io::stdin().lock()))
+    let mut r: Box<dyn BufRead + Send> = if f.as_os_str() == "-" {
+        Box::new(io::BufReader::with_capacity(1 << 20, io::stdin()))
     } else {
         match std::fs::File::open(f) {
             Ok(file) => Box::new(io::BufReader::with_capacity(1 << 20, file)),
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Opened::Failed(e),
         }
     };
     match r.fill_buf() {
         // Gzip is judged once decompressed; a first read of one byte may be
         // the start of its magic.
         Ok(head) if !head.starts_with(&[0x1f, 0x8b]) && head != [0x1f] && looks_binary(head) => {
-            return Ok(Err(not_text(false)));
+            return Opened::Failed(not_text(false));
         }
         Ok(_) => {}
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Opened::Failed(e),
     }
     // The first line may be a whole document (one-line S3 file, gzip).
-    let first_cut = match read_line_capped(&mut r, &mut line, run.max_document) {
+    let first_cut = match read_line_capped(&mut r, &mut line, max_document) {
         Ok((_, cut)) => cut,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Opened::Failed(e),
     };
     if first_cut {
-        return Ok(Err(too_large(run.max_document)));
+        return Opened::Failed(too_large(max_document));
     }
     let first = trim_line(&line);
     let start = first
@@ -1036,23 +1172,51 @@ fn stream_file(
         Some(b'[') | None => false,
         Some(_) => !line.starts_with(&[0x1f, 0x8b]),
     };
-    if !ndjson {
-        let doc = match read_to_end_capped(&mut r, &mut line, run.max_document) {
-            Ok(()) if line.starts_with(&[0x1f, 0x8b]) => {
-                let mut doc = Vec::new();
-                let mut gz = flate2::read::MultiGzDecoder::new(&line[..]);
-                match read_to_end_capped(&mut gz, &mut doc, run.max_document) {
-                    Ok(_) if looks_binary(&doc) => return Ok(Err(not_text(true))),
-                    Ok(_) => doc,
-                    Err(e) => return Ok(Err(e)),
-                }
-            }
-            Ok(()) => line,
-            Err(e) => return Ok(Err(e)),
-        };
-        *bytes_in += doc.len() as u64;
-        return process_doc(run, f, &doc, out, buf, pb).map(Ok);
+    if ndjson {
+        return Opened::Lines(r, line);
     }
+    let doc = match read_to_end_capped(&mut r, &mut line, max_document) {
+        Ok(()) if line.starts_with(&[0x1f, 0x8b]) => {
+            let mut doc = Vec::new();
+            let mut gz = flate2::read::MultiGzDecoder::new(&line[..]);
+            match read_to_end_capped(&mut gz, &mut doc, max_document) {
+                Ok(()) if looks_binary(&doc) => return Opened::Failed(not_text(true)),
+                Ok(_) => doc,
+                Err(e) => return Opened::Failed(e),
+            }
+        }
+        Ok(_) => line,
+        Err(e) => return Opened::Failed(e),
+    };
+    let n = doc.len() as u64;
+    Opened::Doc(Doc::cut(doc), n)
+}
+
+/// One input in streaming order, as [`open_input`] opened it. NDJSON is read
+/// line by line, so memory does not grow with the input and each line is
+/// written as soon as it is read; a document's records were cut already,
+/// which gives the same records either way.
+fn stream_file(
+    run: &mut Run,
+    f: &Path,
+    opened: Opened,
+    out: &mut dyn Write,
+    buf: &mut Vec<u8>,
+    pb: &ProgressBar,
+    bytes_in: &mut u64,
+) -> io::Result<io::Result<()>> {
+    let (mut r, line) = match opened {
+        Opened::Failed(e) => return Ok(Err(e)),
+        Opened::Doc(doc, n) => {
+            *bytes_in += n;
+            return process_doc(run, f, &doc, out, buf, pb).map(Ok);
+        }
+        Opened::Lines(r, line) => (r, line),
+        Opened::Later => match open_input(f, run.max_document) {
+            Opened::Lines(r, line) => (r, line),
+            other => return stream_file(run, f, other, out, buf, pb, bytes_in),
+        },
+    };
     *bytes_in += line.len() as u64;
     let max_line = usize::try_from(run.max_line).unwrap_or(usize::MAX);
     let mut lines = Lines::new(run, f, pb, buf);
@@ -1349,21 +1513,24 @@ fn trim_line(l: &[u8]) -> &[u8] {
 fn process_doc(
     run: &mut Run,
     f: &Path,
-    doc: &[u8],
+    doc: &Doc,
     out: &mut dyn Write,
     buf: &mut Vec<u8>,
     pb: &ProgressBar,
 ) -> io::Result<()> {
-    let split = credlineage::input::split(doc);
-    for (i, piece) in split.pieces.into_iter().enumerate() {
+    for (i, piece) in doc.pieces.iter().enumerate() {
+        let (bytes, line) = match piece {
+            DocPiece::At(r, line) => (doc.bytes.get(r.clone()).unwrap_or_default(), *line),
+            DocPiece::Owned(b, line) => (b.as_slice(), *line),
+        };
         buf.clear();
-        let o = run.enricher.process_into(&piece.bytes, None, buf);
-        run.note(f, piece.line, o, i as u64 + 1);
+        let o = run.enricher.process_into(bytes, None, buf);
+        run.note(f, line, o, i as u64 + 1);
         buf.push(b'\n');
         out.write_all(buf)?;
-        pb.inc(1);
     }
-    if let Some(d) = &split.damage {
+    pb.inc(doc.pieces.len() as u64);
+    if let Some(d) = &doc.damage {
         note_damage(run, f, d);
     }
     Ok(())
