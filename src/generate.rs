@@ -2597,7 +2597,7 @@ impl Sim {
         let line = run_instances_line(ctx, user, acct, ec2_role, &instance_id, &private_ip);
         let truth = key_truth(&user.key, 0, Kind::Ec2Launch, false, false);
         let eip_line =
-            eip.then(|| associate_address_line(ctx, user, acct, &instance_id, &public_ip));
+            eip.then(|| associate_address_line(ctx, user, acct, &instance_id, Some(&public_ip)));
         self.emit(line, truth.clone());
         if let Some(l) = eip_line {
             self.ctx.now = self.ctx.now.saturating_add(1);
@@ -2901,7 +2901,7 @@ impl Sim {
             return false;
         };
         let iid = inst.root.strip_prefix("ec2:").unwrap_or("");
-        let line = associate_allocation_line(&mut self.ctx, user, acct, iid);
+        let line = associate_address_line(&mut self.ctx, user, acct, iid, None);
         let truth = key_truth(&user.key, 0, Kind::Ec2EipMove, false, false);
         self.emit(line, truth);
         self.mark_used(Caller::User(account, u));
@@ -3887,56 +3887,14 @@ struct SignIn<'s> {
     issuer: &'s str,
 }
 
+/// `AssociateAddress` of an Elastic IP to `instance_id`: naming the address
+/// (`publicIp`), or in its VPC form (`allocationId`, no `publicIp`).
 fn associate_address_line(
     ctx: &mut Ctx,
     user: &User,
     acct: &Account,
     instance_id: &str,
-    public_ip: &str,
-) -> String {
-    let mut j = begin(
-        ctx,
-        &Who::User(user),
-        acct,
-        EC2,
-        "AssociateAddress",
-        acct.region,
-        &user.ip,
-        user.ua,
-    );
-    j.obj("requestParameters");
-    j.str("instanceId", instance_id);
-    j.str("publicIp", public_ip);
-    let alloc = format!("eipalloc-0{}", ctx.hex(16));
-    j.str("allocationId", &alloc);
-    j.bool("allowReassociation", false);
-    j.end();
-    j.obj("responseElements");
-    let req = ctx.uuid();
-    j.str("requestId", &req);
-    j.bool("_return", true);
-    let assoc = format!("eipassoc-0{}", ctx.hex(16));
-    j.str("associationId", &assoc);
-    j.end();
-    let host = host(EC2, acct.region);
-    finish(
-        j,
-        ctx,
-        &Tail {
-            read_only: false,
-            recipient: &acct.id_str,
-            host: Some(&host),
-            ..Tail::default()
-        },
-    )
-}
-
-/// `AssociateAddress` in its VPC form: `allocationId`, no `publicIp`.
-fn associate_allocation_line(
-    ctx: &mut Ctx,
-    user: &User,
-    acct: &Account,
-    instance_id: &str,
+    public_ip: Option<&str>,
 ) -> String {
     let mut j = begin(
         ctx,
@@ -3950,9 +3908,19 @@ fn associate_allocation_line(
     );
     j.obj("requestParameters");
     let alloc = format!("eipalloc-0{}", ctx.hex(16));
-    j.str("allocationId", &alloc);
-    j.str("instanceId", instance_id);
-    j.bool("allowReassociation", true);
+    match public_ip {
+        Some(ip) => {
+            j.str("instanceId", instance_id);
+            j.str("publicIp", ip);
+            j.str("allocationId", &alloc);
+            j.bool("allowReassociation", false);
+        }
+        None => {
+            j.str("allocationId", &alloc);
+            j.str("instanceId", instance_id);
+            j.bool("allowReassociation", true);
+        }
+    }
     j.end();
     j.obj("responseElements");
     let req = ctx.uuid();
