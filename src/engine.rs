@@ -144,8 +144,9 @@ pub struct TrackedSet {
     pub issued: Option<i64>,
     /// Start of liveness: the issue time, else the first time it was seen.
     pub start: i64,
-    /// End of liveness (unix seconds): the observed expiration, else the
-    /// issue time plus `session_ttl_secs`; `i64::MAX` for long-term keys.
+    /// End of liveness (unix seconds, SPEC 3.4): the observed expiration,
+    /// else the issue time plus the longest lifetime of the set's kind —
+    /// and at least its last observed use; `i64::MAX` for long-term keys.
     pub expires: i64,
     /// `expires` is the expiration of an observed issuance.
     pub expiration_observed: bool,
@@ -836,13 +837,8 @@ impl Enricher {
         }
         let line = self.line_of(fp)?;
         let s = self.state.sets.get_mut(&fp)?;
-        if s.depth != line.depth
-            || s.complete() != line.complete
-            || s.root_kind != line.root.kind
-            || !Arc::ptr_eq(&s.root_id, &line.root.id)
-        {
-            s.set_lineage(&line.root, line.depth, line.complete);
-        }
+        // `set_lineage` shares the root string when it is already the same.
+        s.set_lineage(&line.root, line.depth, line.complete);
         s.mark(line.marks & OFFHOST_LINE);
         Some(Caller {
             fp,
