@@ -38,6 +38,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fingerprint;
+#[cfg(feature = "generate")]
 pub mod generate;
 pub mod input;
 pub mod json;
