@@ -323,6 +323,56 @@ fn fifty_thousand_generated_records_match_native_and_memory_plateaus() {
     assert_eq!(fb.stderr(), "");
 }
 
+/// WebAssembly operators the filter runs per generated record, counted by
+/// wasmtime's fuel (one unit per operator, about what an interpreter
+/// dispatches). Fluent Bit runs a plain `.wasm` in WAMR's fast interpreter,
+/// which pays per operator, so this count is the filter's cost there: a
+/// change that adds per-record work (a second scan of the record, a byte loop
+/// where a block copy was, a per-record hash) fails here, without Fluent Bit
+/// and without timing anything. The budget is the count measured when it was
+/// set (BENCHMARKS.md, "Fluent Bit") plus 15%.
+#[test]
+fn interpreted_work_per_record_stays_within_budget() {
+    const RECORDS: usize = 2_000;
+    const BUDGET_PER_RECORD: u64 = FUEL_PER_RECORD_MEASURED * 115 / 100;
+    const FUEL_PER_RECORD_MEASURED: u64 = 43_710;
+    let mut config = wasmtime::Config::new();
+    config.consume_fuel(true);
+    let engine = wasmtime::Engine::new(&config).expect("fuel engine");
+    let module = compile(&engine);
+    let mut fb = FluentBit::start_in(&engine, &module, &[]);
+    let records: Vec<String> = trail(TrailConfig {
+        seed: 1,
+        records: RECORDS,
+        ..Default::default()
+    })
+    .map(|r| r.line)
+    .collect();
+    // Warm up the state and the allocator on other records of the same trail,
+    // then count.
+    for (i, r) in records.iter().enumerate().take(200) {
+        fb.call(1_722_500_000 + i as u32, r.as_bytes());
+    }
+    let before = fb.store.get_fuel().expect("fuel is on");
+    let mut annotated = 0;
+    for (i, r) in records.iter().enumerate() {
+        let out = fb.call(1_722_500_000 + i as u32, r.as_bytes());
+        annotated += usize::from(out.windows(15).any(|w| w == b"\"credlineage\":{"));
+    }
+    let used = before - fb.store.get_fuel().expect("fuel is on");
+    let per_record = used / RECORDS as u64;
+    let bytes: usize = records.iter().map(String::len).sum();
+    println!(
+        "{per_record} operators per record ({:.1} per input byte), {annotated}/{RECORDS} annotated",
+        used as f64 / bytes as f64
+    );
+    assert_eq!(annotated, RECORDS, "every generated record is annotated");
+    assert!(
+        per_record <= BUDGET_PER_RECORD,
+        "{per_record} operators per record, over the budget of {BUDGET_PER_RECORD}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Sizes
 // ---------------------------------------------------------------------------
@@ -736,6 +786,14 @@ fn pipeline_configs_name_the_built_module_and_its_export() {
         "build script output"
     );
     assert!(script.contains("--profile release-wasm") && script.contains("--features fluent-bit"));
+    // The AOT build: from the same module, by flb-wamrc or wamrc, and said
+    // out loud when neither is there.
+    let aot_name = DIST_NAME.replace(".wasm", ".aot");
+    assert!(
+        script.contains(&format!("-o dist/{aot_name} dist/{DIST_NAME}")),
+        "build script compiles dist/{aot_name} from dist/{DIST_NAME}"
+    );
+    assert!(script.contains("flb-wamrc") && script.contains("AOT: NOT built"));
     let module_src = repo_file("src/fluent_bit.rs");
     assert!(
         module_src.contains(&format!("CONFIG_PATH: &str = \"{CONFIG_DIR}/config.json\"")),
@@ -747,7 +805,15 @@ fn pipeline_configs_name_the_built_module_and_its_export() {
         ("pipelines/fluent-bit/fluent-bit.conf", false),
         ("pipelines/fluent-bit/fluent-bit-s3.yaml", true),
         ("pipelines/fluent-bit/fluent-bit-s3.conf", false),
+        ("pipelines/fluent-bit/fluent-bit-aot.yaml", true),
+        ("pipelines/fluent-bit/fluent-bit-aot.conf", false),
     ] {
+        // The AOT configs load the .aot the script compiles from the same module.
+        let dist_name = if file.contains("-aot.") {
+            DIST_NAME.replace(".wasm", ".aot")
+        } else {
+            DIST_NAME.to_string()
+        };
         let filters = wasm_filters(&repo_file(file), yaml);
         assert_eq!(filters.len(), 1, "{file}: one wasm filter");
         let f = &filters[0];
@@ -758,7 +824,7 @@ fn pipeline_configs_name_the_built_module_and_its_export() {
             "{file}: {function} is not exported"
         );
         assert!(
-            setting(f, "wasm_path").ends_with(&format!("/{DIST_NAME}")),
+            setting(f, "wasm_path").ends_with(&format!("/{dist_name}")),
             "{file}: wasm_path"
         );
         assert_eq!(setting(f, "event_format"), "json", "{file}");
@@ -773,5 +839,5 @@ fn pipeline_configs_name_the_built_module_and_its_export() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 6);
 }
