@@ -264,8 +264,7 @@ impl<T> Reorder<T> {
             // Keep the arrival list in proportion to what is held.
             if self.arrivals.len() > 2 * self.heap.len() + 1024 {
                 let front = self.front;
-                self.arrivals
-                    .retain(|(_, k)| front.is_none_or(|f| *k > f));
+                self.arrivals.retain(|(_, k)| front.is_none_or(|f| *k > f));
             }
         }
         Pushed::Held
@@ -281,8 +280,7 @@ impl<T> Reorder<T> {
             .is_some_and(|n| top.0 < n.saturating_sub(self.limits.window_secs))
         {
             Release::Watermark
-        } else if self.heap.len() > self.limits.max_records || self.bytes > self.limits.max_bytes
-        {
+        } else if self.heap.len() > self.limits.max_records || self.bytes > self.limits.max_bytes {
             Release::Cap
         } else if self.aging.is_some_and(|a| top <= a) || self.start_aging(top, now_ms) {
             Release::Age
@@ -430,7 +428,11 @@ mod tests {
         let mut w = Reorder::new(lim(10));
         let out = run(
             &mut w,
-            &[(Some(100), 1, "x100"), (Some(110), 1, "y110"), (Some(100), 1, "z100")],
+            &[
+                (Some(100), 1, "x100"),
+                (Some(110), 1, "y110"),
+                (Some(100), 1, "z100"),
+            ],
         );
         assert_eq!(names(&out), vec!["x100", "z100", "y110"]);
         assert_eq!(w.stats().late, 0);
@@ -521,7 +523,12 @@ mod tests {
         });
         let out = run(
             &mut w,
-            &[(Some(5), 1, "a5"), (Some(3), 1, "b3"), (Some(4), 1, "c4"), (Some(1), 1, "d1")],
+            &[
+                (Some(5), 1, "a5"),
+                (Some(3), 1, "b3"),
+                (Some(4), 1, "c4"),
+                (Some(1), 1, "d1"),
+            ],
         );
         // c4 makes three: b3 (the smallest) goes; d1 then sorts before it: late.
         assert_eq!(
@@ -631,7 +638,10 @@ mod tests {
                 sorted.sort_unstable();
                 assert_eq!(out.iter().map(|x| x.0).collect::<Vec<_>>(), sorted);
             } else {
-                assert!(s.late > 0, "window {window} cap {cap}: the test must reach late records");
+                assert!(
+                    s.late > 0,
+                    "window {window} cap {cap}: the test must reach late records"
+                );
             }
             assert!(s.peak_records <= (cap as u64).saturating_add(1));
         }
