@@ -58,10 +58,10 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
         let (num, tail) = rest.split_at(digits);
         let n: i64 = num.parse().map_err(|_| bad())?;
         let (unit, tail) = match tail.bytes().next() {
-            Some(b's') => (1, &tail[1..]),
-            Some(b'm') => (60, &tail[1..]),
-            Some(b'h') => (3600, &tail[1..]),
-            Some(b'd') => (86_400, &tail[1..]),
+            Some(b's') => (1, tail.get(1..).unwrap_or_default()),
+            Some(b'm') => (60, tail.get(1..).unwrap_or_default()),
+            Some(b'h') => (3600, tail.get(1..).unwrap_or_default()),
+            Some(b'd') => (86_400, tail.get(1..).unwrap_or_default()),
             None if first => (1, tail),
             _ => return Err(bad()),
         };
