@@ -554,6 +554,41 @@ mod tests {
     }
 
     #[test]
+    fn extreme_times_and_limits_neither_overflow_nor_lose_records() {
+        let mut w = Reorder::new(Limits {
+            window_secs: i64::MAX,
+            max_records: 0,
+            max_bytes: 0,
+            max_hold_ms: Some(u64::MAX),
+        });
+        let out = run(
+            &mut w,
+            &[
+                (Some(i64::MAX), 1, "max"),
+                (Some(i64::MIN), 1, "min"),
+                (None, 0, "none"),
+            ],
+        );
+        // Caps of 0: every record is released as soon as it is held.
+        assert_eq!(names(&out), vec!["max", "min", "none"]);
+        assert_eq!(w.stats().late, 1);
+        let mut w = Reorder::new(lim(-5));
+        assert_eq!(w.limits().window_secs, 0);
+        let out = run(
+            &mut w,
+            &[(Some(i64::MIN), 1, "a"), (Some(i64::MAX), 1, "b")],
+        );
+        assert_eq!(names(&out), vec!["a", "b"]);
+        // Behind the last released (i64::MAX): late, whatever its size.
+        assert_eq!(
+            w.push((Some(0), 1), "c", usize::MAX, Some(u64::MAX)),
+            Pushed::Now("c", Direct::Late)
+        );
+        assert_eq!(w.next_deadline(), None);
+        assert_eq!(w.pop_flush(), None);
+    }
+
+    #[test]
     fn the_wall_clock_bounds_how_long_a_record_is_held() {
         let mut w = Reorder::new(Limits {
             max_hold_ms: Some(1000),
