@@ -44,6 +44,7 @@ pub mod input;
 pub mod json;
 pub mod keyid;
 pub mod record;
+pub mod reorder;
 mod splice;
 pub mod state;
 pub mod time;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod batch;
+mod reorder;
 mod report;
 mod report_html;
 mod serve;
@@ -71,6 +72,8 @@ struct EnrichArgs {
     shape: OutputArgs,
     #[command(flatten)]
     batch: BatchArgs,
+    #[command(flatten)]
+    reorder: reorder::ReorderArgs,
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -550,6 +553,61 @@ struct Run {
     /// `--max-line-bytes`, `--max-document-bytes`.
     max_line: u64,
     max_document: u64,
+    /// `--reorder-window` (streaming order only).
+    window: Option<Window>,
+}
+
+/// `enrich`'s reorder window: the held records and the inputs they name.
+struct Window {
+    w: credlineage::reorder::Reorder<reorder::Held>,
+    sources: reorder::Sources,
+}
+
+impl Run {
+    /// Offer one record of `src` to the reorder window; what it releases (the
+    /// record itself when it is late or has no time) is enriched into `buf`.
+    fn hold(&mut self, src: &Path, line: u64, index: u64, bytes: &[u8], buf: &mut Vec<u8>) {
+        let Some(mut win) = self.window.take() else {
+            return;
+        };
+        let held = reorder::Held {
+            bytes: bytes.into(),
+            src: win.sources.id(src),
+            line,
+            index,
+        };
+        let order = self.enricher.peek_order(bytes);
+        if let credlineage::reorder::Pushed::Now(h, _) = win.w.push(order, held, bytes.len(), None)
+        {
+            self.release(&win.sources, h, buf);
+        }
+        while let Some((h, _)) = win.w.pop_due(None) {
+            self.release(&win.sources, h, buf);
+        }
+        self.window = Some(win);
+    }
+
+    /// Release every held record, in time order (end of input).
+    fn flush_window(&mut self, buf: &mut Vec<u8>) {
+        let Some(mut win) = self.window.take() else {
+            return;
+        };
+        while let Some((h, _)) = win.w.pop_flush() {
+            self.release(&win.sources, h, buf);
+        }
+        self.window = Some(win);
+    }
+
+    /// Enrich a record released by the window into `buf`.
+    fn release(&mut self, sources: &reorder::Sources, h: reorder::Held, buf: &mut Vec<u8>) {
+        let src = sources.get(h.src);
+        let o = self.enricher.process_into(&h.bytes, None, buf);
+        if matches!(o, Outcome::Malformed(Error::InvalidJson { .. })) {
+            self.ndjson_hint(src, &h.bytes);
+        }
+        self.note(src, h.line, o, h.index);
+        buf.push(b'\n');
+    }
 }
 
 impl Run {
@@ -776,6 +834,8 @@ struct Inputs<'a> {
     order: Option<Order>,
     state: &'a Option<PathBuf>,
     budget: batch::Budget,
+    /// `--reorder-window` (`enrich` only).
+    window: Option<credlineage::reorder::Limits>,
 }
 
 /// Enrich every input into `out` (`out_name` names it in errors): the work
@@ -797,11 +857,20 @@ fn enrich_inputs(
         inputs.paths.to_vec()
     };
     let only_stdin = paths.iter().all(|p| p.as_os_str() == "-");
-    let order = inputs.order.unwrap_or(if only_stdin {
-        Order::Stream
-    } else {
-        Order::Time
-    });
+    let order = inputs
+        .order
+        .unwrap_or(if only_stdin || inputs.window.is_some() {
+            Order::Stream
+        } else {
+            Order::Time
+        });
+    if inputs.window.is_some() && order == Order::Time {
+        return Err(Error::Config(
+            "--reorder-window applies to streaming order (stdin's default, --order stream); \
+             --order time sorts the whole input already"
+                .into(),
+        ));
+    }
     let mut run = Run {
         enricher,
         bad_input: 0,
@@ -812,6 +881,10 @@ fn enrich_inputs(
         hinted: false,
         max_line: inputs.budget.max_line,
         max_document: inputs.budget.max_document,
+        window: inputs.window.map(|l| Window {
+            w: credlineage::reorder::Reorder::new(l),
+            sources: reorder::Sources::default(),
+        }),
     };
     let started = Instant::now();
     let mut bytes_in = 0u64;
@@ -893,6 +966,7 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
         order: a.order,
         state: &a.engine.state,
         budget: a.batch.budget(),
+        window: a.reorder.limits(),
     };
     let done = enrich_inputs(inputs, &config, show, a.quiet, &mut out, &a.output)?;
     if let Some(p) = &a.engine.state {
@@ -900,6 +974,9 @@ fn enrich(a: EnrichArgs) -> Result<ExitCode, Error> {
     }
     if !a.quiet {
         summary(&done.run.enricher.stats(), done.secs, done.bytes_in);
+        if let Some(w) = &done.run.window {
+            reorder::summary("credlineage: ", &w.w.limits(), &w.w.stats(), w.w.len());
+        }
         digest_note(done.run.digests);
         skip_note(&done.run.skipped, a.verbose);
     }
@@ -939,6 +1016,7 @@ fn report(a: ReportArgs) -> Result<ExitCode, Error> {
         order: a.order,
         state: &a.engine.state,
         budget: a.batch.budget(),
+        window: None,
     };
     let done = enrich_inputs(inputs, &config, show, false, &mut sink, &None)?;
     digest_note(done.run.digests);
@@ -1053,6 +1131,11 @@ fn stream(
                     run.bad_file(f, e);
                 }
             }
+            // The end of the input: what the reorder window holds, in time order.
+            buf.clear();
+            run.flush_window(&mut buf);
+            out.write_all(&buf)?;
+            buf.clear();
             Ok(())
         })();
         // Stop the prefetching threads (they wait for a token or to send).
@@ -1378,6 +1461,12 @@ impl<'r> Lines<'r> {
     /// Enrich one line (without its line ending) into the buffer.
     fn line(&mut self, line: &[u8]) {
         self.n += 1;
+        if self.run.window.is_some() {
+            let n = self.hold(line);
+            self.records += n;
+            self.pb.inc(n);
+            return;
+        }
         let records = enrich_line(&mut self.run.enricher, line, self.buf, &mut self.bad);
         for (i, e) in self.bad.drain(..) {
             if matches!(e, Error::InvalidJson { .. }) {
@@ -1389,6 +1478,28 @@ impl<'r> Lines<'r> {
         }
         self.records += records;
         self.pb.inc(records);
+    }
+
+    /// With `--reorder-window`: the line's records (as [`enrich_line`] cuts
+    /// them) go to the window; what it releases is enriched into the buffer.
+    fn hold(&mut self, line: &[u8]) -> u64 {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return 0;
+        }
+        match credlineage::input::unroll_line(line) {
+            Some(pieces) => {
+                for (i, p) in pieces.iter().enumerate() {
+                    let index = self.records + i as u64 + 1;
+                    self.run.hold(self.file, self.n, index, &p.bytes, self.buf);
+                }
+                pieces.len() as u64
+            }
+            None => {
+                self.run
+                    .hold(self.file, self.n, self.records + 1, line, self.buf);
+                1
+            }
+        }
     }
 
     /// A line over `--max-line-bytes`, skipped.
@@ -1523,6 +1634,12 @@ fn process_doc(
             DocPiece::At(r, line) => (doc.bytes.get(r.clone()).unwrap_or_default(), *line),
             DocPiece::Owned(b, line) => (b.as_slice(), *line),
         };
+        if run.window.is_some() {
+            buf.clear();
+            run.hold(f, line, i as u64 + 1, bytes, buf);
+            out.write_all(buf)?;
+            continue;
+        }
         buf.clear();
         let o = run.enricher.process_into(bytes, None, buf);
         run.note(f, line, o, i as u64 + 1);

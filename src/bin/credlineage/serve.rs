@@ -32,7 +32,8 @@ use super::{
     random_seed, record_reason, save_state, summary, trim_line,
 };
 use clap::Args;
-use credlineage::{Enricher, Error};
+use credlineage::reorder::{Limits as Window, Pushed, Reorder, ReorderStats};
+use credlineage::{Enricher, Error, Outcome};
 use std::collections::VecDeque;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
@@ -121,6 +122,11 @@ pub struct ServeArgs {
     /// No summary and no connection messages on stderr.
     #[arg(short, long)]
     quiet: bool,
+    /// Off by default: it delays every record by up to the window. In
+    /// `serve` no record is held longer than the window by the wall clock
+    /// either (docs/serve.md, "Reorder window").
+    #[command(flatten)]
+    reorder: super::reorder::ReorderArgs,
 }
 
 // ---------------------------------------------------------------------------
@@ -168,6 +174,9 @@ struct Shared {
     read_deadline: OnceLock<Instant>,
     quiet: bool,
     c: Counters,
+    /// `--reorder-window`: its limits, counters and records held now, as the
+    /// enrichment thread last left them.
+    reorder: Mutex<Option<(Window, ReorderStats, usize)>>,
 }
 
 impl Shared {
@@ -281,6 +290,27 @@ impl<T> Queue<T> {
         self.take(g)
     }
 
+    /// The next item, waiting for one until `until` at the latest.
+    fn pop_until(&self, until: Instant) -> Popped<T> {
+        let mut g = self.lock();
+        loop {
+            if !g.items.is_empty() {
+                return self.take(g).map_or(Popped::Closed, Popped::Item);
+            }
+            if g.closed {
+                return Popped::Closed;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Popped::Timeout;
+            }
+            g = self
+                .readable
+                .wait_timeout(g, left)
+                .map_or_else(|p| p.into_inner().0, |r| r.0);
+        }
+    }
+
     /// The next item, waiting for one; `None` once closed and empty.
     fn pop(&self) -> Option<T> {
         let mut g = self.lock();
@@ -300,6 +330,13 @@ impl<T> Queue<T> {
         self.readable.notify_all();
         self.writable.notify_all();
     }
+}
+
+/// What [`Queue::pop_until`] found.
+enum Popped<T> {
+    Item(T),
+    Timeout,
+    Closed,
 }
 
 /// Closes a queue when its consumer (or producer) thread ends, even by a
@@ -436,11 +473,21 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
         read_deadline: OnceLock::new(),
         quiet: a.quiet,
         c: Counters::default(),
+        reorder: Mutex::new(None),
     });
     let inq: Arc<Queue<In>> = Arc::new(Queue::new(a.queue_bytes));
     let outq: Arc<Queue<Out>> = Arc::new(Queue::new(a.queue_bytes));
     let started = Instant::now();
 
+    // The wall-clock bound: no record held longer than the window.
+    let window = a.reorder.limits().map(|l| Window {
+        max_hold_ms: Some(
+            u64::try_from(l.window_secs)
+                .unwrap_or(0)
+                .saturating_mul(1000),
+        ),
+        ..l
+    });
     let enricher = Arc::new(Mutex::new(enricher));
     let enrich_thread = {
         let (inq, outq, sh) = (Arc::clone(&inq), Arc::clone(&outq), Arc::clone(&sh));
@@ -450,7 +497,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             .spawn(move || {
                 let _in = CloseOnDrop(Arc::clone(&inq));
                 let _out = CloseOnDrop(Arc::clone(&outq));
-                enrich_loop(&e, &inq, &outq, &sh)
+                match window {
+                    Some(l) => enrich_window(&e, &inq, &outq, &sh, l),
+                    None => enrich_loop(&e, &inq, &outq, &sh),
+                }
             })
             .map_err(|e| arg_err("thread", e))?
     };
@@ -552,6 +602,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             Counters::get(&c.reconnects),
             Counters::get(&c.undelivered),
         );
+        let w = *sh.reorder.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((l, st, held)) = w {
+            super::reorder::summary("credlineage serve: ", &l, &st, held);
+        }
     }
     saved?;
     Ok(
@@ -1134,6 +1188,168 @@ fn enrich_loop(e: &Mutex<Enricher>, inq: &Queue<In>, outq: &Queue<Out>, sh: &Sha
             Counters::add(&sh.c.undelivered, records);
         }
     }
+}
+
+/// A record held by `serve`'s reorder window, and where it came from (for
+/// the message when it cannot be read).
+struct Held {
+    bytes: Box<[u8]>,
+    conn: u64,
+    line: u64,
+    /// Its position in its line (from 0), when the line held several.
+    of_line: Option<u64>,
+}
+
+/// The enrichment thread with `--reorder-window`: every record of a line
+/// goes to the window (keyed by `peek_order`, as batch mode sorts);
+/// released records are enriched in time order. Records are released by the
+/// watermark, the caps, and the wall clock (held at most the window), and
+/// all of them, in time order, when the input queue closes. Oversized lines
+/// are never held (never in memory whole): they are passed on at once, and
+/// nothing is released by the clock while one streams, so its pieces stay
+/// together.
+fn enrich_window(
+    e: &Mutex<Enricher>,
+    inq: &Queue<In>,
+    outq: &Queue<Out>,
+    sh: &Shared,
+    limits: Window,
+) {
+    let mut w: Reorder<Held> = Reorder::new(limits);
+    let t0 = Instant::now();
+    let now = || u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut reported = 0u64;
+    let mut in_long = false;
+    let mut out = Vec::new();
+    let mut records = 0u64;
+    let publish = |w: &Reorder<Held>| {
+        *sh.reorder.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((w.limits(), w.stats(), w.len()));
+    };
+    publish(&w);
+    // Enrich one released record into `out`.
+    let mut release = |g: &mut Enricher, h: Held, out: &mut Vec<u8>, records: &mut u64| {
+        *records += 1;
+        let o = g.process_into(&h.bytes, None, out);
+        out.push(b'\n');
+        if let Outcome::Malformed(err) = o {
+            reported += 1;
+            if reported <= MAX_REPORTED {
+                sh.log(format_args!(
+                    "connection {}: line {}: {}{} (passed on unchanged){}",
+                    h.conn,
+                    h.line,
+                    h.of_line
+                        .map_or(String::new(), |k| format!("record {} of the line: ", k + 1)),
+                    record_reason(&err),
+                    if reported == MAX_REPORTED {
+                        "; further ones are only counted"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+    };
+    let send = |out: &mut Vec<u8>, records: &mut u64| {
+        if out.is_empty() {
+            return;
+        }
+        let bytes = std::mem::take(out);
+        let n = std::mem::take(records);
+        let size = bytes.len();
+        if outq
+            .push(0, Out::Lines { bytes, records: n }, size, Hold::No)
+            .is_err()
+        {
+            Counters::add(&sh.c.undelivered, n);
+        }
+    };
+    loop {
+        let popped = match w.next_deadline() {
+            Some(d) if !in_long => inq.pop_until(t0 + Duration::from_millis(d)),
+            _ => inq.pop().map_or(Popped::Closed, Popped::Item),
+        };
+        match popped {
+            Popped::Closed => break,
+            Popped::Timeout => {
+                let mut g = lock_enricher(e);
+                while let Some((h, _)) = w.pop_due(Some(now())) {
+                    release(&mut g, h, &mut out, &mut records);
+                }
+                drop(g);
+            }
+            Popped::Item(In::Long { bytes, end }) => {
+                in_long = !end;
+                let size = bytes.len();
+                if outq
+                    .push(0, Out::Long { bytes, end }, size, Hold::No)
+                    .is_err()
+                {
+                    Counters::add(&sh.c.undelivered, u64::from(end));
+                }
+            }
+            Popped::Item(In::Lines { conn, first, bytes }) => {
+                let mut g = lock_enricher(e);
+                for (i, line) in bytes.split_inclusive(|&c| c == b'\n').enumerate() {
+                    let line = trim_line(line);
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let line_no = first + i as u64;
+                    let pieces = credlineage::input::unroll_line(line);
+                    let one = [line];
+                    let many: Vec<&[u8]>;
+                    let recs: &[&[u8]] = match &pieces {
+                        Some(p) => {
+                            many = p.iter().map(|p| &*p.bytes).collect();
+                            &many
+                        }
+                        None => &one,
+                    };
+                    for (k, r) in recs.iter().enumerate() {
+                        let h = Held {
+                            bytes: (*r).into(),
+                            conn,
+                            line: line_no,
+                            of_line: (recs.len() > 1).then_some(k as u64),
+                        };
+                        let order = g.peek_order(r);
+                        let t = now();
+                        if let Pushed::Now(h, _) = w.push(order, h, r.len(), Some(t)) {
+                            release(&mut g, h, &mut out, &mut records);
+                        }
+                        while let Some((h, _)) = w.pop_due(Some(t)) {
+                            release(&mut g, h, &mut out, &mut records);
+                        }
+                    }
+                }
+                drop(g);
+            }
+        }
+        send(&mut out, &mut records);
+        publish(&w);
+    }
+    // The input is closed: everything held, in time order — unless the
+    // shutdown deadline has passed (then it is counted as undelivered).
+    let mut g = lock_enricher(e);
+    while !w.is_empty() {
+        if sh.aborted() {
+            Counters::add(&sh.c.undelivered, w.len() as u64);
+            break;
+        }
+        let mut n = 0;
+        while let Some((h, _)) = w.pop_flush() {
+            release(&mut g, h, &mut out, &mut records);
+            n += 1;
+            if n == 4096 {
+                break;
+            }
+        }
+        send(&mut out, &mut records);
+    }
+    drop(g);
+    publish(&w);
 }
 
 // ---------------------------------------------------------------------------
