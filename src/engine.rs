@@ -198,7 +198,7 @@ pub struct Enricher {
 }
 
 /// One record cannot move the clock further ahead than this by itself (SPEC 2).
-const MAX_CLOCK_JUMP: i64 = 24 * 3600;
+pub(crate) const MAX_CLOCK_JUMP: i64 = 24 * 3600;
 
 /// A full sweep of expired state runs at most once per this many records
 /// (or per as many records as there are tracked sets, whichever is more).

@@ -166,8 +166,11 @@ pub struct Reorder<T> {
     /// With `max_hold_ms`: arrival time and key of held records, in arrival
     /// order; entries already released (key not after `front`) are stale.
     arrivals: VecDeque<(u64, Key)>,
-    /// The newest event time seen.
+    /// The newest event time seen (the watermark's base).
     newest: Option<i64>,
+    /// A dated record more than a day past `newest`, not yet confirmed by
+    /// the next dated record (the engine's clock rule, SPEC 2).
+    pending_jump: Option<i64>,
     /// The time of the record that arrived last (its own or the one it took).
     last_time: Option<i64>,
     /// The key of the last record released from the window.
@@ -189,6 +192,7 @@ impl<T> Reorder<T> {
             heap: BinaryHeap::new(),
             arrivals: VecDeque::new(),
             newest: None,
+            pending_jump: None,
             last_time: None,
             front: None,
             seq: 0,
@@ -251,7 +255,7 @@ impl<T> Reorder<T> {
             return Pushed::Now(item, Direct::Untimed);
         }
         if own.is_some() {
-            self.newest = Some(self.newest.map_or(time, |n| n.max(time)));
+            self.advance(time);
         }
         let size = size.saturating_add(ENTRY_OVERHEAD);
         self.bytes = self.bytes.saturating_add(size);
@@ -268,6 +272,26 @@ impl<T> Reorder<T> {
             }
         }
         Pushed::Held
+    }
+
+    /// Move the watermark's base to `time` — unless `time` is more than a
+    /// day past it: then only when the dated record before was that far
+    /// ahead too, as the engine's clock moves (one forged or skewed
+    /// timestamp cannot release the whole window and make the records after
+    /// it late).
+    fn advance(&mut self, time: i64) {
+        match self.newest {
+            Some(n) if time > n.saturating_add(crate::engine::MAX_CLOCK_JUMP) => {
+                match self.pending_jump.take() {
+                    Some(p) => self.newest = Some(p.min(time)),
+                    None => self.pending_jump = Some(time),
+                }
+            }
+            _ => {
+                self.newest = Some(self.newest.map_or(time, |n| n.max(time)));
+                self.pending_jump = None;
+            }
+        }
     }
 
     /// The next record due, if any: by the watermark, a cap, or (with
@@ -419,6 +443,37 @@ mod tests {
         let s = w.stats();
         assert_eq!((s.held, s.by_watermark, s.by_flush, s.late), (5, 2, 3, 0));
         assert_eq!(s.peak_records, 4);
+    }
+
+    #[test]
+    fn one_far_future_record_does_not_release_the_window() {
+        let day = crate::engine::MAX_CLOCK_JUMP;
+        let mut w = Reorder::new(lim(600));
+        let out = run(
+            &mut w,
+            &[
+                (Some(1000), 1, "a"),
+                (Some(1000 + 10 * day), 1, "forged"),
+                (Some(900), 1, "b"),
+                (Some(1100), 1, "c"),
+            ],
+        );
+        // The forged record alone moves nothing: b still sorts into place.
+        assert_eq!(names(&out), vec!["b", "a", "c", "forged"]);
+        assert_eq!(w.stats().late, 0);
+        // Two in a row that far ahead: the trail really moved on.
+        let mut w = Reorder::new(lim(600));
+        let out = run(
+            &mut w,
+            &[
+                (Some(1000), 1, "a"),
+                (Some(1000 + 10 * day), 1, "x"),
+                (Some(1000 + 10 * day + 1), 1, "y"),
+                (Some(900), 1, "late"),
+            ],
+        );
+        assert_eq!(names(&out), vec!["a", "late", "x", "y"]);
+        assert_eq!((w.stats().by_watermark, w.stats().late), (1, 1));
     }
 
     #[test]
