@@ -5,31 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::sync::Arc;
 
-/// A 12-digit AWS account ID decoded from an access key ID (SPEC 3.6): kept
-/// as its number, written zero-padded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccountId(pub u64);
-
-impl std::fmt::Display for AccountId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:012}", self.0)
-    }
-}
-
-impl Serialize for AccountId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for AccountId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        s.parse()
-            .map(AccountId)
-            .map_err(|_| serde::de::Error::custom("an account ID is 12 digits"))
-    }
-}
+pub use crate::keyid::AccountId;
 
 /// What kind of credential made the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -74,7 +74,7 @@ pub fn long_term(key: &str, account: &str) -> Fingerprint {
 /// fixed size, no allocation for 20-character key IDs and 12-digit accounts.
 #[derive(Debug, Clone)]
 pub(crate) struct LongTermMemo {
-    slots: Vec<Option<(crate::state::KeyId, crate::state::KeyId, Fingerprint)>>,
+    slots: Vec<Option<(crate::keyid::KeyId, crate::keyid::KeyId, Fingerprint)>>,
 }
 
 const MEMO_SLOTS: usize = 256;
@@ -90,7 +90,7 @@ impl Default for LongTermMemo {
 impl LongTermMemo {
     /// `long_term(key, account)`, computed at most once per slot occupancy.
     pub(crate) fn get(&mut self, key: &str, account: &str) -> Fingerprint {
-        let i = (crate::state::key_hash(key) as usize) % MEMO_SLOTS;
+        let i = (crate::keyid::key_hash(key) as usize) % MEMO_SLOTS;
         if let Some(Some((k, a, fp))) = self.slots.get(i) {
             if k.as_bytes() == key.as_bytes() && a.as_bytes() == account.as_bytes() {
                 return *fp;
@@ -99,8 +99,8 @@ impl LongTermMemo {
         let fp = long_term(key, account);
         if let Some(slot) = self.slots.get_mut(i) {
             *slot = Some((
-                crate::state::KeyId::new(key),
-                crate::state::KeyId::new(account),
+                crate::keyid::KeyId::new(key),
+                crate::keyid::KeyId::new(account),
                 fp,
             ));
         }

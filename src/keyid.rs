@@ -1,4 +1,32 @@
-//! What an access key ID says by itself: its kind (`AKIA`/`ASIA`) and, for new-format IDs, the AWS account (SPEC 3.6).
+//! What an access key ID says by itself — its kind (`AKIA`/`ASIA`) and, for new-format IDs, the AWS account (SPEC 3.6) — and how the state stores and hashes one.
+
+use serde::{Deserialize, Serialize};
+
+/// A 12-digit AWS account ID decoded from an access key ID (SPEC 3.6): kept
+/// as its number, written zero-padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountId(pub u64);
+
+impl std::fmt::Display for AccountId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:012}", self.0)
+    }
+}
+
+impl Serialize for AccountId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        s.parse()
+            .map(AccountId)
+            .map_err(|_| serde::de::Error::custom("an account ID is 12 digits"))
+    }
+}
 
 /// The kind of credential an access key ID belongs to, from its prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +79,7 @@ pub fn account(key: &str) -> Option<String> {
 }
 
 /// [`account`] as a number.
-pub fn account_id(key: &str) -> Option<crate::annotation::AccountId> {
+pub fn account_id(key: &str) -> Option<AccountId> {
     let b = key.as_bytes();
     let first = *b.get(4)?;
     if !(matches!(first, b'Q'..=b'Z' | b'2'..=b'7')) {
@@ -69,7 +97,82 @@ pub fn account_id(key: &str) -> Option<crate::annotation::AccountId> {
     }
     let z = bits >> 2; // 50 bits read, keep the first 48
     let acct = (z & 0x7fff_ffff_ff80) >> 7;
-    Some(crate::annotation::AccountId(acct))
+    Some(AccountId(acct))
+}
+
+/// An access key ID, stored inline when short (all real IDs are 20 characters).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum KeyId {
+    Inline { len: u8, buf: [u8; 22] },
+    Heap(Box<str>),
+}
+
+impl KeyId {
+    pub fn new(s: &str) -> KeyId {
+        let b = s.as_bytes();
+        if b.len() <= 22 {
+            let mut buf = [0u8; 22];
+            buf[..b.len()].copy_from_slice(b);
+            KeyId::Inline {
+                len: b.len() as u8,
+                buf,
+            }
+        } else {
+            KeyId::Heap(s.into())
+        }
+    }
+    /// The key's bytes (what the hot paths compare and hash: no UTF-8 re-check).
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyId::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or(&[]),
+            KeyId::Heap(s) => s.as_bytes(),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Built from a &str cut at its own length: always valid UTF-8.
+            KeyId::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
+            }
+            KeyId::Heap(s) => s,
+        }
+    }
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            KeyId::Inline { .. } => 0,
+            KeyId::Heap(s) => s.len() + 16,
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(KeyId::new(&s))
+    }
+}
+
+/// A portable 64-bit hash of a key ID, for the key index.
+pub(crate) fn key_hash(key: &str) -> u64 {
+    key_hash_bytes(key.as_bytes())
+}
+
+/// [`key_hash`] of a key's bytes.
+pub(crate) fn key_hash_bytes(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use crate::Error;
 use crate::annotation::RootType;
 use crate::fingerprint::Fingerprint;
+use crate::keyid::{KeyId, key_hash, key_hash_bytes};
 use ahash::RandomState;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
@@ -17,81 +18,6 @@ use std::sync::Arc;
 pub(crate) struct Root {
     pub kind: RootType,
     pub id: Arc<str>,
-}
-
-/// An access key ID, stored inline when short (all real IDs are 20 characters).
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) enum KeyId {
-    Inline { len: u8, buf: [u8; 22] },
-    Heap(Box<str>),
-}
-
-impl KeyId {
-    pub fn new(s: &str) -> KeyId {
-        let b = s.as_bytes();
-        if b.len() <= 22 {
-            let mut buf = [0u8; 22];
-            buf[..b.len()].copy_from_slice(b);
-            KeyId::Inline {
-                len: b.len() as u8,
-                buf,
-            }
-        } else {
-            KeyId::Heap(s.into())
-        }
-    }
-    /// The key's bytes (what the hot paths compare and hash: no UTF-8 re-check).
-    #[inline]
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            KeyId::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or(&[]),
-            KeyId::Heap(s) => s.as_bytes(),
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        match self {
-            // Built from a &str cut at its own length: always valid UTF-8.
-            KeyId::Inline { len, buf } => {
-                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
-            }
-            KeyId::Heap(s) => s,
-        }
-    }
-    fn heap_bytes(&self) -> usize {
-        match self {
-            KeyId::Inline { .. } => 0,
-            KeyId::Heap(s) => s.len() + 16,
-        }
-    }
-}
-
-impl std::fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.as_str())
-    }
-}
-
-impl Serialize for KeyId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for KeyId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        Ok(KeyId::new(&s))
-    }
-}
-
-/// A portable 64-bit hash of a key ID, for the key index.
-pub(crate) fn key_hash(key: &str) -> u64 {
-    key_hash_bytes(key.as_bytes())
-}
-
-/// [`key_hash`] of a key's bytes.
-pub(crate) fn key_hash_bytes(key: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key)
 }
 
 /// Everything known about a credential set, in the convenient wide form the
