@@ -12,7 +12,6 @@ use std::time::Instant;
 mod batch;
 mod reorder;
 mod report;
-mod report_html;
 mod serve;
 
 #[derive(Parser)]
@@ -1033,7 +1032,7 @@ fn report(a: ReportArgs) -> Result<ExitCode, Error> {
     let mut out = open_output(&a.output)?;
     let written = match a.format {
         ReportFormat::Text => report::write_text(&mut out, &r),
-        ReportFormat::Html => report_html::write_html(&mut out, &r),
+        ReportFormat::Html => report::write_html(&mut out, &r),
         ReportFormat::Json => serde_json::to_writer_pretty(&mut out, &r)
             .map_err(io::Error::other)
             .and_then(|_| writeln!(out)),

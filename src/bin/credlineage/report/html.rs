@@ -1,6 +1,6 @@
 //! `credlineage report --format html`: the report as one self-contained page (lineage forest as collapsible trees with the findings marked, search, a timeline per root, sortable collision / off-host / live tables) that reaches no network and never reads a record's string as markup.
 //!
-//! The page is a fixed template (`report_html/`: CSS and a small vanilla
+//! The page is a fixed template (`html/`: CSS and a small vanilla
 //! script, inline) plus the report's data as one JSON block. Every string
 //! that comes from a record reaches the page only inside that block, where
 //! `<`, `>` and `&` are written as JSON escapes (`\u003c`…), so nothing in it
@@ -16,13 +16,13 @@
 //! "more" button, tables show their first rows, search opens the paths of
 //! its first hits, a timeline draws its first lanes (limits in `report.js`).
 
-use crate::report::{Collision, Credential, Live, Offhost, ReportOut, Totals};
+use super::{Collision, Credential, Live, Offhost, ReportOut, Totals};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::{self, Write};
 
-const CSS: &str = include_str!("report_html/report.css");
-const JS: &str = include_str!("report_html/report.js");
+const CSS: &str = include_str!("html/report.css");
+const JS: &str = include_str!("html/report.js");
 
 /// One root, as the page's data holds it (short keys: the block is the bulk of the file).
 #[derive(Serialize)]
