@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Generate src/aws_ranges_data.rs, the built-in AWS IP-ranges table (SPEC 3.5).
+"""Generate src/core/aws_ranges_data.rs, the built-in AWS IP-ranges table (SPEC 3.5).
 
 Usage:
-    python3 scripts/gen-aws-ranges.py IP_RANGES_JSON [-o src/aws_ranges_data.rs]
+    python3 scripts/gen-aws-ranges.py IP_RANGES_JSON [-o src/core/aws_ranges_data.rs]
 
 IP_RANGES_JSON is AWS's published ip-ranges.json (a snapshot is kept in the
 shared data directory, data/aws-ip-ranges/README.md says where it came from).
@@ -12,7 +12,7 @@ gives the same bytes.
 The prefixes of each address family are merged into sorted, disjoint ranges
 (overlapping and adjacent prefixes become one range, even where the union is
 not a single CIDR), then delta-encoded into one byte string that
-`src/aws_ranges.rs` decodes once per process:
+`src/core/aws_ranges.rs` decodes once per process:
 
     table  = family(IPv4) family(IPv6)
     family = LEB128(count) range*
@@ -121,7 +121,7 @@ def main():
 //! and the counts in the `aws_ranges` tests):
 //!
 //! ```text
-//! python3 scripts/gen-aws-ranges.py ip-ranges.json -o src/aws_ranges_data.rs
+//! python3 scripts/gen-aws-ranges.py ip-ranges.json -o src/core/aws_ranges_data.rs
 //! ```
 //!
 //! Input: {len(v4):,} IPv4 and {len(v6):,} IPv6 prefixes ({len(set(v4)):,} and {len(set(v6)):,} distinct).

@@ -31,31 +31,29 @@
 //! assert_eq!(out["credlineage"]["lineage_depth"], 1);
 //! ```
 
-pub mod annotation;
-pub mod aws_ranges;
-mod aws_ranges_data;
-pub mod config;
-pub mod engine;
+// The tree (README, "Layout"): `core` holds the rules and their state and
+// does no I/O; `io` reads and writes record bytes; `hosts` binds the core to
+// one runtime each; `generate` makes test trails. The modules keep their
+// flat public paths (`credlineage::engine`, `credlineage::json`, …).
+mod core;
 pub mod error;
-pub mod fingerprint;
 #[cfg(feature = "generate")]
 pub mod generate;
-pub mod input;
-pub mod json;
-pub mod keyid;
-pub mod record;
-pub mod reorder;
-mod splice;
-pub mod state;
-pub mod time;
+mod hosts;
+mod io;
+
+pub(crate) use self::core::aws_ranges_data;
+pub use self::core::{
+    annotation, aws_ranges, config, engine, fingerprint, keyid, record, reorder, state, time,
+};
+pub(crate) use self::io::splice;
+pub use self::io::{input, json};
 
 // Host bindings: each small, each behind its own feature.
-#[cfg(feature = "component")]
-mod component;
 #[cfg(all(feature = "fluent-bit", target_arch = "wasm32"))]
-pub mod fluent_bit;
+pub use self::hosts::fluent_bit;
 #[cfg(feature = "js")]
-pub mod js;
+pub use self::hosts::js;
 
 pub use annotation::Annotation;
 pub use aws_ranges::AwsRanges;

@@ -794,10 +794,10 @@ fn pipeline_configs_name_the_built_module_and_its_export() {
         "build script compiles dist/{aot_name} from dist/{DIST_NAME}"
     );
     assert!(script.contains("flb-wamrc") && script.contains("AOT: NOT built"));
-    let module_src = repo_file("src/fluent_bit.rs");
+    let module_src = repo_file("src/hosts/fluent_bit.rs");
     assert!(
         module_src.contains(&format!("CONFIG_PATH: &str = \"{CONFIG_DIR}/config.json\"")),
-        "config path in src/fluent_bit.rs"
+        "config path in src/hosts/fluent_bit.rs"
     );
     let mut checked = 0;
     for (file, yaml) in [

@@ -1004,7 +1004,7 @@ fn invalid_utf8_in_read_fields_keys_and_structure_passes_through() {
     assert_eq!(e.stats().tracked_sets, 0);
 }
 
-// BUG (src/record.rs, parse_outer via serde_json IgnoredAny): invalid UTF-8
+// BUG (src/core/record.rs, parse_outer via serde_json IgnoredAny): invalid UTF-8
 // inside a string credlineage does not read is not detected. serde_json's
 // `from_slice` skips ignored strings without validating UTF-8, so
 // `{"eventName":"X","eventSource":"s","userAgent":"\xff"}` (raw byte 0xff) is
@@ -1111,7 +1111,7 @@ fn lone_surrogates_anywhere() {
     }
 }
 
-// BUG (src/record.rs, `S` / lenient_struct deserializers): the lenient view
+// BUG (src/core/record.rs, `S` / lenient_struct deserializers): the lenient view
 // is not lenient for values serde_json refuses to decode. A lone surrogate
 // escape (`"\ud800"`) or an out-of-range number (`1e400`) — both valid JSON
 // grammar — in ANY field credlineage reads makes `parse_outer` fail, so the
@@ -1155,7 +1155,7 @@ fn bug_undecodable_value_in_read_field_drops_annotation() {
 // 7. Every field credlineage reads: escapes, odd strings, wrong types, null
 // ---------------------------------------------------------------------------
 
-/// Where credlineage reads (src/record.rs): dotted key paths of an event,
+/// Where credlineage reads (src/core/record.rs): dotted key paths of an event,
 /// array indices left out. An EventBridge `detail` holds the same paths.
 const READ_PATHS: [&str; 63] = [
     "eventName",
@@ -1456,7 +1456,7 @@ fn escaped_strings_and_keys_in_every_read_field_mean_the_same() {
 
 /// Numbers, objects, arrays, booleans, `null` and `""` where a string
 /// belongs; `null`, strings, numbers and arrays where an object belongs — in
-/// every field credlineage reads. Each reads as absent (src/record.rs): the
+/// every field credlineage reads. Each reads as absent (src/core/record.rs): the
 /// whole stream's annotations equal those with the member removed.
 #[test]
 fn wrong_types_and_null_in_every_read_field_read_as_absent() {
@@ -1496,7 +1496,7 @@ fn wrong_types_and_null_in_every_read_field_read_as_absent() {
         );
         for w in wrong {
             let wv: Value = serde_json::from_str(w).unwrap();
-            // What reads as absent (src/record.rs): `null` and `""` anywhere;
+            // What reads as absent (src/core/record.rs): `null` and `""` anywhere;
             // any non-string where a string belongs (but `ec2RoleDelivery`
             // is "present" for any non-null, non-empty value); any
             // non-object where an object belongs, and `{}` / `[]` there.
@@ -1935,7 +1935,7 @@ fn flood_one_million_debug() {
     flood(1_000_000, 10_000, 1 << 20);
 }
 
-// BUG (src/state.rs, `cost_set`): the byte estimate of a credential set
+// BUG (src/core/state.rs, `cost_set`): the byte estimate of a credential set
 // counts its key string but not its `root.id` string, which holds
 // `user:<ARN>`, `service:<invokedBy>/<session>`, `saml:<provider>/<user>` or
 // `web_identity:…` copied from the record — unbounded, attacker-chosen
@@ -1976,7 +1976,7 @@ fn bug_state_bytes_ignore_root_strings() {
     );
 }
 
-// BUG (src/engine.rs, `live_count` — and `find_temp`, `State::unindex`):
+// BUG (src/core/engine.rs, `live_count` — and `find_temp`, `State::unindex`):
 // the sets that share one access key ID are scanned linearly on every record
 // that uses or issues that key, and `live_count` de-duplicates them with
 // `Vec::contains`, i.e. O(n²) per record for n sets under one key ID. n is
@@ -2267,7 +2267,7 @@ fn restart_anywhere_gives_the_same_output() {
     }
 }
 
-// BUG (src/state.rs `State::restore` + src/engine.rs `find_temp`): the order
+// BUG (src/core/state.rs `State::restore` + src/core/engine.rs `find_temp`): the order
 // of fingerprints in the `by_key` index is hidden state that snapshots do
 // not keep. `find_temp` keeps the FIRST of equally good candidates in
 // `by_key` order (insertion order), but `restore` rebuilds `by_key` in LRU
@@ -2521,7 +2521,7 @@ fn session_tokens_never_leave_in_annotations_or_snapshots() {
     }
 }
 
-// BUG (src/engine.rs `redact_tokens`): with `redact_session_tokens: true`,
+// BUG (src/core/engine.rs `redact_tokens`): with `redact_session_tokens: true`,
 // a record delivered as a JSON string under a configured string field
 // (`message`, `log` — SPEC 2, what shippers without a JSON parser deliver)
 // keeps its session token: `redact_tokens` only looks for the raw bytes
@@ -2580,7 +2580,7 @@ fn ordinary_host_times_for_records_without_time() {
     }
 }
 
-// BUG (src/engine.rs `find_temp`, lines `let d = (c - i).abs();` and
+// BUG (src/core/engine.rs `find_temp`, lines `let d = (c - i).abs();` and
 // `-start`): unchecked i64 arithmetic on times. `issue()` stores the event
 // time — the host-supplied `host_time` when the record has no eventTime — as
 // the set's issue time; a later call with the same key and ARN then computes

@@ -23,7 +23,7 @@ const FED_KEY: &str = "AKIA6V1GNZTT65XQH36M";
 const FED_TEMP: &str = "ASIASTJKC5GCM7ZE6LUP";
 const FED_ACCT: &str = "742491224508";
 const FED_ARN: &str = "arn:aws:sts::742491224508:federated-user/stratus_red_team";
-/// sf1_A of Appendix A (also pinned in src/fingerprint.rs against Python hashlib).
+/// sf1_A of Appendix A (also pinned in src/core/fingerprint.rs against Python hashlib).
 const FED_A: &str = "sf1_a265f9f236c1c745cc68f20da2ffd236";
 /// sf1_B of Appendix A.
 const FED_B: &str = "sf1_5b1aa366c992b680857ed12b7d877126";

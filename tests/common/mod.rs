@@ -311,7 +311,7 @@ pub fn added_text(input: &[u8], out: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Independent fingerprints (the documented sf1 encoding, src/fingerprint.rs)
+// Independent fingerprints (the documented sf1 encoding, src/core/fingerprint.rs)
 // ---------------------------------------------------------------------------
 
 fn sf1(parts: &[&str]) -> String {

@@ -4,7 +4,7 @@
 //! and the counts in the `aws_ranges` tests):
 //!
 //! ```text
-//! python3 scripts/gen-aws-ranges.py ip-ranges.json -o src/aws_ranges_data.rs
+//! python3 scripts/gen-aws-ranges.py ip-ranges.json -o src/core/aws_ranges_data.rs
 //! ```
 //!
 //! Input: 10,668 IPv4 and 6,160 IPv6 prefixes (7,905 and 3,108 distinct).
