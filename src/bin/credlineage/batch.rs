@@ -777,6 +777,10 @@ fn read_records(
             break;
         }
     }
+    // A UTF-8 byte order mark is not part of the input.
+    if head.starts_with(credlineage::input::BOM) {
+        head.drain(..credlineage::input::BOM.len());
+    }
     // Binary data is named once and nothing of it is read as records (as in
     // stream order).
     if super::looks_binary(&head) {
@@ -794,10 +798,10 @@ fn read_records(
         for p in &split.pieces {
             each(&p.bytes, p.line)?;
         }
-        if let Some(d) = &split.damage
-            && notes
-        {
-            note_damage(run, f, d);
+        if notes {
+            for d in split.damaged_records.iter().chain(&split.damage) {
+                note_damage(run, f, d);
+            }
         }
         return Ok(Ok(()));
     }
