@@ -643,8 +643,10 @@ fn progress(total: Option<u64>, enabled: bool) -> ProgressBar {
 /// Largest state file read (a snapshot of the largest state `--max-bytes` allows is far smaller).
 const MAX_STATE_FILE: u64 = 4 << 30;
 
-fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>>, Error> {
-    let Some(p) = path else { return Ok(None) };
+/// Restore `e` from the state file `path`, if given and there, streamed
+/// (the file is not held whole). Whether a state was restored.
+fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<bool, Error> {
+    let Some(p) = path else { return Ok(false) };
     // Checked before reading: a FIFO would hang, a device or a huge file be read whole.
     match std::fs::metadata(p) {
         Ok(m) if !m.is_file() => {
@@ -666,16 +668,17 @@ fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>
         }
         _ => {}
     }
-    match std::fs::read(p) {
-        Ok(bytes) => {
-            e.restore(&bytes).map_err(|err| match err {
-                // One `snapshot refused:` prefix: the library's message has it.
-                Error::Snapshot(m) => Error::Snapshot(format!("{}: {m}", p.display())),
-                err => Error::Snapshot(format!("{}: {err}", p.display())),
-            })?;
-            Ok(Some(bytes))
+    match std::fs::File::open(p) {
+        Ok(f) => {
+            e.restore_from(io::BufReader::with_capacity(1 << 16, f))
+                .map_err(|err| match err {
+                    // One `snapshot refused:` prefix: the library's message has it.
+                    Error::Snapshot(m) => Error::Snapshot(format!("{}: {m}", p.display())),
+                    err => Error::Snapshot(format!("{}: {err}", p.display())),
+                })?;
+            Ok(true)
         }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(err) => Err(input_err(p, None, err)),
     }
 }
@@ -801,8 +804,17 @@ fn check_state_writable(path: &Path) -> Result<(), Error> {
 /// The temporary file is created exclusively (`O_EXCL`, a random name: a
 /// planted file or symlink is never followed) and removed on every error.
 fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
+    save_state_with(path, |w| e.write_snapshot(w))
+}
+
+/// [`save_state`], the snapshot written by `write` (streamed into the
+/// temporary file through a buffer; what `write` holds, e.g. a lock, is
+/// released before the file is synced and renamed).
+fn save_state_with(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<&mut std::fs::File>) -> io::Result<()>,
+) -> Result<(), Error> {
     clean_stale_temps(path);
-    let bytes = e.snapshot();
     let target = match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
             Ok(t) => t,
@@ -823,7 +835,11 @@ fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
         let mut f = tempfile::Builder::new()
             .prefix(&format!(".{name}.tmp."))
             .tempfile_in(dir)?;
-        f.write_all(&bytes)?;
+        {
+            let mut w = io::BufWriter::with_capacity(1 << 20, f.as_file_mut());
+            write(&mut w)?;
+            w.flush()?;
+        }
         f.as_file().sync_all()?;
         f.persist(&target).map_err(|e| e.error)?;
         Ok(())
@@ -860,7 +876,7 @@ fn enrich_inputs(
 ) -> Result<Done, Error> {
     let mut enricher = Enricher::new(config.clone())?;
     enricher.set_hash_seed(random_seed());
-    let state_bytes = load_state(&mut enricher, inputs.state)?;
+    let restored = load_state(&mut enricher, inputs.state)?;
     let paths: Vec<PathBuf> = if inputs.paths.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -893,7 +909,7 @@ fn enrich_inputs(
             &mut run,
             batch::Setup {
                 config,
-                state: state_bytes.as_deref(),
+                state: inputs.state.as_deref().filter(|_| restored),
                 budget: &inputs.budget,
             },
             &files,
