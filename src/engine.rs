@@ -1848,6 +1848,12 @@ mod tests {
         c.set_position(6);
         e.write_snapshot(&mut c).unwrap();
         assert_eq!(&c.get_ref()[6..], &streamed[..]);
+        // Read a few bytes at a time: every value is cut by a buffer's end
+        // somewhere (a number, a key, an element), and read again whole.
+        for chunk in [1, 2, 7, 64, 1000, 4096] {
+            let st = State::restore_chunked(&streamed[..], &e.digest, 1, chunk).unwrap();
+            assert_eq!(st.snapshot(&e.digest), streamed, "chunk {chunk}");
+        }
         let mut back = Enricher::new(Config::default()).unwrap();
         back.restore_from(std::io::BufReader::new(&streamed[..]))
             .unwrap();

@@ -5,7 +5,6 @@ use crate::annotation::RootType;
 use crate::fingerprint::Fingerprint;
 use ahash::RandomState;
 use lru::LruCache;
-use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
@@ -766,12 +765,20 @@ impl State {
             created: Rev(&self.created),
             associations: Rev(&self.associations),
         };
-        let mut body = Hashing {
-            inner: &mut w,
-            hash: Sha256::new(),
-        };
+        // Hashed a buffer at a time (serde_json writes a few bytes per call).
+        let mut body = io::BufWriter::with_capacity(
+            1 << 16,
+            Hashing {
+                inner: &mut w,
+                hash: Sha256::new(),
+            },
+        );
         serde_json::to_writer(&mut body, &view).map_err(io::Error::other)?;
-        let digest = body.hash.finalize();
+        let digest = body
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .hash
+            .finalize();
         let end = w.stream_position()?;
         w.seek(SeekFrom::Start(start + DIGEST_AT))?;
         w.write_all(&digest)?;
@@ -786,9 +793,19 @@ impl State {
     /// that cannot be read is read to its end first, so a truncated or
     /// modified snapshot is named as such.
     pub fn restore_from<R: Read>(
+        r: R,
+        config_digest: &str,
+        hash_seed: u64,
+    ) -> Result<State, Error> {
+        State::restore_chunked(r, config_digest, hash_seed, CHUNK)
+    }
+
+    /// [`restore_from`](Self::restore_from), reading `chunk` bytes at a time.
+    pub(crate) fn restore_chunked<R: Read>(
         mut r: R,
         config_digest: &str,
         hash_seed: u64,
+        chunk: usize,
     ) -> Result<State, Error> {
         let mut head = [0u8; DIGEST_AT as usize + 32];
         let n = read_up_to(&mut r, &mut head)
@@ -814,33 +831,25 @@ impl State {
         let digest: [u8; 32] = rest
             .try_into()
             .map_err(|_| Error::Snapshot("truncated header".into()))?;
-        // Hashed below the read buffer: every byte of the body, to its end.
-        let mut body = io::BufReader::with_capacity(
-            1 << 16,
+        // Hashed as it is read: every byte of the body, to its end.
+        let mut body = Chunks::new(
             Hashing {
                 inner: r,
                 hash: Sha256::new(),
             },
+            chunk,
         );
         let mut st = State::new(hash_seed);
         let mut found = Found::default();
-        let parsed = {
-            let mut de = serde_json::Deserializer::from_reader(&mut body);
-            BodySeed {
-                st: &mut st,
-                found: &mut found,
-            }
-            .deserialize(&mut de)
-            .and_then(|()| de.end())
-        };
-        if parsed.is_err() {
-            let _ = io::copy(&mut body, &mut io::sink());
-        }
-        if body.into_inner().hash.finalize().as_slice() != digest {
+        let parsed = read_body(&mut body, &mut st, &mut found);
+        // What is left (after an error) still goes through the digest.
+        let drained = io::copy(&mut body.r, &mut io::sink());
+        if drained.is_ok() && body.r.hash.finalize().as_slice() != digest {
             return Err(Error::Snapshot(
                 "corrupt: checksum mismatch (truncated or modified)".into(),
             ));
         }
+        drained.map_err(|e| Error::Snapshot(format!("cannot read: {e}")))?;
         parsed.map_err(|e| Error::Snapshot(format!("corrupt body: {e}")))?;
         let got = found.config_digest.unwrap_or_default();
         if got != config_digest {
@@ -929,12 +938,7 @@ struct Found {
     fields: u8,
 }
 
-/// Reads a snapshot body into a state, table by table, element by element.
-struct BodySeed<'a> {
-    st: &'a mut State,
-    found: &'a mut Found,
-}
-
+/// The fields of a snapshot body, in the order they are written.
 const FIELDS: [&str; 7] = [
     "config_digest",
     "clock",
@@ -945,104 +949,205 @@ const FIELDS: [&str; 7] = [
     "associations",
 ];
 
-impl<'de> serde::de::DeserializeSeed<'de> for BodySeed<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_struct("SnapshotBody", &FIELDS, self)
-    }
+/// A snapshot body read a buffer at a time: each value (a table's element,
+/// a key, a scalar) is parsed from the buffer by serde_json as a slice;
+/// one cut by the end of the buffer is parsed again once more is read.
+struct Chunks<R> {
+    r: R,
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+    chunk: usize,
 }
 
-impl<'de> serde::de::Visitor<'de> for BodySeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a credlineage snapshot body")
+/// Bytes read at a time (the buffer grows for a longer value).
+const CHUNK: usize = 1 << 20;
+
+impl<R: Read> Chunks<R> {
+    fn new(r: R, chunk: usize) -> Self {
+        Chunks {
+            r,
+            buf: Vec::new(),
+            pos: 0,
+            eof: false,
+            chunk: chunk.max(1),
+        }
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
-        use serde::de::Error as _;
-        let st = self.st;
-        while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
-            let Some(bit) = FIELDS.iter().position(|f| *f == k) else {
-                return Err(A::Error::unknown_field(&k, &FIELDS));
-            };
-            let bit = 1u8 << bit;
-            if self.found.fields & bit != 0 {
-                return Err(A::Error::custom(format_args!("duplicate field `{k}`")));
-            }
-            self.found.fields |= bit;
-            match &*k {
-                "config_digest" => self.found.config_digest = Some(m.next_value()?),
-                "clock" => st.clock = m.next_value()?,
-                "sets" => m.next_value_seed(each(|(fp, s): (Fingerprint, CredSet)| {
-                    if st.sets.contains(&fp) {
-                        return Err(format!("duplicate set {fp}"));
-                    }
-                    st.insert_packed(fp, s);
-                    Ok(())
-                }))?,
-                "instances" => {
-                    m.next_value_seed(each(|(id, info): (Arc<str>, InstanceInfo)| {
-                        st.bytes[1] += cost_instance(&id, &info);
-                        st.instances.push(id, info);
-                        Ok(())
-                    }))?
+
+    /// Read more after what is not consumed; false at the end of the input.
+    fn fill(&mut self) -> Result<bool, String> {
+        if self.eof {
+            return Ok(false);
+        }
+        self.buf.drain(..self.pos.min(self.buf.len()));
+        self.pos = 0;
+        let have = self.buf.len();
+        let want = have + self.chunk.max(have);
+        self.buf.resize(want, 0);
+        let mut n = have;
+        while n < want {
+            match self.r.read(self.buf.get_mut(n..).unwrap_or_default()) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
                 }
-                "ip_other" => m.next_value_seed(each(|(ip, u): (IpAddr, OtherUse)| {
-                    st.bytes[2] += cost_ip(&u);
-                    st.ip_other.push(ip, u);
-                    Ok(())
-                }))?,
-                "created" => m.next_value_seed(each(|(k, c): (Arc<str>, Creator)| {
-                    st.note_created(&k, c);
-                    Ok(())
-                }))?,
-                _ => m.next_value_seed(each(|(a, i): (Box<str>, Arc<str>)| {
-                    st.note_association(&a, &i);
-                    Ok(())
-                }))?,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("cannot read: {e}")),
             }
         }
-        if let Some(missing) = FIELDS
-            .iter()
-            .enumerate()
-            .find(|(i, _)| self.found.fields & (1 << i) == 0)
-        {
-            return Err(A::Error::missing_field(missing.1));
+        self.buf.truncate(n);
+        Ok(n > have)
+    }
+
+    /// The next byte that is not whitespace, not consumed.
+    fn peek(&mut self) -> Result<Option<u8>, String> {
+        loop {
+            while let Some(&c) = self.buf.get(self.pos) {
+                if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                    return Ok(Some(c));
+                }
+                self.pos += 1;
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
         }
-        Ok(())
     }
-}
 
-/// A sequence whose elements are given to a function as they are read.
-struct Each<T, F>(F, std::marker::PhantomData<fn(T)>);
-
-/// [`Each`] of `f`.
-fn each<T, F: FnMut(T) -> Result<(), String>>(f: F) -> Each<T, F> {
-    Each(f, std::marker::PhantomData)
-}
-
-impl<'de, T: Deserialize<'de>, F: FnMut(T) -> Result<(), String>> serde::de::DeserializeSeed<'de>
-    for Each<T, F>
-{
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de, T: Deserialize<'de>, F: FnMut(T) -> Result<(), String>> serde::de::Visitor<'de>
-    for Each<T, F>
-{
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a sequence")
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut s: A) -> Result<(), A::Error> {
-        while let Some(x) = s.next_element::<T>()? {
-            (self.0)(x).map_err(serde::de::Error::custom)?;
+    /// Consume `c`, the next byte that is not whitespace.
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        match self.peek()? {
+            Some(x) if x == c => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(x) => Err(format!(
+                "expected '{}', found '{}'",
+                c as char,
+                x.escape_ascii()
+            )),
+            None => Err(format!("expected '{}', found the end", c as char)),
         }
-        Ok(())
+    }
+
+    /// Parse the next value as a `T`.
+    fn value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, String> {
+        loop {
+            self.peek()?;
+            let rest = self.buf.get(self.pos..).unwrap_or_default();
+            let mut it = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
+            let got = it.next();
+            let used = it.byte_offset();
+            match got {
+                // A value that ends at the end of the buffer may go on (a
+                // number): read more first.
+                Some(Ok(v)) if used < rest.len() || self.eof => {
+                    self.pos += used;
+                    return Ok(v);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) if !e.is_eof() || self.eof => return Err(e.to_string()),
+                Some(Err(_)) | None if self.eof => return Err("unexpected end".into()),
+                Some(Err(_)) | None => {}
+            }
+            if !self.fill()? {
+                self.eof = true;
+            }
+        }
+    }
+
+    /// A table: `[` elements separated by `,` `]`, each given to `each`.
+    fn table<T: serde::de::DeserializeOwned>(
+        &mut self,
+        mut each: impl FnMut(T) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.expect(b'[')?;
+        if self.peek()? == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            each(self.value()?)?;
+            match self.peek()? {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err("expected ',' or ']' in a table".into()),
+            }
+        }
     }
 }
+
+/// Read a snapshot body into `st`, table by table, element by element.
+fn read_body<R: Read>(b: &mut Chunks<R>, st: &mut State, found: &mut Found) -> Result<(), String> {
+    b.expect(b'{')?;
+    let mut more = b.peek()? != Some(b'}');
+    if !more {
+        b.pos += 1;
+    }
+    while more {
+        let k: String = b.value()?;
+        b.expect(b':')?;
+        let Some(bit) = FIELDS.iter().position(|f| *f == k) else {
+            return Err(format!("unknown field `{k}`"));
+        };
+        let bit = 1u8 << bit;
+        if found.fields & bit != 0 {
+            return Err(format!("duplicate field `{k}`"));
+        }
+        found.fields |= bit;
+        match k.as_str() {
+            "config_digest" => found.config_digest = Some(b.value()?),
+            "clock" => st.clock = b.value()?,
+            "sets" => b.table(|(fp, s): (Fingerprint, CredSet)| {
+                if st.sets.contains(&fp) {
+                    return Err(format!("duplicate set {fp}"));
+                }
+                st.insert_packed(fp, s);
+                Ok(())
+            })?,
+            "instances" => b.table(|(id, info): (Arc<str>, InstanceInfo)| {
+                st.bytes[1] += cost_instance(&id, &info);
+                st.instances.push(id, info);
+                Ok(())
+            })?,
+            "ip_other" => b.table(|(ip, u): (IpAddr, OtherUse)| {
+                st.bytes[2] += cost_ip(&u);
+                st.ip_other.push(ip, u);
+                Ok(())
+            })?,
+            "created" => b.table(|(k, c): (Arc<str>, Creator)| {
+                st.note_created(&k, c);
+                Ok(())
+            })?,
+            _ => b.table(|(a, i): (Box<str>, Arc<str>)| {
+                st.note_association(&a, &i);
+                Ok(())
+            })?,
+        }
+        match b.peek()? {
+            Some(b',') => {}
+            Some(b'}') => more = false,
+            _ => return Err("expected ',' or '}'".into()),
+        }
+        b.pos += 1;
+    }
+    if let Some(c) = b.peek()? {
+        return Err(format!("trailing characters ('{}')", c.escape_ascii()));
+    }
+    if let Some((_, missing)) = FIELDS
+        .iter()
+        .enumerate()
+        .find(|(i, _)| found.fields & (1 << i) == 0)
+    {
+        return Err(format!("missing field `{missing}`"));
+    }
+    Ok(())
+}
+
 /// Version of the snapshot format this build writes and reads.
 /// Version 2 (SPEC v1.1): trusted addresses per scope, who used an address
 /// outside AWS, Elastic IP associations, per-set marks and last use.
