@@ -136,6 +136,9 @@ struct LineCounter<'d> {
     doc: &'d [u8],
     off: usize,
     line: u64,
+    /// Where the line of `off` starts, when known (it is, unless the last
+    /// move was backwards).
+    start: Option<usize>,
 }
 
 impl<'d> LineCounter<'d> {
@@ -144,6 +147,7 @@ impl<'d> LineCounter<'d> {
             doc,
             off: 0,
             line: 1,
+            start: Some(0),
         }
     }
 
@@ -157,21 +161,38 @@ impl<'d> LineCounter<'d> {
         let n = memchr::memchr_iter(b'\n', span).count() as u64;
         if off >= self.off {
             self.line += n;
+            if let Some(p) = memchr::memrchr(b'\n', span) {
+                self.start = Some(from + p + 1);
+            }
         } else {
             self.line = self.line.saturating_sub(n);
+            // Back within the same line: its start is unchanged.
+            if n > 0 {
+                self.start = None;
+            }
         }
         self.off = off;
         self.line
     }
 
-    /// One-based column (in bytes) of byte `off`. Used once, for the damage.
-    fn column(&self, off: usize) -> u64 {
+    /// One-based column (in bytes) of byte `off` (moving there as
+    /// [`at`](Self::at) does): from the start of its line, tracked as lines
+    /// are counted, so naming many damaged records of a one-line document
+    /// does not scan back to its start each time.
+    fn column(&mut self, off: usize) -> u64 {
         let off = off.min(self.doc.len());
-        let start = self
-            .doc
-            .get(..off)
-            .and_then(|p| memchr::memrchr(b'\n', p))
-            .map_or(0, |p| p + 1);
+        self.at(off);
+        let start = match self.start {
+            Some(s) => s,
+            None => {
+                let before = self.doc.get(..off).unwrap_or_default();
+                let s = memchr::memrchr(b'\n', before).map_or(0, |p| p + 1);
+                #[cfg(test)]
+                LINE_WORK.with(|w| w.set(w.get() + (off - s) as u64));
+                self.start = Some(s);
+                s
+            }
+        };
         (off - start) as u64 + 1
     }
 }
@@ -1047,6 +1068,37 @@ mod tests {
             assert!(
                 per_record[1] <= 2.0 * per_record[0].max(1.0),
                 "{name}: line-numbering work per record grew from {} to {} bytes",
+                per_record[0],
+                per_record[1]
+            );
+        }
+    }
+
+    /// Many damaged records in one document (compact: one line; pretty):
+    /// naming each costs work proportional to its distance from the last,
+    /// not to its offset (the column used to scan back to the line's start).
+    #[test]
+    fn naming_damaged_records_is_linear() {
+        let rec = |i: usize| format!("{{\"eventName\":\"E\u{1}\",\"n\":{i}}}");
+        for pretty in [false, true] {
+            let mut per_record = Vec::new();
+            for n in [1_000usize, 16_000] {
+                let recs: Vec<String> = (0..n).map(rec).collect();
+                let sep = if pretty { ",\n" } else { "," };
+                let doc = format!("{{\"Records\":[{}]}}", recs.join(sep));
+                let (s, work) = line_work(doc.as_bytes());
+                assert_eq!(s.pieces.len(), n);
+                assert_eq!(
+                    s.damaged_records.len(),
+                    n,
+                    "every record has a control byte"
+                );
+                assert_eq!(s.damage, None);
+                per_record.push(work as f64 / n as f64);
+            }
+            assert!(
+                per_record[1] <= 2.0 * per_record[0].max(1.0),
+                "pretty {pretty}: work per damaged record grew from {} to {} bytes",
                 per_record[0],
                 per_record[1]
             );
