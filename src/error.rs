@@ -61,6 +61,25 @@ pub enum Error {
         /// What the JSON scanner expected or found.
         reason: String,
     },
+    /// One record (an element of an S3 delivery file's `Records`, or of a
+    /// JSON array) is damaged at `line`:`column`, but its brackets balance:
+    /// it was passed through as its bytes, not annotated, and the records
+    /// around it were read.
+    #[error(
+        "{source_name}:{line}:{column}: record {index} of this file is damaged: {reason}; passed through as its bytes, not annotated; the records around it were read"
+    )]
+    DamagedRecord {
+        /// The file name (or `<stdin>`).
+        source_name: String,
+        /// One-based line of the damage.
+        line: u64,
+        /// One-based column (in bytes) of the damage.
+        column: u64,
+        /// One-based index of the record within its file.
+        index: u64,
+        /// What the JSON scanner expected or found.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -607,3 +607,85 @@ fn state_file_type_is_checked_and_a_symlink_is_followed() {
         .collect();
     assert!(left.is_empty());
 }
+
+/// Issue 13: each crash during a save left an orphan temporary file beside
+/// the state file (up to 313 MB). They are removed at start and before each
+/// save — only ours (`.<name>.tmp.<letters or digits>`), only regular files,
+/// only when unmodified for 15 minutes (a live save keeps writing its own).
+#[test]
+fn stale_temporary_state_files_are_removed_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let state = d.join("state.bin");
+    let fx = fixture("scenarios.jsonl");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let aged = |p: &Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+    };
+    // Stale: ours, old (the current random form and an older version's PID form).
+    let stale = [
+        d.join(".state.bin.tmp.Ab3xYz"),
+        d.join(".state.bin.tmp.4242"),
+    ];
+    for p in &stale {
+        std::fs::write(p, vec![0u8; 4096]).unwrap();
+        aged(p);
+    }
+    // Kept: a fresh one (a live save), another file's, names not ours, a
+    // symlink and a directory of our pattern (never followed or removed).
+    let victim = d.join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    aged(&victim);
+    let kept = [
+        d.join(".state.bin.tmp.Fresh1"),
+        d.join(".other.bin.tmp.Ab3xYz"),
+        d.join(".state.bin.tmp.has-dash"),
+        d.join("state.bin.tmp.Ab3xYz"),
+        d.join(".state.bin.tmp."),
+    ];
+    for (i, p) in kept.iter().enumerate() {
+        std::fs::write(p, b"x").unwrap();
+        if i > 0 {
+            aged(p);
+        }
+    }
+    let link = d.join(".state.bin.tmp.Link01");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let sub = d.join(".state.bin.tmp.Dir001");
+    std::fs::create_dir(&sub).unwrap();
+    let o = run(
+        &[
+            "enrich",
+            "--quiet",
+            "--state",
+            state.to_str().unwrap(),
+            fx.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("removed 2 stale temporary state files"),
+        "{}",
+        o.stderr
+    );
+    for p in &stale {
+        assert!(!p.exists(), "{} left", p.display());
+    }
+    for p in kept.iter().chain([&victim, &sub]) {
+        assert!(p.exists(), "{} removed", p.display());
+    }
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    assert!(std::fs::metadata(&state).unwrap().len() > 0);
+}

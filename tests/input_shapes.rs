@@ -501,11 +501,12 @@ fn damaged_documents_give_complete_records_then_one_error() {
                     )
                 })
                 .collect();
-        // A bad byte inside the record at the middle.
-        let mid = ends[ends.len() / 2] - 20;
+        // A bad byte before the end of the last record (the record is cut
+        // short: its brackets never balance).
+        let last = ends[ends.len() - 1] - 1;
         let mut bad = doc.as_bytes().to_vec();
-        bad[mid] = 0xff;
-        damaged.push((format!("{shape} bad byte at {mid}"), bad, mid));
+        bad[last] = 0xff;
+        damaged.push((format!("{shape} bad last bracket at {last}"), bad, last));
         for (what, bytes, at) in damaged {
             let complete: Vec<&String> = ids
                 .iter()
@@ -568,6 +569,152 @@ fn damaged_documents_give_complete_records_then_one_error() {
         assert_eq!(o.code, 1, "{}", o.stderr);
         assert_eq!(out_lines(&o.stdout).len(), want, "{}", o.stderr);
         assert!(o.stderr.contains("<stdin>:"), "{}", o.stderr);
+    }
+}
+
+/// Run the CLI on `bytes` as a file (plain and gzipped, both orders) and
+/// on stdin (both orders): the output lines and stderr of each.
+fn every_way(dir: &Path, name: &str, bytes: &[u8]) -> Vec<(String, i32, Vec<Vec<u8>>, String)> {
+    let mut runs = Vec::new();
+    for (suffix, content) in [("json", bytes.to_vec()), ("json.gz", gz(bytes))] {
+        let f = write(dir, &format!("{name}.{suffix}"), &content);
+        let fs = f.to_str().unwrap();
+        for order in ORDERS {
+            let mut args = vec!["enrich", fs];
+            args.extend_from_slice(order);
+            let o = cli(&args, None);
+            let l = out_lines(&o.stdout).iter().map(|l| l.to_vec()).collect();
+            runs.push((format!("{name}.{suffix} {order:?}"), o.code, l, o.stderr));
+        }
+    }
+    for order in ORDERS {
+        let mut args = vec!["enrich", "-"];
+        args.extend_from_slice(order);
+        let o = cli(&args, Some(bytes));
+        let l = out_lines(&o.stdout).iter().map(|l| l.to_vec()).collect();
+        runs.push((format!("{name} on stdin {order:?}"), o.code, l, o.stderr));
+    }
+    runs
+}
+
+/// Issue 13: one bad byte inside one record of an N-record S3 file (pretty
+/// or compact, or an array) lost every record after it; now it costs that
+/// record only, which is passed through as its bytes and named once.
+#[test]
+fn one_bad_byte_in_one_record_costs_that_record_only() {
+    let name = "ec2-steal-instance-credentials";
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = stratus_unsorted(name)
+        .iter()
+        .map(|r| r["eventID"].as_str().unwrap().to_string())
+        .collect();
+    for (shape, doc, ends) in damaged_shapes(name) {
+        let k = ends.len() / 2;
+        // Inside a string of record k (20 bytes before its end is inside the
+        // last value of every shape here), a NUL there, and a stray byte.
+        let at = ends[k] - 20;
+        let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+        for (what, byte) in [("0xff", 0xffu8), ("NUL", 0)] {
+            let mut bad = doc.as_bytes().to_vec();
+            bad[at] = byte;
+            cases.push((what, bad));
+        }
+        for (what, bytes) in cases {
+            let label = format!("{shape} {what} at {at}");
+            // The library.
+            let s = split(&bytes);
+            assert_eq!(s.damage, None, "{label}");
+            assert_eq!(s.pieces.len(), ids.len(), "{label}");
+            assert_eq!(s.damaged_records.len(), 1, "{label}");
+            let d = &s.damaged_records[0];
+            assert_eq!(d.record, Some(k), "{label}");
+            assert_eq!(d.offset, at, "{label}");
+            let (line, col) = line_col(&bytes, at);
+            assert_eq!((d.line, d.column), (line as u64, col as u64), "{label}");
+            // The CLI.
+            let file = format!("{}-{}", shape.replace(' ', "-"), what);
+            for (run, code, lines, stderr) in every_way(dir.path(), &file, &bytes) {
+                let label = format!("{label}: {run}");
+                assert_eq!(code, 1, "{label}: {stderr}");
+                assert_eq!(lines.len(), ids.len(), "{label}: {stderr}");
+                for (i, (l, id)) in lines.iter().zip(&ids).enumerate() {
+                    if i == k {
+                        // Its bytes, not annotated (the record made one line).
+                        assert!(serde_json::from_slice::<Value>(l).is_err(), "{label}");
+                        assert!(!l.windows(NS.len()).any(|w| w == NS.as_bytes()), "{label}");
+                        let between = &bytes[ends[k - 1]..ends[k]];
+                        let from = between.iter().position(|&c| c == b'{').unwrap();
+                        let raw = credlineage::to_single_line(&between[from..]);
+                        assert_eq!(l.as_slice(), &*raw, "{label}");
+                        continue;
+                    }
+                    let v = parse(l);
+                    assert_eq!(v["eventID"].as_str(), Some(id.as_str()), "{label}");
+                    assert!(v.get(NS).is_some(), "{label}");
+                }
+                let errors: Vec<&str> = stderr
+                    .lines()
+                    .filter(|l| l.contains("damaged") || l.contains("invalid JSON"))
+                    .collect();
+                assert_eq!(errors.len(), 1, "{label}: {stderr}");
+                let src = if run.contains("stdin") {
+                    "<stdin>".to_string()
+                } else {
+                    dir.path().join(&file).to_str().unwrap().to_string()
+                };
+                assert!(
+                    errors[0].contains(&format!(
+                        ":{line}:{col}: record {} of this file is damaged",
+                        k + 1
+                    )) && errors[0].contains(&src),
+                    "{label}: {stderr}"
+                );
+            }
+        }
+    }
+}
+
+/// Issue 13: a UTF-8 byte order mark made an S3 file one un-annotated line
+/// and an NDJSON file's first record un-annotated; a trailing NUL or stray
+/// byte after a whole S3 file must keep every record (and name the bytes).
+#[test]
+fn a_byte_order_mark_and_trailing_bytes_lose_no_record() {
+    let name = "ec2-steal-instance-credentials";
+    let dir = tempfile::tempdir().unwrap();
+    let n = stratus_unsorted(name).len();
+    let (_, compact, _) = damaged_shapes(name).remove(2);
+    let (_, pretty, _) = damaged_shapes(name).remove(1);
+    let ndjson: String = stratus_raw(name)
+        .iter()
+        .map(|r| {
+            format!(
+                "{}\n",
+                String::from_utf8_lossy(&credlineage::to_single_line(r))
+            )
+        })
+        .collect();
+    let bom = |d: &str| [&b"\xEF\xBB\xBF"[..], d.as_bytes()].concat();
+    let mut cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("bom-compact", bom(&compact), false),
+        ("bom-pretty", bom(&pretty), false),
+        ("bom-ndjson", bom(&ndjson), false),
+    ];
+    for (what, tail) in [("nul", &b"\0"[..]), ("stray", b"x"), ("ff", b"\xff")] {
+        cases.push((what, [compact.as_bytes(), tail].concat(), true));
+    }
+    for (what, bytes, trailing) in cases {
+        assert_eq!(split(&bytes).pieces.len(), n, "{what}");
+        assert_eq!(split(&bytes).damage.is_some(), trailing, "{what}");
+        for (run, code, lines, stderr) in every_way(dir.path(), what, &bytes) {
+            let label = format!("{what}: {run}");
+            assert_eq!(lines.len(), n, "{label}: {stderr}");
+            for l in &lines {
+                assert!(parse(l).get(NS).is_some(), "{label}");
+            }
+            let errors = stderr.lines().filter(|l| l.contains("damaged")).count();
+            assert_eq!(errors, usize::from(trailing), "{label}: {stderr}");
+            assert_eq!(code, i32::from(trailing), "{label}: {stderr}");
+        }
     }
 }
 

@@ -755,6 +755,92 @@ fn sigterm_saves_state_and_a_new_serve_continues_the_lineage() {
     assert_eq!(server.terminate().code, 0);
 }
 
+/// Issue 13: `serve` saved its state only at exit, so `kill -9` lost every
+/// credential learned since start. With `--checkpoint-interval`, a SIGKILL
+/// after a checkpoint loses nothing the checkpoint held: a new `serve` on
+/// the state continues the lineage. With checkpoints off, nothing is saved.
+#[test]
+fn sigkill_after_a_checkpoint_keeps_the_learned_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.bin");
+    let st = state.to_str().unwrap();
+    let input = read_fixture("scenarios.jsonl");
+    let all = lines(&input);
+    let (a, b) = (all[..6].concat(), all[6..9].concat());
+    let expected = enrich_stream(&[a.clone(), b.clone()].concat());
+    let expected = lines(&expected);
+    let saved = |s: &str| s.matches("checkpoint: state saved to").count();
+
+    // Checkpoints off: SIGKILL loses everything (what happened before).
+    let target = Target::new();
+    let args = ["--forward", &target.addr(), "--state", st];
+    let server = Server::start(&[&args[..], &["--checkpoint-interval", "off"]].concat());
+    send_all(server.addr, &a);
+    let mut t = target.accept();
+    assert!(read_lines(&mut t, 6) == expected[..6].concat());
+    thread::sleep(Duration::from_millis(1500));
+    server.signal("KILL");
+    drop(server);
+    assert!(!state.exists(), "saved without a checkpoint?");
+
+    // Every 0.5 s: wait for a checkpoint begun after the 6 records were
+    // enriched, then SIGKILL.
+    let target = Target::new();
+    let args = ["--forward", &target.addr(), "--state", st];
+    let mut server = Server::start(&[&args[..], &["--checkpoint-interval", "0.5s"]].concat());
+    send_all(server.addr, &a);
+    let mut t = target.accept();
+    assert!(read_lines(&mut t, 6) == expected[..6].concat());
+    let before = saved(&server.stderr());
+    let until = Instant::now() + WAIT;
+    while saved(&server.stderr()) < before + 2 {
+        assert!(Instant::now() < until, "no checkpoint: {}", server.stderr());
+        thread::sleep(Duration::from_millis(20));
+    }
+    server.signal("KILL");
+    let exit = server.wait();
+    assert_eq!(exit.code, -1, "killed by a signal: {}", exit.stderr);
+    assert!(
+        state.exists(),
+        "no state after checkpoints: {}",
+        exit.stderr
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(names.len(), 1, "a temporary file left by a checkpoint");
+
+    // A new serve continues the lineage from the checkpoint.
+    let target = Target::new();
+    let server = Server::start(&["--forward", &target.addr(), "--state", st]);
+    send_all(server.addr, &b);
+    let mut t = target.accept();
+    let got = read_lines(&mut t, 3);
+    assert!(
+        got == expected[6..].concat(),
+        "lineage did not continue from the checkpoint"
+    );
+    let ann: Vec<Value> = lines(&got).into_iter().map(annotation).collect();
+    assert_eq!(ann[1]["lineage_depth"], 3);
+    drop(t);
+    assert_eq!(server.terminate().code, 0);
+
+    // Bad values, and the flag without --state, are refused at start.
+    for args in [
+        &["--checkpoint-interval", "5x", "--state", st][..],
+        &["--checkpoint-interval=-1", "--state", st],
+        &["--checkpoint-interval", "5m"],
+    ] {
+        let o = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--checkpoint-interval"), "{args:?}: {err}");
+    }
+}
+
 /// SIGINT drains lines still queued behind a slow target before exiting.
 #[test]
 fn sigint_delivers_what_is_queued_before_exiting() {

@@ -12,7 +12,15 @@
 //!   element, S3 files one per element of `Records`, `DATA_MESSAGE` envelopes
 //!   one per log event, anything else one record. A damaged document (cut
 //!   short, a bad byte) gives every record complete before the damage and a
-//!   [`Damage`]; no fragment of it is ever a record.
+//!   [`Damage`]; no fragment of it is ever a record. Damage inside one
+//!   element of an array (of `Records`, or of a top-level array) that leaves
+//!   the element's brackets balanced (a bad byte, a NUL, a stray character)
+//!   costs that element only: it is kept as a record of its own bytes (to
+//!   be passed through, not annotated), its damage is listed in
+//!   [`Split::damaged_records`], and the elements after it are read.
+//!
+//! A UTF-8 byte order mark at the start of a document (or of an NDJSON
+//! document's first line) is not part of it: it is dropped.
 //!
 //! CloudWatch Logs log events: a `message` whose text is a JSON object is the
 //! record; any other message (plain text, a JSON scalar, invalid JSON) gives
@@ -48,16 +56,29 @@ pub struct Damage {
     pub offset: usize,
     /// What the JSON scanner expected or found.
     pub reason: String,
+    /// When the damage is inside one element of an array and reading went
+    /// on after it: the index of that element's record in
+    /// [`Split::pieces`] (its bytes, passed through).
+    pub record: Option<usize>,
 }
 
 impl Damage {
     /// The error naming the input (`source_name`), line and column.
     pub fn to_error(&self, source_name: &str) -> crate::Error {
-        crate::Error::Damaged {
-            source_name: source_name.to_string(),
-            line: self.line,
-            column: self.column,
-            reason: self.reason.clone(),
+        match self.record {
+            Some(i) => crate::Error::DamagedRecord {
+                source_name: source_name.to_string(),
+                line: self.line,
+                column: self.column,
+                index: i as u64 + 1,
+                reason: self.reason.clone(),
+            },
+            None => crate::Error::Damaged {
+                source_name: source_name.to_string(),
+                line: self.line,
+                column: self.column,
+                reason: self.reason.clone(),
+            },
         }
     }
 }
@@ -80,6 +101,18 @@ pub struct Split<'a> {
     /// Set when the document is one JSON value (or a sequence of them) that
     /// could not be read to its end.
     pub damage: Option<Damage>,
+    /// Damage confined to one array element each (see the module
+    /// documentation), in document order; each names its record in
+    /// `pieces`, which holds the element's bytes as they are.
+    pub damaged_records: Vec<Damage>,
+}
+
+/// The UTF-8 byte order mark, dropped from the start of an input.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `b` without a leading UTF-8 byte order mark.
+pub fn strip_bom(b: &[u8]) -> &[u8] {
+    b.strip_prefix(BOM).unwrap_or(b)
 }
 
 fn is_ws(c: u8) -> bool {
@@ -103,6 +136,9 @@ struct LineCounter<'d> {
     doc: &'d [u8],
     off: usize,
     line: u64,
+    /// Where the line of `off` starts, when known (it is, unless the last
+    /// move was backwards).
+    start: Option<usize>,
 }
 
 impl<'d> LineCounter<'d> {
@@ -111,6 +147,7 @@ impl<'d> LineCounter<'d> {
             doc,
             off: 0,
             line: 1,
+            start: Some(0),
         }
     }
 
@@ -124,21 +161,38 @@ impl<'d> LineCounter<'d> {
         let n = memchr::memchr_iter(b'\n', span).count() as u64;
         if off >= self.off {
             self.line += n;
+            if let Some(p) = memchr::memrchr(b'\n', span) {
+                self.start = Some(from + p + 1);
+            }
         } else {
             self.line = self.line.saturating_sub(n);
+            // Back within the same line: its start is unchanged.
+            if n > 0 {
+                self.start = None;
+            }
         }
         self.off = off;
         self.line
     }
 
-    /// One-based column (in bytes) of byte `off`. Used once, for the damage.
-    fn column(&self, off: usize) -> u64 {
+    /// One-based column (in bytes) of byte `off` (moving there as
+    /// [`at`](Self::at) does): from the start of its line, tracked as lines
+    /// are counted, so naming many damaged records of a one-line document
+    /// does not scan back to its start each time.
+    fn column(&mut self, off: usize) -> u64 {
         let off = off.min(self.doc.len());
-        let start = self
-            .doc
-            .get(..off)
-            .and_then(|p| memchr::memrchr(b'\n', p))
-            .map_or(0, |p| p + 1);
+        self.at(off);
+        let start = match self.start {
+            Some(s) => s,
+            None => {
+                let before = self.doc.get(..off).unwrap_or_default();
+                let s = memchr::memrchr(b'\n', before).map_or(0, |p| p + 1);
+                #[cfg(test)]
+                LINE_WORK.with(|w| w.set(w.get() + (off - s) as u64));
+                self.start = Some(s);
+                s
+            }
+        };
         (off - start) as u64 + 1
     }
 }
@@ -151,14 +205,137 @@ fn utf8_prefix(doc: &[u8]) -> &str {
     }
 }
 
+/// `doc` as text for the scanner: itself when it is UTF-8, else a copy of
+/// the same length whose invalid bytes are `0x01` (which JSON allows
+/// nowhere, so the scanner stops at the same offsets).
+fn scannable(doc: &[u8]) -> Cow<'_, str> {
+    if let Ok(t) = simdutf8::basic::from_utf8(doc) {
+        return Cow::Borrowed(t);
+    }
+    let mut out = Vec::with_capacity(doc.len());
+    let mut rest = doc;
+    loop {
+        match simdutf8::compat::from_utf8(rest) {
+            Ok(_) => {
+                out.extend_from_slice(rest);
+                break;
+            }
+            Err(e) => {
+                let good = e.valid_up_to();
+                let bad = e.error_len().unwrap_or(rest.len() - good);
+                out.extend_from_slice(rest.get(..good).unwrap_or_default());
+                out.resize(out.len() + bad, 0x01);
+                rest = rest.get(good + bad..).unwrap_or_default();
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8(out).unwrap_or_default())
+}
+
+/// The end (exclusive) of the damaged array element that starts at `from`,
+/// found by counting brackets outside strings, if what follows it is `]` or
+/// `,` and the start of a value. `None` when the element does not start with
+/// a bracket, a string holds a raw line break (a lost quote), or the
+/// brackets never balance: the damage is then not confined to the element.
+/// Visits each byte of the element once.
+fn element_end(b: &[u8], from: usize) -> Option<usize> {
+    if !matches!(b.get(from), Some(b'{' | b'[')) {
+        return None;
+    }
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    let mut i = from;
+    let end = loop {
+        let c = *b.get(i)?;
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            } else if c == b'\n' {
+                return None;
+            }
+        } else {
+            match c {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break i + 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    };
+    let next = |at: usize| {
+        b.get(at..)
+            .and_then(|r| r.iter().position(|&c| !is_ws(c)).map(|p| at + p))
+    };
+    let after = next(end)?;
+    match b.get(after) {
+        Some(b']') => Some(end),
+        Some(b',') => match next(after + 1).and_then(|v| b.get(v)) {
+            Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => Some(end),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Reads the values of a document into pieces.
 struct Reader<'a, 'o> {
     doc: &'a [u8],
+    /// The scanner's text: `doc`, or its copy made UTF-8 (same offsets).
+    text: &'o str,
     lines: LineCounter<'a>,
     out: &'o mut Vec<Piece<'a>>,
+    damaged: Vec<Damage>,
 }
 
-impl<'a> Reader<'a, '_> {
+impl<'a, 'o> Reader<'a, 'o> {
+    /// The damage at offset `at` (the scanner's error `what`).
+    fn damage(&mut self, at: usize, what: &str, record: Option<usize>) -> Damage {
+        let reason = if self.doc.get(at) != self.text.as_bytes().get(at) {
+            invalid_utf8(self.doc, at)
+        } else {
+            what.to_string()
+        };
+        Damage {
+            line: self.lines.at(at),
+            column: self.lines.column(at),
+            offset: at,
+            reason,
+            record,
+        }
+    }
+
+    /// One element of an array, the cursor on it: a record, or, when it is
+    /// damaged but its brackets balance, a record of its bytes with its
+    /// damage noted, the cursor after it.
+    fn element(&mut self, sc: &mut Scanner<'o>) -> json::Result<bool> {
+        let from = sc.pos();
+        match sc.skip_value() {
+            Ok(()) => self.piece(from, sc.pos()),
+            Err(e) => {
+                let Some(end) = element_end(self.text.as_bytes(), from) else {
+                    return Err(e);
+                };
+                if e.at >= end {
+                    return Err(e);
+                }
+                let d = self.damage(e.at, e.what, Some(self.out.len()));
+                self.damaged.push(d);
+                self.piece(from, end);
+                sc.seek(end);
+            }
+        }
+        Ok(true)
+    }
+
     fn piece(&mut self, from: usize, to: usize) {
         let bytes = self.doc.get(from..to).unwrap_or_default();
         let line = self.lines.at(from);
@@ -172,16 +349,11 @@ impl<'a> Reader<'a, '_> {
     /// unrolled (an array, an S3 delivery file, a `DATA_MESSAGE`) rather
     /// than kept as one record. On an error, the records complete before it
     /// are already in `out`.
-    fn value(&mut self, sc: &mut Scanner<'a>) -> json::Result<bool> {
+    fn value(&mut self, sc: &mut Scanner<'o>) -> json::Result<bool> {
         let start = sc.pos();
         match sc.peek() {
             Some(b'[') => {
-                sc.array(|sc| {
-                    let from = sc.pos();
-                    sc.skip_value()?;
-                    self.piece(from, sc.pos());
-                    Ok(true)
-                })?;
+                sc.array(|sc| self.element(sc))?;
                 Ok(true)
             }
             Some(b'{') => self.object(sc, start),
@@ -193,7 +365,7 @@ impl<'a> Reader<'a, '_> {
         }
     }
 
-    fn object(&mut self, sc: &mut Scanner<'a>, start: usize) -> json::Result<bool> {
+    fn object(&mut self, sc: &mut Scanner<'o>, start: usize) -> json::Result<bool> {
         let mut records = false;
         let mut data_message: Option<bool> = None;
         let mut log_events = false;
@@ -201,12 +373,7 @@ impl<'a> Reader<'a, '_> {
         let r = sc.object(|sc, k| {
             if !records && sc.key_is(k, "Records") && sc.peek() == Some(b'[') {
                 records = true;
-                sc.array(|sc| {
-                    let from = sc.pos();
-                    sc.skip_value()?;
-                    self.piece(from, sc.pos());
-                    Ok(true)
-                })?;
+                sc.array(|sc| self.element(sc))?;
                 return Ok(true);
             }
             if sc.key_is(k, "messageType") && sc.peek() == Some(b'"') {
@@ -247,9 +414,9 @@ impl<'a> Reader<'a, '_> {
 
     /// One element of `logEvents`: its message when that is a JSON object,
     /// else the log event itself.
-    fn log_event(&mut self, sc: &mut Scanner<'a>) -> json::Result<Piece<'a>> {
+    fn log_event(&mut self, sc: &mut Scanner<'o>) -> json::Result<Piece<'a>> {
         let from = sc.pos();
-        let mut message: Option<Cow<'a, str>> = None;
+        let mut message: Option<Cow<'o, str>> = None;
         if sc.peek() == Some(b'{') {
             sc.object(|sc, k| {
                 if sc.key_is(k, "message") && sc.peek() == Some(b'"') {
@@ -265,7 +432,13 @@ impl<'a> Reader<'a, '_> {
         let line = self.lines.at(from);
         if let Some(m) = message.filter(|m| is_json_object(m)) {
             let bytes = match m {
-                Cow::Borrowed(b) => crate::to_single_line(trim(b.as_bytes())),
+                // The same bytes of `doc` (a valid message holds no byte
+                // the scanner's copy changed).
+                Cow::Borrowed(b) => {
+                    let at = (b.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+                    let same = self.doc.get(at..at + b.len()).unwrap_or_default();
+                    crate::to_single_line(trim(same))
+                }
                 Cow::Owned(s) => Cow::Owned(crate::to_single_line(trim(s.as_bytes())).into_owned()),
             };
             return Ok(Piece { bytes, line });
@@ -283,16 +456,22 @@ fn is_json_object(text: &str) -> bool {
     t.starts_with('{') && json::validate(t).is_ok()
 }
 
+/// What [`read_document`] found: whether any value was unrolled, the
+/// damage that stopped it, the damage confined to one element each.
+type Read = (bool, Option<Damage>, Vec<Damage>);
+
 /// Read `doc` as a sequence of JSON values (one value is the usual case)
-/// into `out`. Returns whether any value was unrolled, and the damage.
-fn read_document<'a>(doc: &'a [u8], out: &mut Vec<Piece<'a>>) -> (bool, Option<Damage>) {
-    let text = utf8_prefix(doc);
+/// into `out`.
+fn read_document<'a>(doc: &'a [u8], out: &mut Vec<Piece<'a>>) -> Read {
+    let text = scannable(doc);
     let mut r = Reader {
         doc,
+        text: &text,
         lines: LineCounter::new(doc),
         out,
+        damaged: Vec::new(),
     };
-    let mut sc = Scanner::new(text);
+    let mut sc = Scanner::new(&text);
     let mut unrolled = false;
     let err = loop {
         if sc.peek().is_none() {
@@ -303,29 +482,14 @@ fn read_document<'a>(doc: &'a [u8], out: &mut Vec<Piece<'a>>) -> (bool, Option<D
             Err(e) => break Some(e),
         }
     };
-    let bad_utf8 = text.len() < doc.len();
-    let (at, reason) = match err {
-        Some(e) if bad_utf8 && e.at >= text.len() => (text.len(), invalid_utf8(doc, text.len())),
-        Some(e) => (e.at, e.what.to_string()),
-        None if bad_utf8 => (text.len(), invalid_utf8(doc, text.len())),
-        None => return (unrolled, None),
+    let Some(e) = err else {
+        return (unrolled, None, r.damaged);
     };
-    let line = r.lines.at(at);
-    let column = r.lines.column(at);
-    let reason = if at >= doc.len() {
-        format!("{reason} (the document is cut short)")
-    } else {
-        reason
-    };
-    (
-        unrolled,
-        Some(Damage {
-            line,
-            column,
-            offset: at,
-            reason,
-        }),
-    )
+    let mut d = r.damage(e.at, e.what, None);
+    if e.at >= doc.len() {
+        d.reason = format!("{} (the document is cut short)", d.reason);
+    }
+    (unrolled, Some(d), r.damaged)
 }
 
 fn invalid_utf8(doc: &[u8], at: usize) -> String {
@@ -468,7 +632,7 @@ pub fn unroll_line(line: &[u8]) -> Option<Vec<Piece<'_>>> {
     let l = trim(line);
     let mut out = Vec::new();
     match read_document(l, &mut out) {
-        (true, None) => Some(out),
+        (true, None, damaged) if damaged.is_empty() => Some(out),
         _ => None,
     }
 }
@@ -478,14 +642,25 @@ pub fn unroll_line(line: &[u8]) -> Option<Vec<Piece<'_>>> {
 /// through; a damaged JSON document gives its complete records and a
 /// [`Damage`], never a fragment.
 pub fn split(doc: &[u8]) -> Split<'_> {
+    let bom = doc.len() - strip_bom(doc).len();
+    let doc = strip_bom(doc);
     let body = trim(doc);
     if body.is_empty() {
         return Split::default();
     }
     if is_document(body) {
         let mut pieces = Vec::new();
-        let (_, damage) = read_document(doc, &mut pieces);
-        return Split { pieces, damage };
+        let (_, mut damage, mut damaged_records) = read_document(doc, &mut pieces);
+        // Offsets count from the input's first byte, the mark included
+        // (columns do not: an editor does not show it).
+        for d in damage.iter_mut().chain(damaged_records.iter_mut()) {
+            d.offset += bom;
+        }
+        return Split {
+            pieces,
+            damage,
+            damaged_records,
+        };
     }
     let mut out = Vec::new();
     let mut from = 0;
@@ -498,6 +673,7 @@ pub fn split(doc: &[u8]) -> Split<'_> {
     Split {
         pieces: out,
         damage: None,
+        damaged_records: Vec::new(),
     }
 }
 
@@ -507,6 +683,7 @@ pub fn split(doc: &[u8]) -> Split<'_> {
 /// line itself without a trailing `\r`. With [`starts_ndjson`], lets a
 /// reader cut an NDJSON document line by line, without holding it whole.
 pub fn ndjson_line<'a>(line: &'a [u8], n: u64, out: &mut Vec<Piece<'a>>) {
+    let line = if n == 1 { strip_bom(line) } else { line };
     if trim(line).is_empty() {
         return;
     }
@@ -534,7 +711,7 @@ pub const HEAD_BYTES: usize = 4096;
 /// whether more follows, the first key within 4096 bytes, the second
 /// non-blank line).
 pub fn starts_ndjson(head: &[u8]) -> bool {
-    let body = trim(head);
+    let body = trim(strip_bom(head));
     !body.is_empty() && !is_document(body)
 }
 
@@ -690,9 +867,10 @@ mod tests {
         doc.push(0xff);
         doc.extend_from_slice(b"\"},{\"c\":3}]");
         let s = split(&doc);
-        assert_eq!(s.pieces.len(), 1);
-        let d = s.damage.expect("damage");
-        assert_eq!((d.line, d.column), (2, 8));
+        assert_eq!(s.pieces.len(), 3);
+        assert_eq!(s.damage, None);
+        let d = &s.damaged_records[0];
+        assert_eq!((d.line, d.column, d.record), (2, 8, Some(1)));
         assert!(d.reason.contains("UTF-8"), "{}", d.reason);
         // Trailing garbage after a complete document.
         let s = split(b"{\n\"Records\":[{\"a\":1}]}\n]");
@@ -714,6 +892,98 @@ mod tests {
         let s = split(&doc.as_bytes()[..doc.len() - 30]);
         assert_eq!(s.pieces.len(), 1);
         assert!(s.damage.is_some());
+    }
+
+    #[test]
+    fn damage_inside_one_record_costs_that_record_only() {
+        let r = |n: u32| format!("{{\"eventName\":\"E{n}\",\"k\":{{\"x\":[1,\"]}}\"]}}}}");
+        let recs: Vec<String> = (0..5).map(r).collect();
+        let compact = format!("{{\"Records\":[{}]}}", recs.join(","));
+        let pretty = format!(
+            "{{\n  \"Records\": [\n    {}\n  ]\n}}\n",
+            recs.join(",\n    ")
+        );
+        let array = format!("[{}]", recs.join(",\n"));
+        for doc in [compact, pretty, array] {
+            let at = doc.find("E2").unwrap();
+            // A bad byte, a NUL in a string, a stray byte between tokens, a
+            // control byte: record 3 only.
+            for (off, byte) in [(1, 0xffu8), (1, 0), (3, b'x'), (0, 0x07)] {
+                let mut bad = doc.clone().into_bytes();
+                bad[at + off] = byte;
+                let s = split(&bad);
+                assert_eq!(s.damage, None, "{doc} {byte}");
+                assert_eq!(s.pieces.len(), 5, "{doc} {byte}");
+                assert_eq!(s.damaged_records.len(), 1, "{doc} {byte}");
+                let d = &s.damaged_records[0];
+                assert_eq!(d.record, Some(2));
+                assert_eq!(d.offset, at + off, "{doc} {byte}");
+                // The damaged record is its own bytes, whole; the others are
+                // the records as they were.
+                assert!(s.pieces[2].bytes.starts_with(b"{\"eventName\""));
+                assert!(s.pieces[2].bytes.ends_with(b"]}}"));
+                for i in [0, 1, 3, 4] {
+                    assert_eq!(&*s.pieces[i].bytes, recs[i].as_bytes());
+                }
+            }
+            // Two damaged records: both kept, both named.
+            let mut bad = doc.clone().into_bytes();
+            bad[at + 1] = 0xff;
+            bad[doc.find("E4").unwrap() + 1] = 0;
+            let s = split(&bad);
+            assert_eq!((s.pieces.len(), s.damaged_records.len()), (5, 2));
+            assert_eq!(s.damage, None);
+            // A lost quote unbalances the record: the damage is not
+            // confined to it, so the records before it and one error.
+            let mut bad = doc.clone().into_bytes();
+            bad[at + 2] = b' ';
+            let s = split(&bad);
+            assert_eq!(s.pieces.len(), 2, "{doc}");
+            assert!(s.damaged_records.is_empty());
+            assert!(s.damage.is_some());
+            // A lost bracket at the end of the last record: not confined.
+            let end = doc.rfind("]}}").unwrap();
+            let mut bad = doc.clone().into_bytes();
+            bad[end + 2] = b' ';
+            let s = split(&bad);
+            assert!(s.damage.is_some() || s.damaged_records.len() == 1, "{doc}");
+            assert!(s.pieces.len() >= 4, "{doc}");
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped() {
+        let s = split(b"\xEF\xBB\xBF{\"Records\":[{\"a\":1},{\"b\":2}]}");
+        assert_eq!(s.pieces.len(), 2);
+        assert_eq!(s.damage, None);
+        assert_eq!(
+            texts("\u{feff}{\"a\":1}\n{\"b\":2}\n"),
+            vec![("{\"a\":1}".into(), 1), ("{\"b\":2}".into(), 2)]
+        );
+        assert_eq!(
+            texts("\u{feff}[\n{\"a\":1}\n]"),
+            vec![("{\"a\":1}".into(), 2)]
+        );
+        assert!(starts_ndjson("\u{feff}{\"a\":1}\n".as_bytes()));
+        let mut p = Vec::new();
+        ndjson_line("\u{feff}{\"a\":1}".as_bytes(), 1, &mut p);
+        assert_eq!(&*p[0].bytes, b"{\"a\":1}");
+        // Offsets count the mark, columns do not.
+        let s = split(b"\xEF\xBB\xBF{\"Records\":[{\"a\":1}]}\0");
+        let d = s.damage.expect("damage");
+        assert_eq!((d.offset, d.column), (24, 22));
+        // Trailing bytes after a whole document: every record, then one error.
+        for tail in [&b"\0"[..], b"x", b"\xff", b"]"] {
+            let mut doc = b"{\"Records\":[\n{\"a\":1},{\"b\":2}]}".to_vec();
+            doc.extend_from_slice(tail);
+            let s = split(&doc);
+            assert_eq!(s.pieces.len(), 2, "{tail:?}");
+            assert_eq!(
+                s.damage.map(|d| (d.line, d.column)),
+                Some((2, 18)),
+                "{tail:?}"
+            );
+        }
     }
 
     #[test]
@@ -804,6 +1074,37 @@ mod tests {
         }
     }
 
+    /// Many damaged records in one document (compact: one line; pretty):
+    /// naming each costs work proportional to its distance from the last,
+    /// not to its offset (the column used to scan back to the line's start).
+    #[test]
+    fn naming_damaged_records_is_linear() {
+        let rec = |i: usize| format!("{{\"eventName\":\"E\u{1}\",\"n\":{i}}}");
+        for pretty in [false, true] {
+            let mut per_record = Vec::new();
+            for n in [1_000usize, 16_000] {
+                let recs: Vec<String> = (0..n).map(rec).collect();
+                let sep = if pretty { ",\n" } else { "," };
+                let doc = format!("{{\"Records\":[{}]}}", recs.join(sep));
+                let (s, work) = line_work(doc.as_bytes());
+                assert_eq!(s.pieces.len(), n);
+                assert_eq!(
+                    s.damaged_records.len(),
+                    n,
+                    "every record has a control byte"
+                );
+                assert_eq!(s.damage, None);
+                per_record.push(work as f64 / n as f64);
+            }
+            assert!(
+                per_record[1] <= 2.0 * per_record[0].max(1.0),
+                "pretty {pretty}: work per damaged record grew from {} to {} bytes",
+                per_record[0],
+                per_record[1]
+            );
+        }
+    }
+
     /// Cut as batch mode's reader does: the head (through the second
     /// non-blank line and HEAD_BYTES past the first non-blank byte), then,
     /// when `starts_ndjson`, line by line, else the whole document.
@@ -833,6 +1134,7 @@ mod tests {
         Split {
             pieces,
             damage: None,
+            damaged_records: Vec::new(),
         }
     }
 

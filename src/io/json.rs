@@ -246,6 +246,13 @@ impl<'a> Scanner<'a> {
         self.i
     }
 
+    /// Move the cursor to byte offset `at` (at most the end): where reading
+    /// goes on after a damaged value that was passed over.
+    #[inline]
+    pub fn seek(&mut self, at: usize) {
+        self.i = at.min(self.b.len());
+    }
+
     /// The text between two offsets (empty when out of range).
     #[inline]
     pub fn slice(&self, from: usize, to: usize) -> &'a str {

@@ -777,6 +777,10 @@ fn read_records(
             break;
         }
     }
+    // A UTF-8 byte order mark is not part of the input.
+    if head.starts_with(credlineage::input::BOM) {
+        head.drain(..credlineage::input::BOM.len());
+    }
     // Binary data is named once and nothing of it is read as records (as in
     // stream order).
     if super::looks_binary(&head) {
@@ -794,10 +798,10 @@ fn read_records(
         for p in &split.pieces {
             each(&p.bytes, p.line)?;
         }
-        if let Some(d) = &split.damage
-            && notes
-        {
-            note_damage(run, f, d);
+        if notes {
+            for d in split.damaged_records.iter().chain(&split.damage) {
+                note_damage(run, f, d);
+            }
         }
         return Ok(Ok(()));
     }
@@ -898,11 +902,12 @@ fn read_records(
     }
 }
 
-/// What a batch run starts from: the configuration, the snapshot the state
-/// was restored from (pass 1 starts from it too) and the memory budget.
+/// What a batch run starts from: the configuration, the state file the
+/// state was restored from (pass 1 starts from it too, read again) and the
+/// memory budget.
 pub struct Setup<'a> {
     pub config: &'a Config,
-    pub state: Option<&'a [u8]>,
+    pub state: Option<&'a Path>,
     pub budget: &'a Budget,
 }
 
@@ -1278,7 +1283,8 @@ pub fn batch(
     // Pass 1: learn every credential set.
     let mut first = Enricher::new(config.clone()).map_err(io::Error::other)?;
     if let Some(s) = state {
-        first.restore(s).map_err(io::Error::other)?;
+        let f = BufReader::with_capacity(1 << 16, File::open(s)?);
+        first.restore_from(f).map_err(io::Error::other)?;
     }
     first.record_lookahead();
     input.stream(&failed, &spill, |p| {

@@ -552,6 +552,9 @@ struct Run {
     /// `--max-line-bytes`, `--max-document-bytes`.
     max_line: u64,
     max_document: u64,
+    /// Damaged records already named by [`note_damage`] (file, index in
+    /// it): their malformed outcome is not named (or counted) again.
+    told: std::collections::HashSet<(PathBuf, u64)>,
     /// `--reorder-window` (streaming order only).
     window: Option<Window>,
 }
@@ -615,6 +618,9 @@ impl Run {
     /// counted from 1 within that file.
     fn note(&mut self, src: &Path, line: u64, outcome: Outcome, index_in_file: u64) {
         if let Outcome::Malformed(e) = outcome {
+            if !self.told.is_empty() && self.told.remove(&(src.to_path_buf(), index_in_file)) {
+                return;
+            }
             self.bad_input += 1;
             if !self.quiet {
                 eprintln!(
@@ -694,8 +700,10 @@ fn progress(total: Option<u64>, enabled: bool) -> ProgressBar {
 /// Largest state file read (a snapshot of the largest state `--max-bytes` allows is far smaller).
 const MAX_STATE_FILE: u64 = 4 << 30;
 
-fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>>, Error> {
-    let Some(p) = path else { return Ok(None) };
+/// Restore `e` from the state file `path`, if given and there, streamed
+/// (the file is not held whole). Whether a state was restored.
+fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<bool, Error> {
+    let Some(p) = path else { return Ok(false) };
     // Checked before reading: a FIFO would hang, a device or a huge file be read whole.
     match std::fs::metadata(p) {
         Ok(m) if !m.is_file() => {
@@ -717,16 +725,17 @@ fn load_state(e: &mut Enricher, path: &Option<PathBuf>) -> Result<Option<Vec<u8>
         }
         _ => {}
     }
-    match std::fs::read(p) {
-        Ok(bytes) => {
-            e.restore(&bytes).map_err(|err| match err {
-                // One `snapshot refused:` prefix: the library's message has it.
-                Error::Snapshot(m) => Error::Snapshot(format!("{}: {m}", p.display())),
-                err => Error::Snapshot(format!("{}: {err}", p.display())),
-            })?;
-            Ok(Some(bytes))
+    match std::fs::File::open(p) {
+        Ok(f) => {
+            e.restore_from(io::BufReader::with_capacity(1 << 16, f))
+                .map_err(|err| match err {
+                    // One `snapshot refused:` prefix: the library's message has it.
+                    Error::Snapshot(m) => Error::Snapshot(format!("{}: {m}", p.display())),
+                    err => Error::Snapshot(format!("{}: {err}", p.display())),
+                })?;
+            Ok(true)
         }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(err) => Err(input_err(p, None, err)),
     }
 }
@@ -747,6 +756,68 @@ fn state_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// A temporary file of a save is stale (left by a crash during a save)
+/// after this long unmodified: a live save writes its file without pause
+/// and renames it at once, so only a writer stopped this long can lose its
+/// file (its save then fails and says so).
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Remove the temporary files a crash during a save of `path` left behind:
+/// in the state file's directory only, only regular files (never a
+/// symlink or a directory) named `.<state file name>.tmp.<1-16 letters or
+/// digits>` (the pattern of [`save_state`]'s files, and of older versions'
+/// `.<name>.tmp.<pid>`), only when unmodified for [`STALE_TEMP`]. Said on
+/// stderr; a file that cannot be removed is left and named.
+fn clean_stale_temps(path: &Path) {
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp.");
+    let dir = state_dir(&target);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0u64;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(suffix) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if suffix.is_empty()
+            || suffix.len() > 16
+            || !suffix.bytes().all(|c| c.is_ascii_alphanumeric())
+        {
+            continue;
+        }
+        // `DirEntry::metadata` does not follow a symlink.
+        let Ok(m) = entry.metadata() else { continue };
+        let old = m
+            .modified()
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age >= STALE_TEMP);
+        if !m.file_type().is_file() || !old {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) => eprintln!(
+                "credlineage: cannot remove stale temporary state file {}: {e}",
+                entry.path().display()
+            ),
+        }
+    }
+    if removed > 0 {
+        eprintln!(
+            "credlineage: removed {removed} stale temporary state file{} ({}/{prefix}*, left by an interrupted save)",
+            if removed == 1 { "" } else { "s" },
+            dir.display()
+        );
+    }
+}
+
 /// Refuse, before any record is read, a `--state` path the state could not
 /// be saved to at exit (SPEC 4.2): not guessed from permissions, but tried —
 /// a temporary file is created (exclusively) in the target's directory, as
@@ -759,6 +830,7 @@ fn check_state_writable(path: &Path) -> Result<(), Error> {
     if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         return Err(state_err(path, "is a directory"));
     }
+    clean_stale_temps(path);
     let dir = state_dir(path);
     let mut last = io::Error::other("no temporary name available");
     for attempt in 0..16u32 {
@@ -789,7 +861,17 @@ fn check_state_writable(path: &Path) -> Result<(), Error> {
 /// The temporary file is created exclusively (`O_EXCL`, a random name: a
 /// planted file or symlink is never followed) and removed on every error.
 fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
-    let bytes = e.snapshot();
+    save_state_with(path, |w| e.write_snapshot(w))
+}
+
+/// [`save_state`], the snapshot written by `write` (streamed into the
+/// temporary file through a buffer; what `write` holds, e.g. a lock, is
+/// released before the file is synced and renamed).
+fn save_state_with(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<&mut std::fs::File>) -> io::Result<()>,
+) -> Result<(), Error> {
+    clean_stale_temps(path);
     let target = match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
             Ok(t) => t,
@@ -810,7 +892,11 @@ fn save_state(e: &Enricher, path: &Path) -> Result<(), Error> {
         let mut f = tempfile::Builder::new()
             .prefix(&format!(".{name}.tmp."))
             .tempfile_in(dir)?;
-        f.write_all(&bytes)?;
+        {
+            let mut w = io::BufWriter::with_capacity(1 << 20, f.as_file_mut());
+            write(&mut w)?;
+            w.flush()?;
+        }
         f.as_file().sync_all()?;
         f.persist(&target).map_err(|e| e.error)?;
         Ok(())
@@ -849,7 +935,7 @@ fn enrich_inputs(
 ) -> Result<Done, Error> {
     let mut enricher = Enricher::new(config.clone())?;
     enricher.set_hash_seed(random_seed());
-    let state_bytes = load_state(&mut enricher, inputs.state)?;
+    let restored = load_state(&mut enricher, inputs.state)?;
     let paths: Vec<PathBuf> = if inputs.paths.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -880,6 +966,7 @@ fn enrich_inputs(
         hinted: false,
         max_line: inputs.budget.max_line,
         max_document: inputs.budget.max_document,
+        told: std::collections::HashSet::new(),
         window: inputs.window.map(|l| Window {
             w: credlineage::reorder::Reorder::new(l),
             sources: reorder::Sources::default(),
@@ -894,7 +981,7 @@ fn enrich_inputs(
             &mut run,
             batch::Setup {
                 config,
-                state: state_bytes.as_deref(),
+                state: inputs.state.as_deref().filter(|_| restored),
                 budget: &inputs.budget,
             },
             &files,
@@ -1159,6 +1246,7 @@ struct Doc {
     bytes: Vec<u8>,
     pieces: Vec<DocPiece>,
     damage: Option<credlineage::input::Damage>,
+    damaged_records: Vec<credlineage::input::Damage>,
 }
 
 impl Doc {
@@ -1185,10 +1273,12 @@ impl Doc {
             })
             .collect();
         let damage = split.damage;
+        let damaged_records = split.damaged_records;
         Doc {
             bytes,
             pieces,
             damage,
+            damaged_records,
         }
     }
 }
@@ -1227,6 +1317,10 @@ fn open_input(f: &Path, max_document: u64) -> Opened {
         // the start of its magic.
         Ok(head) if !head.starts_with(&[0x1f, 0x8b]) && head != [0x1f] && looks_binary(head) => {
             return Opened::Failed(not_text(false));
+        }
+        // A UTF-8 byte order mark is not part of the input.
+        Ok(head) if head.starts_with(credlineage::input::BOM) => {
+            r.consume(credlineage::input::BOM.len());
         }
         Ok(_) => {}
         Err(e) => return Opened::Failed(e),
@@ -1628,6 +1722,9 @@ fn process_doc(
     buf: &mut Vec<u8>,
     pb: &ProgressBar,
 ) -> io::Result<()> {
+    for d in &doc.damaged_records {
+        note_damage(run, f, d);
+    }
     for (i, piece) in doc.pieces.iter().enumerate() {
         let (bytes, line) = match piece {
             DocPiece::At(r, line) => (doc.bytes.get(r.clone()).unwrap_or_default(), *line),
@@ -1693,8 +1790,12 @@ fn source_name(p: &Path) -> String {
     }
 }
 
-/// A damaged JSON document: one error naming the input, line and column.
+/// A damaged JSON document, or one damaged record of it: one error naming
+/// the input, line and column (and the record, which is not named again).
 fn note_damage(run: &mut Run, f: &Path, d: &credlineage::input::Damage) {
+    if let Some(i) = d.record {
+        run.told.insert((f.to_path_buf(), i as u64 + 1));
+    }
     run.bad_input += 1;
     eprintln!("credlineage: {}", d.to_error(&source_name(f)));
 }

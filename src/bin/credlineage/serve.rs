@@ -29,7 +29,7 @@
 
 use super::{
     EngineArgs, OutputArgs, build_config, check_state_writable, enrich_line, load_state,
-    random_seed, record_reason, save_state, summary, trim_line,
+    random_seed, record_reason, save_state, save_state_with, summary, trim_line,
 };
 use clap::Args;
 use credlineage::reorder::{Limits as Window, Pushed, Reorder, ReorderStats};
@@ -119,6 +119,12 @@ pub struct ServeArgs {
     /// delivered until it runs out, then counted as undelivered.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     shutdown_timeout: f64,
+    /// With `--state`: also save the state this often while serving
+    /// (atomically, as at exit), so a crash or `kill -9` loses at most this
+    /// much: a number of seconds, or with a unit (`90s`, `5m`, `1h`); `off`
+    /// or 0 saves at exit only. Default 5m when `--state` is given.
+    #[arg(long, value_name = "DURATION")]
+    checkpoint_interval: Option<String>,
     /// No summary and no connection messages on stderr.
     #[arg(short, long)]
     quiet: bool,
@@ -435,6 +441,22 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
     if let Some(p) = &a.engine.state {
         check_state_writable(p)?;
     }
+    let checkpoint = match (&a.engine.state, &a.checkpoint_interval) {
+        (None, Some(_)) => {
+            return Err(arg_err(
+                "--checkpoint-interval",
+                "needs --state (the file checkpoints are saved to)",
+            ));
+        }
+        (None, None) => None,
+        (Some(p), i) => {
+            let every = match i {
+                Some(i) => parse_interval(i)?,
+                None => Some(DEFAULT_CHECKPOINT),
+            };
+            every.map(|every| (p.clone(), every))
+        }
+    };
     let mut enricher = Enricher::new(config)?;
     enricher.set_hash_seed(random_seed());
     load_state(&mut enricher, &a.engine.state)?;
@@ -519,6 +541,19 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
             .map_err(|e| arg_err("thread", e))?
     };
 
+    let checkpoint_thread = match checkpoint {
+        Some((path, every)) => {
+            let (e, sh) = (Arc::clone(&enricher), Arc::clone(&sh));
+            Some(
+                thread::Builder::new()
+                    .name("checkpoint".into())
+                    .spawn(move || checkpoint_loop(&e, &path, every, &sh))
+                    .map_err(|e| arg_err("thread", e))?,
+            )
+        }
+        None => None,
+    };
+
     let readers = accept_loop(&listener, &inq, &sh, &limits);
     drop(listener);
 
@@ -571,6 +606,11 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode, Error> {
         eprintln!("credlineage serve: a worker thread failed");
     }
 
+    // A checkpoint under way ends before the final save (the stop flag is
+    // set: no new one starts).
+    if let Some(t) = checkpoint_thread {
+        failed |= t.join().is_err();
+    }
     // The enrichment thread never holds the lock while it waits, so this
     // does not block even if that thread is stuck.
     let enricher = lock_enricher(&enricher);
@@ -1124,6 +1164,66 @@ fn reader(
 // ---------------------------------------------------------------------------
 // The enrichment thread
 // ---------------------------------------------------------------------------
+
+/// `--checkpoint-interval` when `--state` is given and it is not.
+const DEFAULT_CHECKPOINT: Duration = Duration::from_secs(5 * 60);
+
+/// `--checkpoint-interval`: seconds, or a number with `s`, `m` or `h`;
+/// `off` or zero is `None` (save at exit only). At most a day.
+fn parse_interval(v: &str) -> Result<Option<Duration>, Error> {
+    let t = v.trim();
+    if t.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let (num, unit) = match t.strip_suffix(['s', 'm', 'h']) {
+        Some(n) => (n, &t[n.len()..]),
+        None => (t, "s"),
+    };
+    let scale = match unit {
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => 1.0,
+    };
+    let bad = || {
+        arg_err(
+            &format!("--checkpoint-interval {v}"),
+            "expected a duration: seconds, or a number with s, m or h (e.g. 30s, 5m, 1h), or off",
+        )
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let d = Duration::try_from_secs_f64(n * scale).map_err(|_| bad())?;
+    Ok((!d.is_zero()).then(|| d.min(Duration::from_secs(86_400))))
+}
+
+/// Save the state to `path` every `every` until the stop flag is set: the
+/// snapshot is written with the enricher locked (records wait meanwhile),
+/// then synced and renamed without it. A failed checkpoint is said and
+/// retried at the next one; the save at exit is still made.
+fn checkpoint_loop(e: &Mutex<Enricher>, path: &std::path::Path, every: Duration, sh: &Shared) {
+    let mut next = Instant::now() + every;
+    loop {
+        while Instant::now() < next {
+            if sh.stopping() {
+                return;
+            }
+            thread::sleep(POLL.min(next.saturating_duration_since(Instant::now())));
+        }
+        if sh.stopping() {
+            return;
+        }
+        let t0 = Instant::now();
+        match save_state_with(path, |w| lock_enricher(e).write_snapshot(w)) {
+            Ok(()) => sh.log(format_args!(
+                "checkpoint: state saved to {} ({:.2} s)",
+                path.display(),
+                t0.elapsed().as_secs_f64()
+            )),
+            // Always said: the next crash would lose more than the user expects.
+            Err(err) => eprintln!("credlineage serve: checkpoint failed: {err}"),
+        }
+        next = Instant::now() + every;
+    }
+}
 
 fn lock_enricher(e: &Mutex<Enricher>) -> MutexGuard<'_, Enricher> {
     e.lock().unwrap_or_else(|p| p.into_inner())
