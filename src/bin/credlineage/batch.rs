@@ -176,6 +176,11 @@ impl Spill {
 /// Records a reading chunk holds before it goes to a peeking worker.
 const CHUNK: usize = 1 << 20;
 
+/// The capacity of a chunk's facts buffer (the facts of a record are a
+/// fraction of its bytes); the sorter keeps buffers of at least this size
+/// for the next run.
+const FACTS_CHUNK: usize = CHUNK / 2;
+
 /// Chunks in flight between the reader, the workers and the collector.
 const IN_FLIGHT: usize = 8;
 
@@ -366,7 +371,7 @@ impl Sorter {
         // Full-size buffers are kept for the next run; odd sizes (the ends
         // of small files, copied) are freed.
         for mut b in self.bufs.drain(..) {
-            if b.capacity() >= CHUNK {
+            if b.capacity() >= FACTS_CHUNK {
                 b.clear();
                 self.pool.push(b);
             }
@@ -915,8 +920,12 @@ struct Chunk {
     data: Vec<u8>,
     /// Each record's end in `data` and its line.
     recs: Vec<(usize, u64)>,
-    /// Each record's `peek_order`, filled by a worker.
+    /// Each record's sort key (`Enricher::peek_order`), filled by a worker.
     keys: Vec<(Option<i64>, u8)>,
+    /// Each record's facts (`Enricher::facts`), one after the other, and
+    /// each one's end: filled by a worker.
+    facts: Vec<u8>,
+    fends: Vec<usize>,
     /// On the last chunk of a file: whether the file was read to its end.
     end: Option<bool>,
 }
@@ -932,7 +941,171 @@ impl Chunk {
         }
         self.recs.clear();
         self.keys.clear();
+        self.facts.clear();
+        self.fends.clear();
         self.end = None;
+    }
+}
+
+/// The input records themselves, in input order, for the output at the end
+/// (the sorter holds only their facts): kept in memory while they and the
+/// sorter's buffer fit its share of the budget; past that, read again from
+/// the files when every input is a regular file, else (stdin, a pipe)
+/// copied to the spill directory as they are read.
+enum Originals {
+    /// In memory: the buffers taken over from the reading chunks, and each
+    /// record's buffer, start and end.
+    Memory {
+        bufs: Vec<Vec<u8>>,
+        recs: Vec<(u32, u32, u32)>,
+        bytes: usize,
+        /// The first record of the current file.
+        file: usize,
+    },
+    /// The files are read a second time.
+    Reread,
+    /// Copied to `path` (each record's length, u64 little-endian, then its
+    /// bytes); `len` bytes written so far, the current file's from `file`.
+    Spool {
+        w: BufWriter<File>,
+        path: PathBuf,
+        len: u64,
+        file: u64,
+    },
+}
+
+impl Originals {
+    /// A new file begins: what [`rollback`](Self::rollback) goes back to.
+    fn begin_file(&mut self) {
+        match self {
+            Originals::Memory { recs, file, .. } => *file = recs.len(),
+            Originals::Reread => {}
+            Originals::Spool { len, file, .. } => *file = *len,
+        }
+    }
+
+    /// Forget the records of the file begun last (it failed part way).
+    fn rollback(&mut self, spill: &Spill) -> io::Result<()> {
+        match self {
+            Originals::Memory { recs, file, .. } => recs.truncate(*file),
+            Originals::Reread => {}
+            Originals::Spool { w, len, file, .. } => {
+                w.flush().map_err(|e| spill.err(e))?;
+                let f = w.get_mut();
+                f.set_len(*file).map_err(|e| spill.err(e))?;
+                io::Seek::seek(f, io::SeekFrom::Start(*file)).map_err(|e| spill.err(e))?;
+                *len = *file;
+            }
+        }
+        Ok(())
+    }
+
+    /// Add the records of a chunk (`recs`: each one's end in `data`).
+    fn add(&mut self, data: &mut Vec<u8>, recs: &[(usize, u64)], spill: &Spill) -> io::Result<()> {
+        match self {
+            Originals::Memory {
+                bufs,
+                recs: r,
+                bytes,
+                ..
+            } => {
+                let buf = u32::try_from(bufs.len()).map_err(io::Error::other)?;
+                let mut start = 0;
+                for &(end, _) in recs {
+                    r.push((
+                        buf,
+                        u32::try_from(start).map_err(io::Error::other)?,
+                        u32::try_from(end).map_err(io::Error::other)?,
+                    ));
+                    start = end;
+                }
+                // A mostly empty chunk (the end of a small file) is copied.
+                let d = if data.capacity() > data.len() * 2 + (4 << 10) {
+                    data.to_vec()
+                } else {
+                    std::mem::take(data)
+                };
+                *bytes += d.capacity() + recs.len() * 12;
+                bufs.push(d);
+            }
+            Originals::Reread => {}
+            Originals::Spool { w, len, .. } => {
+                let mut start = 0;
+                for &(end, _) in recs {
+                    let b = data.get(start..end).unwrap_or_default();
+                    w.write_all(&(b.len() as u64).to_le_bytes())
+                        .and_then(|()| w.write_all(b))
+                        .map_err(|e| spill.err(e))?;
+                    *len += 8 + b.len() as u64;
+                    start = end;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Leave memory when the records and the sorter's buffer (`sorter`
+    /// bytes) no longer fit `limit`.
+    fn fit(
+        &mut self,
+        sorter: usize,
+        limit: usize,
+        rereadable: bool,
+        spill: &Spill,
+    ) -> io::Result<()> {
+        let Originals::Memory {
+            bufs,
+            recs,
+            bytes,
+            file: file_rec,
+        } = self
+        else {
+            return Ok(());
+        };
+        if *bytes + sorter <= limit {
+            return Ok(());
+        }
+        if rereadable {
+            *self = Originals::Reread;
+            return Ok(());
+        }
+        let (path, f) = spill.create()?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let (mut len, mut file) = (0u64, 0u64);
+        for (i, &(b, s, e)) in recs.iter().enumerate() {
+            if i == *file_rec {
+                file = len;
+            }
+            let r = bufs
+                .get(b as usize)
+                .and_then(|x| x.get(s as usize..e as usize))
+                .unwrap_or_default();
+            w.write_all(&(r.len() as u64).to_le_bytes())
+                .and_then(|()| w.write_all(r))
+                .map_err(|e| spill.err(e))?;
+            len += 8 + r.len() as u64;
+        }
+        if *file_rec >= recs.len() {
+            file = len;
+        }
+        *self = Originals::Spool { w, path, len, file };
+        Ok(())
+    }
+
+    /// Done adding: the copy is flushed.
+    fn done(mut self, spill: &Spill) -> io::Result<Self> {
+        if let Originals::Spool { w, .. } = &mut self {
+            w.flush().map_err(|e| spill.err(e))?;
+        }
+        Ok(self)
+    }
+}
+
+impl Drop for Originals {
+    fn drop(&mut self) {
+        if let Originals::Spool { path, .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -941,6 +1114,7 @@ impl Chunk {
 /// sequence number and the number of records.
 struct Sorted {
     input: Sorter,
+    originals: Originals,
     spill: Spill,
     failed: Vec<bool>,
     file_start: Vec<u64>,
@@ -974,6 +1148,12 @@ fn read_sorted(
     bytes_in: &mut u64,
     ids: &mut [FileId],
 ) -> io::Result<Sorted> {
+    let in_limit = input.limit;
+    // Files can be read a second time for the output when every one is a
+    // regular file (a missing one fails and is left out anyway).
+    let rereadable = files
+        .iter()
+        .all(|f| f.as_os_str() != "-" && std::fs::metadata(f).map_or(true, |m| m.is_file()));
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
@@ -996,6 +1176,7 @@ fn read_sorted(
                 let Ok(peek) = Enricher::new(config) else {
                     return;
                 };
+                let mut packer = credlineage::record::Packer::default();
                 loop {
                     let msg = match work_rx.lock() {
                         Ok(g) => g.recv(),
@@ -1003,10 +1184,15 @@ fn read_sorted(
                     };
                     let Ok((i, mut c)) = msg else { return };
                     c.keys.clear();
+                    c.fends.clear();
+                    if c.facts.capacity() == 0 {
+                        c.facts.reserve(FACTS_CHUNK);
+                    }
                     let mut start = 0;
                     for &(end, _) in &c.recs {
-                        c.keys
-                            .push(peek.peek_order(c.data.get(start..end).unwrap_or_default()));
+                        let rec = c.data.get(start..end).unwrap_or_default();
+                        c.keys.push(peek.facts(rec, &mut packer, &mut c.facts));
+                        c.fends.push(c.facts.len());
                         start = end;
                     }
                     if done_tx.send((i, c)).is_err() {
@@ -1025,6 +1211,12 @@ fn read_sorted(
             let (mut seq, mut last_time) = (0u64, i64::MIN);
             let (mut seq0, mut last0) = (0u64, i64::MIN);
             let mut cur: Option<u32> = None;
+            let mut originals = Originals::Memory {
+                bufs: Vec::new(),
+                recs: Vec::new(),
+                bytes: 0,
+                file: 0,
+            };
             for (i, c) in done_rx {
                 pending.insert(i, c);
                 while let Some(mut c) = pending.remove(&next) {
@@ -1035,14 +1227,12 @@ fn read_sorted(
                             *s = seq;
                         }
                         (seq0, last0) = (seq, last_time);
+                        originals.begin_file();
                     }
                     let mut start = 0;
                     let file = c.file;
-                    let items = c
-                        .recs
-                        .iter()
-                        .zip(&c.keys)
-                        .map(|(&(end, line), &(t, rank))| {
+                    let items = c.recs.iter().zip(&c.keys).zip(&c.fends).map(
+                        |((&(_, line), &(t, rank)), &end)| {
                             let t = t.unwrap_or(last_time);
                             last_time = t;
                             let m = Meta {
@@ -1056,19 +1246,23 @@ fn read_sorted(
                             let s = start;
                             start = end;
                             (m, s, end)
-                        });
+                        },
+                    );
                     let n = c.recs.len();
-                    input.adopt(&mut c.data, items, n, &spill)?;
+                    input.adopt(&mut c.facts, items, n, &spill)?;
+                    originals.add(&mut c.data, &c.recs, &spill)?;
+                    originals.fit(input.used(), in_limit, rereadable, &spill)?;
                     if c.end == Some(false) {
                         if let Some(x) = failed.get_mut(c.file as usize) {
                             *x = true;
                         }
                         (seq, last_time) = (seq0, last0);
+                        originals.rollback(&spill)?;
                     }
-                    if c.data.capacity() < CHUNK
+                    if c.facts.capacity() < FACTS_CHUNK
                         && let Some(b) = input.pool.pop()
                     {
-                        c.data = b;
+                        c.facts = b;
                     }
                     c.reset(0);
                     let _ = free_tx.send(c);
@@ -1077,6 +1271,7 @@ fn read_sorted(
             input.finish(&spill, &failed)?;
             Ok(Sorted {
                 input,
+                originals: originals.done(&spill)?,
                 spill,
                 failed,
                 file_start,
@@ -1129,68 +1324,7 @@ fn read_sorted(
     })
 }
 
-/// Where the output's records are rebuilt from at the end.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// The input never left memory: each output is stored as its
-    /// difference from its input, rebuilt from the sorter's buffer.
-    Memory,
-    /// The input was spilled and every input is a regular file: outputs
-    /// are stored as differences and rebuilt from a second read of the
-    /// files, in input order.
-    Reread,
-    /// Stdin or another input that cannot be read twice: whole outputs.
-    Whole,
-}
-
-/// The header of an output's difference from its input: the length of the
-/// common prefix, of the common suffix, and of the input.
-const DELTA: usize = 24;
-
-/// `o` as its difference from its input `a`: the common prefix and suffix
-/// lengths, `a`'s length, then the bytes between (the annotation, mostly).
-fn encode_delta(a: &[u8], o: &[u8], d: &mut Vec<u8>) {
-    let n = a.len().min(o.len());
-    let mut p = 0;
-    while p + 64 <= n && a.get(p..p + 64) == o.get(p..p + 64) {
-        p += 64;
-    }
-    while p < n && a.get(p) == o.get(p) {
-        p += 1;
-    }
-    let max = n - p;
-    let mut s = 0;
-    while s + 64 <= max
-        && a.get(a.len() - s - 64..a.len() - s) == o.get(o.len() - s - 64..o.len() - s)
-    {
-        s += 64;
-    }
-    while s < max && a.get(a.len() - s - 1) == o.get(o.len() - s - 1) {
-        s += 1;
-    }
-    d.extend_from_slice(&(p as u64).to_le_bytes());
-    d.extend_from_slice(&(s as u64).to_le_bytes());
-    d.extend_from_slice(&(a.len() as u64).to_le_bytes());
-    d.extend_from_slice(o.get(p..o.len() - s).unwrap_or_default());
-}
-
-/// Write the output that `d` ([`encode_delta`]) describes for input `a`,
-/// and a newline. `Ok(false)` when `a` is not the input `d` was made from.
-fn write_delta(out: &mut dyn Write, a: &[u8], d: &[u8]) -> io::Result<bool> {
-    let p = usize::try_from(u64_at(d, 0)).unwrap_or(usize::MAX);
-    let s = usize::try_from(u64_at(d, 8)).unwrap_or(usize::MAX);
-    let len = usize::try_from(u64_at(d, 16)).unwrap_or(usize::MAX);
-    if a.len() != len || p.saturating_add(s) > len || d.len() < DELTA {
-        return Ok(false);
-    }
-    out.write_all(a.get(..p).unwrap_or_default())?;
-    out.write_all(d.get(DELTA..).unwrap_or_default())?;
-    out.write_all(a.get(len - s..).unwrap_or_default())?;
-    out.write_all(b"\n")?;
-    Ok(true)
-}
-
-/// A file read twice (`Source::Reread`) that did not give the same records
+/// A file read twice (`Originals::Reread`) that did not give the same records
 /// the second time.
 #[derive(Debug)]
 pub struct InputChanged {
@@ -1233,11 +1367,6 @@ pub fn batch(
         budget,
     } = setup;
     let (in_limit, out_limit, read_buf) = shares(budget.memory);
-    // Files can be read a second time to rebuild the output when every one
-    // is a regular file (a missing one fails and is left out anyway).
-    let rereadable = files
-        .iter()
-        .all(|f| f.as_os_str() != "-" && std::fs::metadata(f).map_or(true, |m| m.is_file()));
     let mut ids: Vec<FileId> = vec![None; files.len()];
     let t0 = std::time::Instant::now();
     let tm = std::env::var_os("CREDLINEAGE_BATCH_TIMES").is_some();
@@ -1259,6 +1388,7 @@ pub fn batch(
     };
     let Sorted {
         input,
+        originals,
         spill,
         failed,
         file_start,
@@ -1275,7 +1405,7 @@ pub fn batch(
     lap("read+sort");
     let pb = progress(Some(records), show);
     pb.set_prefix("pass 1/2 (learning credentials)");
-    // Pass 1: learn every credential set.
+    // Pass 1: learn every credential set, from the facts.
     let mut first = Enricher::new(config.clone()).map_err(io::Error::other)?;
     if let Some(s) = state {
         first.restore(s).map_err(io::Error::other)?;
@@ -1283,8 +1413,8 @@ pub fn batch(
     first.record_lookahead();
     input.stream(&failed, &spill, |p| {
         let mut n = 0u64;
-        while let Some((_, bytes)) = p.next() {
-            let _ = first.annotate(bytes, None);
+        while let Some((_, facts)) = p.next() {
+            first.learn_facts(facts);
             n += 1;
             if n % 4096 == 0 {
                 pb.inc(4096);
@@ -1297,24 +1427,15 @@ pub fn batch(
     drop(first);
     pb.set_prefix("pass 2/2 (annotating)");
     pb.set_position(0);
-    let source = if input.runs.is_empty() {
-        Source::Memory
-    } else if rereadable {
-        Source::Reread
-    } else {
-        Source::Whole
-    };
-    // Pass 2: annotate; the outputs (as differences from their inputs,
-    // unless the input cannot be had again) are sorted back into input
-    // order.
+    // Pass 2: annotate, from the facts; each record's patch (its
+    // annotation and where it goes) is sorted back into input order.
     let mut outs = Sorter::new(out_limit, read_buf);
-    let mut o = Vec::new();
-    let mut d = Vec::new();
+    let mut patch = Vec::new();
     let mut n = 0u64;
     input.stream(&failed, &spill, |p| {
-        while let Some((m, bytes)) = p.next() {
-            o.clear();
-            let outcome = run.enricher.process_into(bytes, None, &mut o);
+        while let Some((m, facts)) = p.next() {
+            patch.clear();
+            let outcome = run.enricher.patch_facts(facts, &mut patch);
             if let Some(f) = files.get(m.file as usize) {
                 let first = file_start.get(m.file as usize).copied().unwrap_or(0);
                 run.note(f, m.line, outcome, m.seq.saturating_sub(first) + 1);
@@ -1329,85 +1450,96 @@ pub fn batch(
                 seq: m.seq,
                 ..Meta::default()
             };
-            if source == Source::Whole {
-                outs.push(key, &o, &spill)?;
-            } else {
-                d.clear();
-                encode_delta(bytes, &o, &mut d);
-                outs.push(key, &d, &spill)?;
-            }
+            outs.push(key, &patch, &spill)?;
         }
         Ok(())
     })?;
     pb.finish_and_clear();
     lap("pass2");
+    drop(input);
     outs.finish(&spill, &[])?;
     let lost = || io::Error::other("batch mode lost track of a record (internal error)");
-    match source {
-        Source::Whole => {
-            drop(input);
-            outs.stream(&[], &spill, |p| {
-                while let Some((_, bytes)) = p.next() {
-                    out.write_all(bytes)?;
-                    out.write_all(b"\n")?;
-                }
-                Ok(())
-            })
+    // The output: each record with its patch applied, in input order,
+    // written in blocks of about 1 MiB.
+    // (`apply_patch` reads only the configuration: a fresh enricher, so
+    // the second read of the files can borrow `run`.)
+    let enricher = Enricher::new(config.clone()).map_err(io::Error::other)?;
+    let mut o: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
+    let mut emit = |out: &mut dyn Write, a: &[u8], patch: &[u8]| -> io::Result<bool> {
+        if !enricher.apply_patch(a, patch, &mut o) {
+            return Ok(false);
         }
-        Source::Memory => {
-            let mut by_seq: Vec<usize> = (0..input.ents.len())
-                .filter(|&i| {
-                    input
-                        .ents
-                        .get(i)
-                        .is_some_and(|e| !skipped(&failed, e.meta.file))
-                })
-                .collect();
-            by_seq.sort_unstable_by_key(|&i| input.ents.get(i).map_or(0, |e| e.meta.seq));
-            outs.stream(&[], &spill, |p| {
-                for &i in &by_seq {
-                    let e = input.ents.get(i).ok_or_else(lost)?;
-                    let a = input.get(e);
-                    let (m, dd) = p.next().ok_or_else(lost)?;
-                    if m.seq != e.meta.seq || !write_delta(out, a, dd)? {
-                        return Err(lost());
-                    }
-                }
-                Ok(())
-            })
+        o.push(b'\n');
+        if o.len() >= BLOCK {
+            out.write_all(&o)?;
+            o.clear();
         }
-        Source::Reread => {
-            drop(input);
-            outs.stream(&[], &spill, |p| {
-                for (fi, f) in files.iter().enumerate() {
-                    if failed.get(fi).copied().unwrap_or(true) {
-                        continue;
-                    }
-                    if file_id(f) != ids.get(fi).copied().flatten() {
+        Ok(true)
+    };
+    let res = match &originals {
+        Originals::Memory { bufs, recs, .. } => outs.stream(&[], &spill, |p| {
+            for &(b, s, e) in recs {
+                let a = bufs
+                    .get(b as usize)
+                    .and_then(|x| x.get(s as usize..e as usize))
+                    .ok_or_else(lost)?;
+                let (_, pp) = p.next().ok_or_else(lost)?;
+                if !emit(out, a, pp)? {
+                    return Err(lost());
+                }
+            }
+            match p.next() {
+                Some(_) => Err(lost()),
+                None => Ok(()),
+            }
+        }),
+        Originals::Spool { path, .. } => outs.stream(&[], &spill, |p| {
+            let f = File::open(path).map_err(|e| spill.err(e))?;
+            let mut r = BufReader::with_capacity(1 << 20, f);
+            let mut a = Vec::new();
+            let mut len = [0u8; 8];
+            while let Some((_, pp)) = p.next() {
+                r.read_exact(&mut len).map_err(|e| spill.err(e))?;
+                let n = usize::try_from(u64::from_le_bytes(len)).map_err(io::Error::other)?;
+                a.resize(n, 0);
+                r.read_exact(&mut a).map_err(|e| spill.err(e))?;
+                if !emit(out, &a, pp)? {
+                    return Err(lost());
+                }
+            }
+            Ok(())
+        }),
+        Originals::Reread => outs.stream(&[], &spill, |p| {
+            for (fi, f) in files.iter().enumerate() {
+                if failed.get(fi).copied().unwrap_or(true) {
+                    continue;
+                }
+                if file_id(f) != ids.get(fi).copied().flatten() {
+                    return Err(changed(f));
+                }
+                let mut sink = 0u64;
+                let res = read_records(run, f, &mut sink, false, |a, _| {
+                    let Some((_, pp)) = p.next() else {
                         return Err(changed(f));
+                    };
+                    if emit(out, a, pp)? {
+                        Ok(())
+                    } else {
+                        Err(changed(f))
                     }
-                    let mut sink = 0u64;
-                    let res = read_records(run, f, &mut sink, false, |a, _| {
-                        let Some((_, dd)) = p.next() else {
-                            return Err(changed(f));
-                        };
-                        if write_delta(out, a, dd)? {
-                            Ok(())
-                        } else {
-                            Err(changed(f))
-                        }
-                    })?;
-                    if res.is_err() {
-                        return Err(changed(f));
-                    }
+                })?;
+                if res.is_err() {
+                    return Err(changed(f));
                 }
-                match (p.next(), files.last()) {
-                    (Some(_), Some(f)) => Err(changed(f)),
-                    _ => Ok(()),
-                }
-            })
-        }
-    }
+            }
+            match (p.next(), files.last()) {
+                (Some(_), Some(f)) => Err(changed(f)),
+                _ => Ok(()),
+            }
+        }),
+    };
+    res?;
+    out.write_all(&o)
 }
 
 #[cfg(test)]
