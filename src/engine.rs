@@ -832,8 +832,8 @@ impl Enricher {
     /// [`facts`](Self::facts), as [`process_into`](Self::process_into) on
     /// the record; appends to `patch` what [`apply_patch`](Self::apply_patch)
     /// needs to write the output from the record (its length, where the
-    /// annotation goes and the annotation's bytes, or that it is passed
-    /// through unchanged).
+    /// annotation goes and the annotation, [packed](Annotation::pack), or
+    /// that it is passed through unchanged).
     pub fn patch_facts(&mut self, facts: &[u8], patch: &mut Vec<u8>) -> Outcome {
         let mut i = 1;
         let len = record::get_varint(facts, &mut i).unwrap_or(0);
@@ -843,7 +843,7 @@ impl Enricher {
                 patch.push(1 | (u8::from(shape.has_own) << 1));
                 record::put_varint(patch, shape.close as u64);
                 record::put_varint(patch, shape.members as u64);
-                self.write_annotation(&ann, patch);
+                ann.pack(patch);
                 Outcome::Annotated
             }
             Err(e) => {
@@ -881,13 +881,15 @@ impl Enricher {
         if !has_own && record.get(close) != Some(&b'}') {
             return false;
         }
-        let ann = patch.get(i..).unwrap_or_default();
+        let Some(ann) = Annotation::unpack(patch.get(i..).unwrap_or_default()) else {
+            return false;
+        };
         let shape = Shape {
             has_own,
             close,
             members,
         };
-        self.emit(record, shape, out, &|o| o.extend_from_slice(ann));
+        self.emit(record, shape, out, &|o| self.write_annotation(&ann, o));
         true
     }
 

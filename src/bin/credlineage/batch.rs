@@ -700,14 +700,16 @@ fn merge(
     Ok(())
 }
 
-/// How the budget is shared: the input sorter's buffer, the output sorter's
-/// buffer, and each run's read buffer while merging. The rest (a quarter and
-/// more) is left for the enricher's state, the lookahead, the file being
-/// read (a non-NDJSON document is read whole), the reading pipeline's
-/// chunks (a few MiB) and the allocator.
+/// How the budget is shared: the input sorter's buffer (5/8, while
+/// reading), the output sorter's buffer (5/8 in pass 2, less what the input
+/// still holds in memory when nothing was spilled), and each run's read
+/// buffer while merging (at most 1/8 in all). The rest is left for the
+/// enricher's state, the lookahead, the file being read (a non-NDJSON
+/// document is read whole), the reading pipeline's chunks (a few MiB) and
+/// the allocator.
 fn shares(memory: u64) -> (usize, usize, usize) {
     let m = usize::try_from(memory).unwrap_or(usize::MAX);
-    let sort = m / 8 * 3;
+    let sort = m / 8 * 5;
     let read_buf = (m / 4 / FAN_IN / 2).clamp(4 << 10, 1 << 20);
     (sort, sort, read_buf)
 }
@@ -1154,6 +1156,11 @@ fn read_sorted(
     let rereadable = files
         .iter()
         .all(|f| f.as_os_str() != "-" && std::fs::metadata(f).map_or(true, |m| m.is_file()));
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
@@ -1211,11 +1218,17 @@ fn read_sorted(
             let (mut seq, mut last_time) = (0u64, i64::MIN);
             let (mut seq0, mut last0) = (0u64, i64::MIN);
             let mut cur: Option<u32> = None;
-            let mut originals = Originals::Memory {
-                bufs: Vec::new(),
-                recs: Vec::new(),
-                bytes: 0,
-                file: 0,
+            // Files larger in all than the buffer are read again from the
+            // start (not held in memory first).
+            let mut originals = if rereadable && total > in_limit as u64 {
+                Originals::Reread
+            } else {
+                Originals::Memory {
+                    bufs: Vec::new(),
+                    recs: Vec::new(),
+                    bytes: 0,
+                    file: 0,
+                }
             };
             for (i, c) in done_rx {
                 pending.insert(i, c);
@@ -1429,7 +1442,13 @@ pub fn batch(
     pb.set_position(0);
     // Pass 2: annotate, from the facts; each record's patch (its
     // annotation and where it goes) is sorted back into input order.
-    let mut outs = Sorter::new(out_limit, read_buf);
+    let held = match &originals {
+        Originals::Memory { bytes, .. } if input.runs.is_empty() => input.used() + bytes,
+        Originals::Memory { bytes, .. } => *bytes,
+        _ if input.runs.is_empty() => input.used(),
+        _ => 0,
+    };
+    let mut outs = Sorter::new(out_limit.saturating_sub(held).max(out_limit / 5), read_buf);
     let mut patch = Vec::new();
     let mut n = 0u64;
     input.stream(&failed, &spill, |p| {
