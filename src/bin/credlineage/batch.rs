@@ -123,16 +123,16 @@ impl std::error::Error for SpillError {}
 /// run in it) when dropped: on success and on every error path.
 struct Spill {
     base: PathBuf,
-    dir: std::cell::OnceCell<tempfile::TempDir>,
-    next: std::cell::Cell<u64>,
+    dir: std::sync::OnceLock<tempfile::TempDir>,
+    next: std::sync::atomic::AtomicU64,
 }
 
 impl Spill {
     fn new(base: Option<&Path>) -> Self {
         Spill {
             base: base.map_or_else(std::env::temp_dir, Path::to_path_buf),
-            dir: std::cell::OnceCell::new(),
-            next: std::cell::Cell::new(0),
+            dir: std::sync::OnceLock::new(),
+            next: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -165,8 +165,7 @@ impl Spill {
                 self.dir.get_or_init(|| d)
             }
         };
-        let n = self.next.get();
-        self.next.set(n + 1);
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = dir.path().join(format!("run-{n}"));
         let f = File::create(&p).map_err(|e| self.err(e))?;
         Ok((p, f))
@@ -231,7 +230,23 @@ fn spill_err(dir: &Path, err: io::Error) -> io::Error {
 /// A stage of the pipeline stopped because another one failed (its own
 /// error is the one reported).
 fn stopped() -> io::Error {
-    io::Error::other("batch pipeline stopped")
+    io::Error::other(Stopped)
+}
+
+/// The error of [`stopped`].
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("batch pipeline stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+fn is_stopped(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|r| r.is::<Stopped>())
 }
 
 /// An external sorter of records by (time, rank, seq): a buffer of at most
@@ -716,16 +731,21 @@ fn shares(memory: u64) -> (usize, usize, usize) {
 
 /// Read one file (or stdin) and give each record to `each(bytes, line)`.
 /// NDJSON is read line by line, straight from the read buffer; any other
-/// shape is read whole and cut by `input::split` (a damaged document is
-/// noted when `notes`). The outer error is `each`'s, the inner one reading
-/// the input.
+/// shape is read whole and cut by `input::split` (a damaged document and a
+/// line over the cap are noted when `notes` is given). `caps`: the line and
+/// document caps. The outer error is `each`'s, the inner one reading the
+/// input.
 fn read_records(
-    run: &mut Run,
+    mut notes: Option<&mut Run>,
+    caps: Caps,
     f: &Path,
     bytes_in: &mut u64,
-    notes: bool,
     mut each: impl FnMut(&[u8], u64) -> io::Result<()>,
 ) -> io::Result<io::Result<()>> {
+    let Caps {
+        line: max_line,
+        document: max_document,
+    } = caps;
     let raw: Box<dyn Read> = if f.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -765,13 +785,13 @@ fn read_records(
     let mut eof = false;
     loop {
         let start = head.len();
-        match super::read_line_capped(&mut r, &mut head, run.max_document) {
+        match super::read_line_capped(&mut r, &mut head, max_document) {
             Ok((0, _)) => {
                 eof = true;
                 break;
             }
             Ok((_, false)) => {}
-            Ok((_, true)) => return Ok(Err(super::too_large(run.max_document))),
+            Ok((_, true)) => return Ok(Err(super::too_large(max_document))),
             Err(e) => return Ok(Err(e)),
         }
         let line = head.get(start..).unwrap_or_default();
@@ -790,7 +810,7 @@ fn read_records(
         return Ok(Err(super::not_text(magic == [0x1f, 0x8b])));
     }
     if !eof && !credlineage::input::starts_ndjson(&head) {
-        if let Err(e) = super::read_to_end_capped(&mut r, &mut head, run.max_document) {
+        if let Err(e) = super::read_to_end_capped(&mut r, &mut head, max_document) {
             return Ok(Err(e));
         }
         eof = true;
@@ -801,20 +821,18 @@ fn read_records(
         for p in &split.pieces {
             each(&p.bytes, p.line)?;
         }
-        if let Some(d) = &split.damage
-            && notes
-        {
+        if let (Some(d), Some(run)) = (&split.damage, notes.as_deref_mut()) {
             note_damage(run, f, d);
         }
         return Ok(Ok(()));
     }
     // NDJSON: line by line.
     let mut n = 0u64;
-    let max_line = usize::try_from(run.max_line).unwrap_or(usize::MAX);
-    let mut one = |run: &mut Run, line: &[u8], n: u64| -> io::Result<()> {
+    let max_line = usize::try_from(max_line).unwrap_or(usize::MAX);
+    let mut one = |notes: &mut Option<&mut Run>, line: &[u8], n: u64| -> io::Result<()> {
         let l = line.strip_suffix(b"\n").unwrap_or(line);
         if super::trim_line(l).len() > max_line {
-            if notes {
+            if let Some(run) = notes.as_deref_mut() {
                 super::long_line(run, f, n);
             }
             return Ok(());
@@ -832,7 +850,7 @@ fn read_records(
         let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
         let (line, tail) = rest.split_at(end);
         n += 1;
-        one(run, line, n)?;
+        one(&mut notes, line, n)?;
         rest = tail;
     }
     // Whole lines straight from the read buffer; a line that crosses the
@@ -851,12 +869,12 @@ fn read_records(
         if buf.is_empty() {
             if skipping {
                 n += 1;
-                if notes {
+                if let Some(run) = notes.as_deref_mut() {
                     super::long_line(run, f, n);
                 }
             } else if !line.is_empty() {
                 n += 1;
-                one(run, &line, n)?;
+                one(&mut notes, &line, n)?;
             }
             return Ok(Ok(()));
         }
@@ -869,13 +887,13 @@ fn read_records(
                     let (a, b) = rest.split_at(i + 1);
                     n += 1;
                     if skipping {
-                        if notes {
+                        if let Some(run) = notes.as_deref_mut() {
                             super::long_line(run, f, n);
                         }
                         skipping = false;
                     } else {
                         line.extend_from_slice(a);
-                        one(run, &line, n)?;
+                        one(&mut notes, &line, n)?;
                     }
                     line.clear();
                     rest = b;
@@ -891,7 +909,7 @@ fn read_records(
         while let Some(i) = memchr::memchr(b'\n', rest) {
             let (a, b) = rest.split_at(i + 1);
             n += 1;
-            one(run, a, n)?;
+            one(&mut notes, a, n)?;
             rest = b;
         }
         if !skipping {
@@ -902,6 +920,23 @@ fn read_records(
             line.clear();
         }
         r.consume(len);
+    }
+}
+
+/// The caps on what one read takes (`--max-line-bytes`,
+/// `--max-document-bytes`).
+#[derive(Clone, Copy)]
+struct Caps {
+    line: u64,
+    document: u64,
+}
+
+impl Caps {
+    fn of(run: &Run) -> Caps {
+        Caps {
+            line: run.max_line,
+            document: run.max_document,
+        }
     }
 }
 
@@ -1308,7 +1343,8 @@ fn read_sorted(
                     *id = file_id(f);
                 }
                 let bytes0 = *bytes_in;
-                let res = read_records(run, f, bytes_in, true, |bytes, line| {
+                let caps = Caps::of(run);
+                let res = read_records(Some(&mut *run), caps, f, bytes_in, |bytes, line| {
                     chunk.data.extend_from_slice(bytes);
                     chunk.recs.push((chunk.data.len(), line));
                     if chunk.data.len() >= CHUNK {
@@ -1335,6 +1371,238 @@ fn read_sorted(
         let sorted = sorted?;
         read.map(|()| sorted)
     })
+}
+
+/// Pass 2's patches on their way to the output thread, handed over in input
+/// order (by sequence number) in blocks: a patch that comes ahead of its
+/// turn waits in a reorder buffer of at most `limit` bytes; past that, it
+/// and every later one go through an external sorter, merged and handed
+/// over at the end.
+struct Reorder {
+    /// The sequence number handed over next.
+    next: u64,
+    /// The waiting patches: `pending[i]` is that of `next + i`.
+    pending: std::collections::VecDeque<Option<Vec<u8>>>,
+    bytes: usize,
+    limit: usize,
+    pool: Vec<Vec<u8>>,
+    sorted: Option<Sorter>,
+    block: Block,
+    tx: mpsc::SyncSender<Block>,
+    back: mpsc::Receiver<Block>,
+}
+
+/// What a waiting patch costs besides its bytes.
+const SLOT: usize = std::mem::size_of::<Option<Vec<u8>>>();
+
+impl Reorder {
+    fn new(limit: usize, tx: mpsc::SyncSender<Block>, back: mpsc::Receiver<Block>) -> Self {
+        Reorder {
+            next: 0,
+            pending: std::collections::VecDeque::new(),
+            bytes: 0,
+            limit,
+            pool: Vec::new(),
+            sorted: None,
+            block: Block::default(),
+            tx,
+            back,
+        }
+    }
+
+    /// Hand one patch over (into the current block).
+    fn emit(&mut self, seq: u64, patch: &[u8]) -> io::Result<()> {
+        self.block.data.extend_from_slice(patch);
+        let m = Meta {
+            seq,
+            ..Meta::default()
+        };
+        self.block.items.push((m, self.block.data.len()));
+        if self.block.data.len() >= BLOCK {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let mut next = self.back.try_recv().unwrap_or_default();
+        next.data.clear();
+        next.items.clear();
+        self.tx
+            .send(std::mem::replace(&mut self.block, next))
+            .map_err(|_| stopped())
+    }
+
+    /// The patch of record `seq`.
+    fn add(&mut self, seq: u64, patch: &[u8], spill: &Spill, read_buf: usize) -> io::Result<()> {
+        if let Some(s) = &mut self.sorted {
+            let m = Meta {
+                seq,
+                ..Meta::default()
+            };
+            return s.push(m, patch, spill);
+        }
+        let Some(at) = seq
+            .checked_sub(self.next)
+            .and_then(|d| usize::try_from(d).ok())
+        else {
+            return Err(io::Error::other(
+                "batch mode lost track of a record (internal error)",
+            ));
+        };
+        if at == 0 {
+            self.emit(seq, patch)?;
+            self.next += 1;
+            self.pending.pop_front();
+            while let Some(Some(_)) = self.pending.front() {
+                if let Some(Some(p)) = self.pending.pop_front() {
+                    self.emit(self.next, &p)?;
+                    self.bytes -= p.capacity();
+                    self.pool.push(p);
+                }
+                self.next += 1;
+            }
+            return Ok(());
+        }
+        if at >= self.pending.len() {
+            self.pending.resize(at + 1, None);
+        }
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(patch);
+        self.bytes += v.capacity();
+        if let Some(slot) = self.pending.get_mut(at) {
+            *slot = Some(v);
+        }
+        if self.bytes + self.pending.len() * SLOT > self.limit {
+            // Too far out of order for the buffer: sort the rest.
+            let mut s = Sorter::new(self.limit, read_buf);
+            for (i, p) in self.pending.drain(..).enumerate() {
+                if let Some(p) = p {
+                    let m = Meta {
+                        seq: self.next + i as u64,
+                        ..Meta::default()
+                    };
+                    s.push(m, &p, spill)?;
+                }
+            }
+            self.pool = Vec::new();
+            self.bytes = 0;
+            self.sorted = Some(s);
+        }
+        Ok(())
+    }
+
+    /// Pass 2 is done: hand over what waits.
+    fn finish(mut self, spill: &Spill) -> io::Result<()> {
+        if let Some(mut s) = self.sorted.take() {
+            s.finish(spill, &[])?;
+            s.stream(&[], spill, |p| {
+                while let Some((m, b)) = p.next() {
+                    self.emit(m.seq, b)?;
+                }
+                Ok(())
+            })?;
+        }
+        if self.pending.iter().any(Option::is_some) {
+            return Err(io::Error::other(
+                "batch mode lost track of a record (internal error)",
+            ));
+        }
+        if !self.block.items.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the output's records come from, and how they are written.
+struct Output<'a> {
+    writer: &'a Enricher,
+    originals: &'a Originals,
+    files: &'a [PathBuf],
+    failed: &'a [bool],
+    ids: &'a [FileId],
+    caps: Caps,
+    spill: &'a Spill,
+}
+
+/// Write the output: each record, in input order, with its patch (pulled
+/// from `p`, in the same order) applied; in blocks of about 1 MiB.
+fn write_output(out: &mut dyn Write, o: &Output<'_>, p: &mut Pull<'_>) -> io::Result<()> {
+    let lost = || io::Error::other("batch mode lost track of a record (internal error)");
+    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
+    let mut emit = |out: &mut dyn Write, a: &[u8], patch: &[u8]| -> io::Result<bool> {
+        if !o.writer.apply_patch(a, patch, &mut buf) {
+            return Ok(false);
+        }
+        buf.push(b'\n');
+        if buf.len() >= BLOCK {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+        Ok(true)
+    };
+    match o.originals {
+        Originals::Memory { bufs, recs, .. } => {
+            for &(b, s, e) in recs {
+                let a = bufs
+                    .get(b as usize)
+                    .and_then(|x| x.get(s as usize..e as usize))
+                    .ok_or_else(lost)?;
+                let (_, pp) = p.next().ok_or_else(lost)?;
+                if !emit(out, a, pp)? {
+                    return Err(lost());
+                }
+            }
+            if p.next().is_some() {
+                return Err(lost());
+            }
+        }
+        Originals::Spool { path, .. } => {
+            let f = File::open(path).map_err(|e| o.spill.err(e))?;
+            let mut r = BufReader::with_capacity(1 << 20, f);
+            let mut a = Vec::new();
+            let mut len = [0u8; 8];
+            while let Some((_, pp)) = p.next() {
+                r.read_exact(&mut len).map_err(|e| o.spill.err(e))?;
+                let n = usize::try_from(u64::from_le_bytes(len)).map_err(io::Error::other)?;
+                a.resize(n, 0);
+                r.read_exact(&mut a).map_err(|e| o.spill.err(e))?;
+                if !emit(out, &a, pp)? {
+                    return Err(lost());
+                }
+            }
+        }
+        Originals::Reread => {
+            for (fi, f) in o.files.iter().enumerate() {
+                if o.failed.get(fi).copied().unwrap_or(true) {
+                    continue;
+                }
+                if file_id(f) != o.ids.get(fi).copied().flatten() {
+                    return Err(changed(f));
+                }
+                let mut sink = 0u64;
+                let res = read_records(None, o.caps, f, &mut sink, |a, _| {
+                    let Some((_, pp)) = p.next() else {
+                        return Err(changed(f));
+                    };
+                    if emit(out, a, pp)? {
+                        Ok(())
+                    } else {
+                        Err(changed(f))
+                    }
+                })?;
+                if res.is_err() {
+                    return Err(changed(f));
+                }
+            }
+            if let (Some(_), Some(f)) = (p.next(), o.files.last()) {
+                return Err(changed(f));
+            }
+        }
+    }
+    out.write_all(&buf)
 }
 
 /// A file read twice (`Originals::Reread`) that did not give the same records
@@ -1440,125 +1708,89 @@ pub fn batch(
     drop(first);
     pb.set_prefix("pass 2/2 (annotating)");
     pb.set_position(0);
-    // Pass 2: annotate, from the facts; each record's patch (its
-    // annotation and where it goes) is sorted back into input order.
     let held = match &originals {
         Originals::Memory { bytes, .. } if input.runs.is_empty() => input.used() + bytes,
         Originals::Memory { bytes, .. } => *bytes,
         _ if input.runs.is_empty() => input.used(),
         _ => 0,
     };
-    let mut outs = Sorter::new(out_limit.saturating_sub(held).max(out_limit / 5), read_buf);
-    let mut patch = Vec::new();
-    let mut n = 0u64;
-    input.stream(&failed, &spill, |p| {
-        while let Some((m, facts)) = p.next() {
-            patch.clear();
-            let outcome = run.enricher.patch_facts(facts, &mut patch);
-            if let Some(f) = files.get(m.file as usize) {
-                let first = file_start.get(m.file as usize).copied().unwrap_or(0);
-                run.note(f, m.line, outcome, m.seq.saturating_sub(first) + 1);
-            } else if let Outcome::Malformed(_) = outcome {
-                run.bad_input += 1;
-            }
-            n += 1;
-            if n % 4096 == 0 {
-                pb.inc(4096);
-            }
-            let key = Meta {
-                seq: m.seq,
-                ..Meta::default()
-            };
-            outs.push(key, &patch, &spill)?;
+    let out_limit = out_limit.saturating_sub(held).max(out_limit / 5);
+    let caps = Caps::of(run);
+    // (`apply_patch` reads only the configuration: a fresh enricher.)
+    let writer = Enricher::new(config.clone()).map_err(io::Error::other)?;
+    // Pass 2 (a second thread) annotates from the facts; each record's
+    // patch (its annotation and where it goes) is handed over in input
+    // order to this thread, which writes the output as it comes: the
+    // patches that arrive ahead of their turn wait in a reorder buffer
+    // (the input is mostly in time order), and when that outgrows its
+    // share of the budget, the rest goes through an external sort by input
+    // position and is handed over after pass 2.
+    std::thread::scope(|sc| -> io::Result<()> {
+        let (tx, rx) = mpsc::sync_channel::<Block>(4);
+        let (back, back_rx) = mpsc::channel::<Block>();
+        let input = &input;
+        let failed = &failed;
+        let spill = &spill;
+        let file_start = &file_start;
+        let pb = &pb;
+        let files_ = files;
+        let pass2 = sc.spawn(move || -> io::Result<()> {
+            let mut order = Reorder::new(out_limit, tx, back_rx);
+            let mut patch = Vec::new();
+            let mut n = 0u64;
+            input.stream(failed, spill, |p| {
+                while let Some((m, facts)) = p.next() {
+                    patch.clear();
+                    let outcome = run.enricher.patch_facts(facts, &mut patch);
+                    if let Some(f) = files_.get(m.file as usize) {
+                        let first = file_start.get(m.file as usize).copied().unwrap_or(0);
+                        run.note(f, m.line, outcome, m.seq.saturating_sub(first) + 1);
+                    } else if let Outcome::Malformed(_) = outcome {
+                        run.bad_input += 1;
+                    }
+                    n += 1;
+                    if n % 4096 == 0 {
+                        pb.inc(4096);
+                    }
+                    order.add(m.seq, &patch, spill, read_buf)?;
+                }
+                Ok(())
+            })?;
+            order.finish(spill)
+        });
+        let mut p = Pull::Chan {
+            rx,
+            back,
+            cur: Block::default(),
+            i: 0,
+        };
+        let res = write_output(
+            out,
+            &Output {
+                writer: &writer,
+                originals: &originals,
+                files,
+                failed,
+                ids: &ids,
+                caps,
+                spill,
+            },
+            &mut p,
+        );
+        drop(p);
+        // The error of the stage that failed first: the other one stops.
+        let annotated = pass2
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the annotating thread panicked")));
+        match (annotated, res) {
+            (Err(e), Err(r)) if is_stopped(&e) => Err(r),
+            (Err(e), _) => Err(e),
+            (Ok(()), r) => r,
         }
-        Ok(())
     })?;
     pb.finish_and_clear();
-    lap("pass2");
-    drop(input);
-    outs.finish(&spill, &[])?;
-    let lost = || io::Error::other("batch mode lost track of a record (internal error)");
-    // The output: each record with its patch applied, in input order,
-    // written in blocks of about 1 MiB.
-    // (`apply_patch` reads only the configuration: a fresh enricher, so
-    // the second read of the files can borrow `run`.)
-    let enricher = Enricher::new(config.clone()).map_err(io::Error::other)?;
-    let mut o: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
-    let mut emit = |out: &mut dyn Write, a: &[u8], patch: &[u8]| -> io::Result<bool> {
-        if !enricher.apply_patch(a, patch, &mut o) {
-            return Ok(false);
-        }
-        o.push(b'\n');
-        if o.len() >= BLOCK {
-            out.write_all(&o)?;
-            o.clear();
-        }
-        Ok(true)
-    };
-    let res = match &originals {
-        Originals::Memory { bufs, recs, .. } => outs.stream(&[], &spill, |p| {
-            for &(b, s, e) in recs {
-                let a = bufs
-                    .get(b as usize)
-                    .and_then(|x| x.get(s as usize..e as usize))
-                    .ok_or_else(lost)?;
-                let (_, pp) = p.next().ok_or_else(lost)?;
-                if !emit(out, a, pp)? {
-                    return Err(lost());
-                }
-            }
-            match p.next() {
-                Some(_) => Err(lost()),
-                None => Ok(()),
-            }
-        }),
-        Originals::Spool { path, .. } => outs.stream(&[], &spill, |p| {
-            let f = File::open(path).map_err(|e| spill.err(e))?;
-            let mut r = BufReader::with_capacity(1 << 20, f);
-            let mut a = Vec::new();
-            let mut len = [0u8; 8];
-            while let Some((_, pp)) = p.next() {
-                r.read_exact(&mut len).map_err(|e| spill.err(e))?;
-                let n = usize::try_from(u64::from_le_bytes(len)).map_err(io::Error::other)?;
-                a.resize(n, 0);
-                r.read_exact(&mut a).map_err(|e| spill.err(e))?;
-                if !emit(out, &a, pp)? {
-                    return Err(lost());
-                }
-            }
-            Ok(())
-        }),
-        Originals::Reread => outs.stream(&[], &spill, |p| {
-            for (fi, f) in files.iter().enumerate() {
-                if failed.get(fi).copied().unwrap_or(true) {
-                    continue;
-                }
-                if file_id(f) != ids.get(fi).copied().flatten() {
-                    return Err(changed(f));
-                }
-                let mut sink = 0u64;
-                let res = read_records(run, f, &mut sink, false, |a, _| {
-                    let Some((_, pp)) = p.next() else {
-                        return Err(changed(f));
-                    };
-                    if emit(out, a, pp)? {
-                        Ok(())
-                    } else {
-                        Err(changed(f))
-                    }
-                })?;
-                if res.is_err() {
-                    return Err(changed(f));
-                }
-            }
-            match (p.next(), files.last()) {
-                (Some(_), Some(f)) => Err(changed(f)),
-                _ => Ok(()),
-            }
-        }),
-    };
-    res?;
-    out.write_all(&o)
+    lap("pass2+output");
+    Ok(())
 }
 
 #[cfg(test)]
