@@ -560,7 +560,7 @@ impl Enricher {
     ) -> Outcome {
         match self.annotate_shaped(record, host_time) {
             Ok((ann, shape)) => {
-                self.emit(record, shape, out, &|o| self.write_annotation(&ann, o));
+                self.emit(record, shape, out, |o| self.write_annotation(&ann, o));
                 Outcome::Annotated
             }
             Err(e) => {
@@ -574,7 +574,8 @@ impl Enricher {
     /// (`write` appends it, without a leading comma) spliced in where
     /// `shape` says, any stale copy of our own keys dropped, session tokens
     /// redacted when configured.
-    fn emit(&self, record: &[u8], shape: Shape, out: &mut Vec<u8>, write: &dyn Fn(&mut Vec<u8>)) {
+    #[inline]
+    fn emit(&self, record: &[u8], shape: Shape, out: &mut Vec<u8>, write: impl Fn(&mut Vec<u8>)) {
         let start = out.len();
         splice::splice(
             record,
@@ -597,6 +598,7 @@ impl Enricher {
 
     /// The annotation as the output's member(s): `"ns":{…}`, or the
     /// flattened members.
+    #[inline]
     fn write_annotation(&self, ann: &Annotation, o: &mut Vec<u8>) {
         if self.config.flatten_prefix.is_some() {
             ann.write_members(o, &self.prefix, true);
@@ -633,13 +635,22 @@ impl Enricher {
             Ok(shape) => shape,
             Err(u) => return Err(self.not_annotated(index, u)),
         };
-        let Some(ev) = choose(&outer) else {
-            return Err(self.not_annotated(index, Unread::NotCloudTrail));
+        // The same choice as `choose`, without moving the view.
+        let ann = if outer.event.is_cloudtrail() {
+            self.annotate_chosen(&outer.event, &outer.event, host_time)
+        } else if outer.detail.is_cloudtrail() {
+            self.annotate_chosen(&outer.detail, &outer.event, host_time)
+        } else {
+            match outer.strings.iter().find_map(|s| record::parse_inner(s)) {
+                Some(inner) => self.annotate_chosen(&inner, &outer.event, host_time),
+                None => return Err(self.not_annotated(index, Unread::NotCloudTrail)),
+            }
         };
-        Ok((self.annotate_chosen(&ev, &outer.event, host_time), shape))
+        Ok((ann, shape))
     }
 
     /// Read one record's view into `outer` (no state touched).
+    #[inline]
     fn read_record<'r>(&self, record: &'r [u8], outer: &mut Outer<'r>) -> Result<Shape, Unread> {
         // JSON text is UTF-8 (RFC 8259), and an annotated record must come
         // out as valid JSON: one SIMD check of the whole record, after which
@@ -889,7 +900,7 @@ impl Enricher {
             close,
             members,
         };
-        self.emit(record, shape, out, &|o| self.write_annotation(&ann, o));
+        self.emit(record, shape, out, |o| self.write_annotation(&ann, o));
         true
     }
 
