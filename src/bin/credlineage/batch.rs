@@ -773,7 +773,7 @@ fn read_records(
     let mut r: Box<dyn BufRead> = if magic == [0x1f, 0x8b] {
         Box::new(BufReader::with_capacity(
             1 << 20,
-            flate2::read::MultiGzDecoder::new(chained),
+            flate2::bufread::MultiGzDecoder::new(chained),
         ))
     } else {
         Box::new(BufReader::with_capacity(1 << 20, chained))
