@@ -1,18 +1,21 @@
-//! Batch mode (`--order time`) in bounded memory: an external merge sort of the records by (event time, rank, input position), two merged passes over the sorted runs, and a second external sort of the outputs back into input order (docs/batch.md).
+//! Batch mode (`--order time`) in bounded memory: each record's JSON read once into its packed facts, an external merge sort of the facts by (event time, rank, input position), both passes run on the facts, and each record's patch spliced into it on a second read, in input order (docs/batch.md).
 //!
 //! Records are read file by file (NDJSON line by line, so one file is never
 //! held whole; any other shape, an S3 delivery file for one, is read whole
-//! and cut by `input::split`, as today); worker threads compute the sort
-//! keys and a collector puts the records, in input order, into a buffer of
-//! at most a share of `--batch-memory`. A full buffer's keys are sorted and
-//! the records written to the spill directory as a run. Pass 1 (learning
-//! every credential set) and pass 2 (annotating) each merge the runs on a
-//! second thread; pass 2's outputs, kept as their differences from their
-//! inputs, go through a second sorter keyed by input position and are
-//! rebuilt at the end from a second read of the files (from memory when
-//! nothing was spilled; whole outputs are kept for stdin). When everything
-//! fits the buffers nothing is written to disk and the result is the same
-//! bytes (the in-memory fast path).
+//! and cut by `input::split`); worker threads read each record once
+//! (`Enricher::facts`: its view packed, its sort key) and a collector puts
+//! the facts, in input order, into a buffer of at most a share of
+//! `--batch-memory`. A full buffer's keys are sorted and the facts written
+//! to the spill directory as a run. Pass 1 (learning every credential set)
+//! and pass 2 (annotating, on its own thread) each merge the runs on a
+//! further thread; pass 2's patches (the packed annotation and where it
+//! goes) reach the output thread in input order, through a reorder buffer
+//! or, for input far out of time order, a second sorter keyed by input
+//! position; the output thread applies them to the records read again
+//! (from memory when they fit, from the files, or from a copy in the spill
+//! directory for stdin). When everything fits the buffers nothing is
+//! written to disk and the result is the same bytes (the in-memory fast
+//! path).
 
 use credlineage::{Config, Enricher, Outcome};
 use std::cmp::Reverse;
@@ -950,8 +953,8 @@ pub struct Setup<'a> {
 }
 
 /// A chunk of records of one file on their way from the reader through a
-/// worker (which adds each record's sort key) to the collector (which
-/// numbers them and puts them into the sorter).
+/// worker (which adds each record's facts and sort key) to the collector
+/// (which numbers them and puts their facts into the sorter).
 #[derive(Default)]
 struct Chunk {
     file: u32,
@@ -1170,13 +1173,14 @@ fn file_id(f: &Path) -> FileId {
         .map(|m| (m.len(), m.modified().ok()))
 }
 
-/// Read every file and sort its records. Three stages overlap: this thread
-/// reads and cuts records into chunks; workers compute each record's sort
-/// key (`peek_order`, a JSON read: the costly part) in parallel; a
-/// collector takes the chunks back in order, numbers the records exactly as
-/// one thread would (sequence, the previous time for a record without one,
-/// the roll-back of a file that fails part way) and puts them into the
-/// sorter, which spills.
+/// Read every file and sort its records' facts. Three stages overlap: this
+/// thread reads and cuts records into chunks; workers read each record once
+/// (`Enricher::facts`: its packed view and sort key; the costly part) in
+/// parallel; a collector takes the chunks back in order, numbers the records
+/// exactly as one thread would (sequence, the previous time for a record
+/// without one, the roll-back of a file that fails part way), puts the
+/// facts into the sorter, which spills, and keeps the records themselves
+/// for the output while they fit ([`Originals`]).
 fn read_sorted(
     run: &mut Run,
     config: &Config,
