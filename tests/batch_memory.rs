@@ -255,3 +255,72 @@ fn batch_memory_takes_suffixes_and_refuses_nonsense() {
         "{s}"
     );
 }
+
+/// Input that cannot be read twice (stdin) is copied to the spill directory
+/// past the budget, and a file that fails part way after that copy began is
+/// taken back out of it: the same bytes as in memory, and as the same
+/// records given as files.
+#[test]
+fn spilled_batch_copies_stdin_and_takes_back_a_file_that_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let trail = generated(dir.path());
+    let text = std::fs::read_to_string(&trail).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let stdin = lines[..8000].join("\n") + "\n";
+    let cut = gz((lines[8000..14000].join("\n") + "\n").as_bytes());
+    let cut_path = dir.path().join("cut.jsonl.gz");
+    std::fs::write(&cut_path, &cut[..cut.len() * 3 / 4]).unwrap();
+    let rest = dir.path().join("rest.jsonl");
+    std::fs::write(&rest, lines[14000..].join("\n") + "\n").unwrap();
+    let first = dir.path().join("first.jsonl");
+    std::fs::write(&first, &stdin).unwrap();
+    let (c, r) = (cut_path.to_str().unwrap(), rest.to_str().unwrap());
+    let sp = spill.path().to_str().unwrap();
+    // The same records as files (read twice) …
+    let files = run(&["enrich", first.to_str().unwrap(), c, r], None);
+    assert_eq!(files.code, 1, "{}", files.stderr);
+    // … and with the first of them on stdin, in memory and spilled.
+    for budget in ["512M", TINY, "1M", "24M"] {
+        let o = run(
+            &[
+                "enrich",
+                "--order",
+                "time",
+                "-",
+                c,
+                r,
+                "--batch-memory",
+                budget,
+                "--spill-dir",
+                sp,
+            ],
+            Some(stdin.as_bytes()),
+        );
+        assert_eq!(o.code, 1, "{budget}: {}", o.stderr);
+        assert!(o.stderr.contains("cut.jsonl.gz"), "{}", o.stderr);
+        assert!(o.stdout == files.stdout, "{budget}: output differs");
+        assert!(empty(spill.path()), "spill directory left behind");
+    }
+    // A cut-short file read after stdin's copy began, then more of stdin's
+    // kind: rolled back inside the copy.
+    let o = run(
+        &[
+            "enrich",
+            "--order",
+            "time",
+            r,
+            "-",
+            c,
+            "--batch-memory",
+            TINY,
+            "--spill-dir",
+            sp,
+        ],
+        Some(stdin.as_bytes()),
+    );
+    let f = run(&["enrich", r, first.to_str().unwrap(), c], None);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stdout == f.stdout, "output differs");
+    assert!(empty(spill.path()), "spill directory left behind");
+}

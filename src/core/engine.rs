@@ -3,7 +3,7 @@
 use crate::annotation::{Annotation, CreatedBy, CredentialType, Issued, OffhostReason, RootType};
 use crate::fingerprint::{self, Fingerprint};
 use crate::keyid::{self, KeyKind};
-use crate::record::{self, Event, Outer, OwnKeys, TopKeys};
+use crate::record::{self, Event, Outer, OwnKeys, Pack, Packer, TopKeys, Unpacker};
 use crate::splice;
 use crate::state::{
     Creator, CredSet, INSTANCE, NOT_INSTANCE, OFFHOST_LINE, Root, Scope, SetInfo, State, Stats,
@@ -11,6 +11,7 @@ use crate::state::{
 use crate::time::{parse_expiration, parse_iso};
 use crate::{Config, Error};
 use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -341,6 +342,65 @@ fn root(kind: RootType, id: String) -> Root {
     }
 }
 
+/// Why a record is not annotated (before it is counted).
+enum Unread {
+    /// Not JSON (or not UTF-8): the reason.
+    Json(String),
+    /// JSON, but not an object.
+    NotObject,
+    /// An object, but no CloudTrail record in it.
+    NotCloudTrail,
+}
+
+/// The outcome of a record that is not annotated.
+fn outcome(e: Error) -> Outcome {
+    match e {
+        Error::NotCloudTrail { .. } => Outcome::PassedThrough(e),
+        e => Outcome::Malformed(e),
+    }
+}
+
+/// The kinds of [`Enricher::facts`]: an event to annotate, or why not.
+const FACTS_EVENT: u8 = 0;
+const FACTS_JSON: u8 = 1;
+const FACTS_NOT_OBJECT: u8 = 2;
+const FACTS_NOT_CLOUDTRAIL: u8 = 3;
+
+/// Which event of a record the rules read (SPEC 2): the record itself when
+/// it is a CloudTrail record, else its EventBridge `detail`, else the first
+/// string field holding one; `None` when there is none.
+fn choose<'o>(outer: &'o Outer<'_>) -> Option<Cow<'o, Event<'o>>> {
+    if outer.event.is_cloudtrail() {
+        return Some(Cow::Borrowed(&outer.event));
+    }
+    if outer.detail.is_cloudtrail() {
+        return Some(Cow::Borrowed(&outer.detail));
+    }
+    outer
+        .strings
+        .iter()
+        .find_map(|s| record::parse_inner(s))
+        .map(Cow::Owned)
+}
+
+/// Batch mode's sort key of event `ev` of a record whose top level is
+/// `outer` ([`Enricher::peek_order`]).
+fn order_of(ev: &Event<'_>, outer: &Event<'_>) -> (Option<i64>, u8) {
+    let time = |ev: &Event<'_>| {
+        ev.event_time
+            .get()
+            .and_then(parse_iso)
+            .or_else(|| ev.timestamp.get().and_then(parse_iso))
+    };
+    let issuing = ev.event_source.get() == Some("sts.amazonaws.com")
+        && ev
+            .event_name
+            .get()
+            .is_some_and(|n| STS_ISSUING.contains(&n))
+        && ev.error_code.get().is_none();
+    (time(ev).or_else(|| time(outer)), u8::from(!issuing))
+}
+
 const STS_ISSUING: [&str; 6] = [
     "AssumeRole",
     "AssumeRoleWithSAML",
@@ -516,46 +576,53 @@ impl Enricher {
     ) -> Outcome {
         match self.annotate_shaped(record, host_time) {
             Ok((ann, shape)) => {
-                let start = out.len();
-                let flat = self.config.flatten_prefix.is_some();
-                let ns = self.config.namespace.as_str();
-                let prefix = self.prefix.as_slice();
-                splice::splice(
-                    record,
-                    shape.close,
-                    shape.members,
-                    shape.has_own,
-                    &|k| self.is_own_key(k),
-                    out,
-                    &|o, first| {
-                        if flat {
-                            if !first {
-                                o.push(b',');
-                            }
-                            ann.write_members(o, prefix, true);
-                        } else {
-                            if !first {
-                                o.push(b',');
-                            }
-                            crate::annotation::push_json_str(o, ns);
-                            o.extend_from_slice(b":{");
-                            ann.write_members(o, b"", true);
-                            o.push(b'}');
-                        }
-                    },
-                );
-                if self.config.redact_session_tokens {
-                    redact_tokens(out, start);
-                }
+                self.emit(record, shape, out, |o| self.write_annotation(&ann, o));
                 Outcome::Annotated
             }
             Err(e) => {
                 out.extend_from_slice(record);
-                match e {
-                    Error::NotCloudTrail { .. } => Outcome::PassedThrough(e),
-                    e => Outcome::Malformed(e),
-                }
+                outcome(e)
             }
+        }
+    }
+
+    /// The output of an annotated record: `record` with the annotation
+    /// (`write` appends it, without a leading comma) spliced in where
+    /// `shape` says, any stale copy of our own keys dropped, session tokens
+    /// redacted when configured.
+    #[inline]
+    fn emit(&self, record: &[u8], shape: Shape, out: &mut Vec<u8>, write: impl Fn(&mut Vec<u8>)) {
+        let start = out.len();
+        splice::splice(
+            record,
+            shape.close,
+            shape.members,
+            shape.has_own,
+            &|k| self.is_own_key(k),
+            out,
+            &|o, first| {
+                if !first {
+                    o.push(b',');
+                }
+                write(o);
+            },
+        );
+        if self.config.redact_session_tokens {
+            redact_tokens(out, start);
+        }
+    }
+
+    /// The annotation as the output's member(s): `"ns":{…}`, or the
+    /// flattened members.
+    #[inline]
+    fn write_annotation(&self, ann: &Annotation, o: &mut Vec<u8>) {
+        if self.config.flatten_prefix.is_some() {
+            ann.write_members(o, &self.prefix, true);
+        } else {
+            crate::annotation::push_json_str(o, &self.config.namespace);
+            o.extend_from_slice(b":{");
+            ann.write_members(o, b"", true);
+            o.push(b'}');
         }
     }
 
@@ -579,62 +646,78 @@ impl Enricher {
     ) -> Result<(Annotation, Shape), Error> {
         let index = self.stats.records;
         self.stats.records += 1;
+        let mut outer = Outer::default();
+        let shape = match self.read_record(record, &mut outer) {
+            Ok(shape) => shape,
+            Err(u) => return Err(self.not_annotated(index, u)),
+        };
+        // The same choice as `choose`, without moving the view.
+        let ann = if outer.event.is_cloudtrail() {
+            self.annotate_chosen(&outer.event, &outer.event, host_time)
+        } else if outer.detail.is_cloudtrail() {
+            self.annotate_chosen(&outer.detail, &outer.event, host_time)
+        } else {
+            match outer.strings.iter().find_map(|s| record::parse_inner(s)) {
+                Some(inner) => self.annotate_chosen(&inner, &outer.event, host_time),
+                None => return Err(self.not_annotated(index, Unread::NotCloudTrail)),
+            }
+        };
+        Ok((ann, shape))
+    }
+
+    /// Read one record's view into `outer` (no state touched).
+    #[inline]
+    fn read_record<'r>(&self, record: &'r [u8], outer: &mut Outer<'r>) -> Result<Shape, Unread> {
         // JSON text is UTF-8 (RFC 8259), and an annotated record must come
         // out as valid JSON: one SIMD check of the whole record, after which
         // the scanner works on `&str`.
         let text = match simdutf8::basic::from_utf8(record) {
             Ok(text) => text,
             Err(_) => {
-                self.stats.malformed += 1;
                 let at = std::str::from_utf8(record)
                     .err()
                     .map_or(0, |e| e.valid_up_to());
-                return Err(Error::InvalidJson {
-                    index,
-                    reason: format!("invalid UTF-8 at byte {at}"),
-                });
+                return Err(Unread::Json(format!("invalid UTF-8 at byte {at}")));
             }
         };
-        let mut outer = Outer::default();
-        match record::parse_outer_into(text, &self.top, &mut outer) {
-            Err(e) => {
-                self.stats.malformed += 1;
-                return Err(Error::InvalidJson {
-                    index,
-                    reason: e.to_string(),
-                });
-            }
-            Ok(false) => {
-                self.stats.malformed += 1;
-                return Err(Error::NotObject { index });
-            }
-            Ok(true) => {}
+        match record::parse_outer_into(text, &self.top, outer) {
+            Err(e) => Err(Unread::Json(e.to_string())),
+            Ok(false) => Err(Unread::NotObject),
+            Ok(true) => Ok(Shape {
+                has_own: outer.own_keys > 0,
+                close: outer.close,
+                members: outer.members,
+            }),
         }
-        let shape = Shape {
-            has_own: outer.own_keys > 0,
-            close: outer.close,
-            members: outer.members,
-        };
-        let ann = if outer.event.is_cloudtrail() {
-            self.annotate_event(&outer.event, &outer.event, host_time)
-        } else if outer.detail.is_cloudtrail() {
-            self.annotate_event(&outer.detail, &outer.event, host_time)
-        } else {
-            let mut found = None;
-            for s in &outer.strings {
-                if let Some(inner) = record::parse_inner(s) {
-                    found = Some(self.annotate_event(&inner, &outer.event, host_time));
-                    break;
-                }
+    }
+
+    /// Count record `index`, which is not annotated, and say why.
+    fn not_annotated(&mut self, index: u64, u: Unread) -> Error {
+        match u {
+            Unread::Json(reason) => {
+                self.stats.malformed += 1;
+                Error::InvalidJson { index, reason }
             }
-            match found {
-                Some(a) => a,
-                None => {
-                    self.stats.passed_through += 1;
-                    return Err(Error::NotCloudTrail { index });
-                }
+            Unread::NotObject => {
+                self.stats.malformed += 1;
+                Error::NotObject { index }
             }
-        };
+            Unread::NotCloudTrail => {
+                self.stats.passed_through += 1;
+                Error::NotCloudTrail { index }
+            }
+        }
+    }
+
+    /// Apply the rules to the event `ev` of a record (`outer` is the record's
+    /// top level, for its `@timestamp`), and keep the state within bounds.
+    fn annotate_chosen(
+        &mut self,
+        ev: &Event<'_>,
+        outer: &Event<'_>,
+        host_time: Option<i64>,
+    ) -> Annotation {
+        let ann = self.annotate_event(ev, outer, host_time);
         self.stats.annotated += 1;
         if ann.is_key_collision {
             self.stats.collisions += 1;
@@ -656,7 +739,185 @@ impl Enricher {
             );
             self.next_sweep = self.stats.records + (self.state.sets.len() as u64).max(SWEEP_MIN);
         }
-        Ok((ann, shape))
+        ann
+    }
+
+    /// Batch mode, reading the input: read `record` once and append its
+    /// **facts** to `out` — what the rules can see of it (its view, packed
+    /// by [`record::Pack`], and where its annotation goes), or why it will
+    /// be passed through. No state is touched. Returns what batch mode sorts
+    /// it by ([`peek_order`](Self::peek_order)). Then
+    /// [`patch_facts`](Self::patch_facts) on the facts, in the same order,
+    /// does what [`process`](Self::process) would do to the record, and
+    /// [`apply_patch`](Self::apply_patch) gives the same output bytes.
+    pub fn facts(&self, record: &[u8], p: &mut Packer, out: &mut Vec<u8>) -> (Option<i64>, u8) {
+        let mut outer = Outer::default();
+        let kind = |out: &mut Vec<u8>, k: u8| {
+            out.push(k);
+            record::put_varint(out, record.len() as u64);
+        };
+        let shape = match self.read_record(record, &mut outer) {
+            Ok(shape) => shape,
+            Err(Unread::Json(reason)) => {
+                kind(out, FACTS_JSON);
+                out.extend_from_slice(reason.as_bytes());
+                return (None, 1);
+            }
+            Err(Unread::NotObject) => {
+                kind(out, FACTS_NOT_OBJECT);
+                return (None, 1);
+            }
+            Err(Unread::NotCloudTrail) => {
+                kind(out, FACTS_NOT_CLOUDTRAIL);
+                return (None, 1);
+            }
+        };
+        let Some(ev) = choose(&outer) else {
+            kind(out, FACTS_NOT_CLOUDTRAIL);
+            return (None, 1);
+        };
+        kind(out, FACTS_EVENT);
+        out.push(u8::from(shape.has_own));
+        record::put_varint(out, shape.close as u64);
+        record::put_varint(out, shape.members as u64);
+        p.clear();
+        ev.pack(p);
+        outer.event.timestamp.pack(p);
+        p.finish(out);
+        order_of(&ev, &outer.event)
+    }
+
+    /// Batch mode: [`annotate_shaped`](Self::annotate_shaped) on a record's
+    /// [`facts`](Self::facts) — the same rules, the same counts, no JSON read.
+    fn annotate_facts(
+        &mut self,
+        facts: &[u8],
+        host_time: Option<i64>,
+    ) -> Result<(Annotation, Shape), Error> {
+        let index = self.stats.records;
+        self.stats.records += 1;
+        let mut i = 1;
+        let len = record::get_varint(facts, &mut i);
+        let unreadable = || {
+            Unread::Json(
+                "batch mode cannot read back the facts of this record (internal error)".into(),
+            )
+        };
+        match (facts.first().copied(), len) {
+            (Some(FACTS_EVENT), Some(_)) => {}
+            (Some(FACTS_JSON), Some(_)) => {
+                let reason = String::from_utf8_lossy(facts.get(i..).unwrap_or_default());
+                return Err(self.not_annotated(index, Unread::Json(reason.into_owned())));
+            }
+            (Some(FACTS_NOT_OBJECT), Some(_)) => {
+                return Err(self.not_annotated(index, Unread::NotObject));
+            }
+            (Some(FACTS_NOT_CLOUDTRAIL), Some(_)) => {
+                return Err(self.not_annotated(index, Unread::NotCloudTrail));
+            }
+            _ => return Err(self.not_annotated(index, unreadable())),
+        }
+        let read = || -> Option<(Shape, Event<'_>, Event<'_>)> {
+            let mut i = i;
+            let has_own = match *facts.get(i)? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            i += 1;
+            let close = usize::try_from(record::get_varint(facts, &mut i)?).ok()?;
+            let members = usize::try_from(record::get_varint(facts, &mut i)?).ok()?;
+            let mut u = Unpacker::new(facts.get(i..)?)?;
+            let mut ev = Event::default();
+            ev.unpack(&mut u)?;
+            let mut outer = Event::default();
+            outer.timestamp.unpack(&mut u)?;
+            u.at_end().then_some(())?;
+            Some((
+                Shape {
+                    has_own,
+                    close,
+                    members,
+                },
+                ev,
+                outer,
+            ))
+        };
+        let Some((shape, ev, outer)) = read() else {
+            return Err(self.not_annotated(index, unreadable()));
+        };
+        Ok((self.annotate_chosen(&ev, &outer, host_time), shape))
+    }
+
+    /// Batch mode, first pass: [`annotate`](Self::annotate) on a record's
+    /// [`facts`](Self::facts) (the state and the lookahead are what matter).
+    pub fn learn_facts(&mut self, facts: &[u8]) {
+        let _ = self.annotate_facts(facts, None);
+    }
+
+    /// Batch mode, second pass: the rules on a record's
+    /// [`facts`](Self::facts), as [`process_into`](Self::process_into) on
+    /// the record; appends to `patch` what [`apply_patch`](Self::apply_patch)
+    /// needs to write the output from the record (its length, where the
+    /// annotation goes and the annotation, [packed](Annotation::pack), or
+    /// that it is passed through unchanged).
+    pub fn patch_facts(&mut self, facts: &[u8], patch: &mut Vec<u8>) -> Outcome {
+        let mut i = 1;
+        let len = record::get_varint(facts, &mut i).unwrap_or(0);
+        record::put_varint(patch, len);
+        match self.annotate_facts(facts, None) {
+            Ok((ann, shape)) => {
+                patch.push(1 | (u8::from(shape.has_own) << 1));
+                record::put_varint(patch, shape.close as u64);
+                record::put_varint(patch, shape.members as u64);
+                ann.pack(patch);
+                Outcome::Annotated
+            }
+            Err(e) => {
+                patch.push(0);
+                outcome(e)
+            }
+        }
+    }
+
+    /// Batch mode, output: append to `out` the output of `record` that
+    /// `patch` ([`patch_facts`](Self::patch_facts)) describes — the bytes
+    /// [`process_into`](Self::process_into) would have written. `false`
+    /// (nothing written) when `patch` was not made from this record (its
+    /// length or shape differ).
+    pub fn apply_patch(&self, record: &[u8], patch: &[u8], out: &mut Vec<u8>) -> bool {
+        let mut i = 0;
+        if record::get_varint(patch, &mut i) != Some(record.len() as u64) {
+            return false;
+        }
+        let Some(&flags) = patch.get(i) else {
+            return false;
+        };
+        i += 1;
+        if flags & 1 == 0 {
+            out.extend_from_slice(record);
+            return true;
+        }
+        let (Some(close), Some(members)) = (
+            record::get_varint(patch, &mut i).and_then(|v| usize::try_from(v).ok()),
+            record::get_varint(patch, &mut i).and_then(|v| usize::try_from(v).ok()),
+        ) else {
+            return false;
+        };
+        let has_own = flags & 2 != 0;
+        if !has_own && record.get(close) != Some(&b'}') {
+            return false;
+        }
+        let Some(ann) = Annotation::unpack(patch.get(i..).unwrap_or_default()) else {
+            return false;
+        };
+        let shape = Shape {
+            has_own,
+            close,
+            members,
+        };
+        self.emit(record, shape, out, |o| self.write_annotation(&ann, o));
+        true
     }
 
     /// The event time of a record (its `eventTime`, else `@timestamp`, in any
@@ -676,36 +937,10 @@ impl Enricher {
         let Some(outer) = record::parse_outer(text, &self.top).ok().flatten() else {
             return (None, 1);
         };
-        let time = |ev: &Event<'_>| {
-            ev.event_time
-                .get()
-                .and_then(parse_iso)
-                .or_else(|| ev.timestamp.get().and_then(parse_iso))
-        };
-        let rank = |ev: &Event<'_>| {
-            let issuing = ev.event_source.get() == Some("sts.amazonaws.com")
-                && ev
-                    .event_name
-                    .get()
-                    .is_some_and(|n| STS_ISSUING.contains(&n))
-                && ev.error_code.get().is_none();
-            u8::from(!issuing)
-        };
-        if outer.event.is_cloudtrail() {
-            return (time(&outer.event), rank(&outer.event));
+        match choose(&outer) {
+            Some(ev) => order_of(&ev, &outer.event),
+            None => (None, 1),
         }
-        if outer.detail.is_cloudtrail() {
-            return (
-                time(&outer.detail).or_else(|| time(&outer.event)),
-                rank(&outer.detail),
-            );
-        }
-        for s in &outer.strings {
-            if let Some(inner) = record::parse_inner(s) {
-                return (time(&inner).or_else(|| time(&outer.event)), rank(&inner));
-            }
-        }
-        (None, 1)
     }
 
     /// The record's time (SPEC 2): `eventTime`, else `@timestamp`, else the

@@ -25,6 +25,127 @@ pub trait Field<'a>: Sized + Default {
     }
 }
 
+/// Batch mode's compact form of the view (the "facts" of a record): every
+/// field of the view, in declaration order, as a binary head (presence
+/// tags, lengths) and a text region (the strings one after the other).
+/// Reading it back gives the same view, borrowing from the packed bytes, with
+/// no JSON read: the rules see exactly what they saw in the record.
+pub trait Pack<'a> {
+    /// Append this value.
+    fn pack(&self, p: &mut Packer);
+    /// Replace `self` with the next packed value; `None` when the packed
+    /// bytes end early or do not hold a value of this type.
+    fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()>;
+}
+
+/// The two regions a view is packed into (kept between records: no
+/// allocation per record).
+#[derive(Debug, Default)]
+pub struct Packer {
+    head: Vec<u8>,
+    text: Vec<u8>,
+}
+
+impl Packer {
+    /// Start a new value.
+    pub fn clear(&mut self) {
+        self.head.clear();
+        self.text.clear();
+    }
+
+    /// Append what was packed since [`clear`](Self::clear) to `out`: the
+    /// head's length, the head, the text.
+    pub fn finish(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.head.len() as u64);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(&self.text);
+    }
+
+    fn string(&mut self, s: Option<&str>) {
+        match s {
+            None => self.head.push(0),
+            Some(s) => {
+                put_varint(&mut self.head, s.len() as u64 + 1);
+                self.text.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+}
+
+/// Append `v` as LEB128.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Read a LEB128 value at `*i` of `b`, advancing `*i`.
+pub fn get_varint(b: &[u8], i: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let c = *b.get(*i)?;
+        *i += 1;
+        v |= u64::from(c & 0x7f) << shift;
+        if c < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// A cursor over what [`Packer::finish`] wrote.
+#[derive(Debug)]
+pub struct Unpacker<'a> {
+    head: &'a [u8],
+    hp: usize,
+    text: &'a str,
+    tp: usize,
+}
+
+impl<'a> Unpacker<'a> {
+    /// Over `b` (as [`Packer::finish`] wrote it); `None` when it is not.
+    /// The text region is checked as UTF-8 once, here.
+    pub fn new(b: &'a [u8]) -> Option<Self> {
+        let mut i = 0;
+        let n = usize::try_from(get_varint(b, &mut i)?).ok()?;
+        let head = b.get(i..i.checked_add(n)?)?;
+        let text = simdutf8::basic::from_utf8(b.get(i + n..)?).ok()?;
+        Some(Unpacker {
+            head,
+            hp: 0,
+            text,
+            tp: 0,
+        })
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let c = *self.head.get(self.hp)?;
+        self.hp += 1;
+        Some(c)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        get_varint(self.head, &mut self.hp)
+    }
+
+    fn string(&mut self) -> Option<Option<&'a str>> {
+        let n = usize::try_from(self.varint()?).ok()?;
+        let Some(len) = n.checked_sub(1) else {
+            return Some(None);
+        };
+        let s = self.text.get(self.tp..self.tp.checked_add(len)?)?;
+        self.tp += len;
+        Some(Some(s))
+    }
+
+    /// Whether every packed value was read.
+    pub fn at_end(&self) -> bool {
+        self.hp == self.head.len() && self.tp == self.text.len()
+    }
+}
+
 /// A key just read, as bytes to dispatch on (decoded only when escaped);
 /// `None` when its escapes do not decode (such a key matches none of ours).
 #[inline]
@@ -50,6 +171,16 @@ impl<'a> S<'a> {
     }
 }
 
+impl<'a> Pack<'a> for S<'a> {
+    fn pack(&self, p: &mut Packer) {
+        p.string(self.0.as_deref());
+    }
+    fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()> {
+        self.0 = u.string()?.map(Cow::Borrowed);
+        Some(())
+    }
+}
+
 impl<'a> Field<'a> for S<'a> {
     #[inline]
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
@@ -69,6 +200,16 @@ impl<'a> Field<'a> for S<'a> {
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Raw<'a>(pub Option<&'a str>);
 
+impl<'a> Pack<'a> for Raw<'a> {
+    fn pack(&self, p: &mut Packer) {
+        p.string(self.0);
+    }
+    fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()> {
+        self.0 = u.string()?;
+        Some(())
+    }
+}
+
 impl<'a> Field<'a> for Raw<'a> {
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
         sc.ws();
@@ -82,6 +223,20 @@ impl<'a> Field<'a> for Raw<'a> {
 /// A field that is present with any value but `null` or `""` (`sessionContext.ec2RoleDelivery` is `"1.0"` or `"2.0"`).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Present(pub bool);
+
+impl<'a> Pack<'a> for Present {
+    fn pack(&self, p: &mut Packer) {
+        p.head.push(u8::from(self.0));
+    }
+    fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()> {
+        self.0 = match u.byte()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        Some(())
+    }
+}
 
 impl<'a> Field<'a> for Present {
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
@@ -103,6 +258,28 @@ impl<T> Default for Items<T> {
 
 /// How many array items a list field keeps (the rest is validated and skipped).
 pub const MAX_ITEMS: usize = 64;
+
+impl<'a, T: Pack<'a> + Default> Pack<'a> for Items<T> {
+    fn pack(&self, p: &mut Packer) {
+        put_varint(&mut p.head, self.0.len() as u64);
+        for t in &self.0 {
+            t.pack(p);
+        }
+    }
+    fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()> {
+        let n = usize::try_from(u.varint()?).ok()?;
+        if n > MAX_ITEMS {
+            return None;
+        }
+        self.0.clear();
+        for _ in 0..n {
+            let mut t = T::default();
+            t.unpack(u)?;
+            self.0.push(t);
+        }
+        Some(())
+    }
+}
 
 impl<'a, T: Field<'a>> Field<'a> for Items<T> {
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
@@ -149,6 +326,15 @@ macro_rules! lenient_struct {
             /// Decode from the raw JSON text of one value; anything but an object reads as all-absent.
             pub fn from_raw(raw: &'a str) -> Self {
                 Self::read(&mut Scanner::new(raw)).unwrap_or_default()
+            }
+        }
+        impl<'a> Pack<'a> for $name<'a> {
+            fn pack(&self, p: &mut Packer) {
+                $(self.$field.pack(p);)*
+            }
+            fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()> {
+                $(self.$field.unpack(u)?;)*
+                Some(())
             }
         }
         impl<'a> Field<'a> for $name<'a> {

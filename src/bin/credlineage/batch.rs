@@ -1,18 +1,21 @@
-//! Batch mode (`--order time`) in bounded memory: an external merge sort of the records by (event time, rank, input position), two merged passes over the sorted runs, and a second external sort of the outputs back into input order (docs/batch.md).
+//! Batch mode (`--order time`) in bounded memory: each record's JSON read once into its packed facts, an external merge sort of the facts by (event time, rank, input position), both passes run on the facts, and each record's patch spliced into it on a second read, in input order (docs/batch.md).
 //!
 //! Records are read file by file (NDJSON line by line, so one file is never
 //! held whole; any other shape, an S3 delivery file for one, is read whole
-//! and cut by `input::split`, as today); worker threads compute the sort
-//! keys and a collector puts the records, in input order, into a buffer of
-//! at most a share of `--batch-memory`. A full buffer's keys are sorted and
-//! the records written to the spill directory as a run. Pass 1 (learning
-//! every credential set) and pass 2 (annotating) each merge the runs on a
-//! second thread; pass 2's outputs, kept as their differences from their
-//! inputs, go through a second sorter keyed by input position and are
-//! rebuilt at the end from a second read of the files (from memory when
-//! nothing was spilled; whole outputs are kept for stdin). When everything
-//! fits the buffers nothing is written to disk and the result is the same
-//! bytes (the in-memory fast path).
+//! and cut by `input::split`); worker threads read each record once
+//! (`Enricher::facts`: its view packed, its sort key) and a collector puts
+//! the facts, in input order, into a buffer of at most a share of
+//! `--batch-memory`. A full buffer's keys are sorted and the facts written
+//! to the spill directory as a run. Pass 1 (learning every credential set)
+//! and pass 2 (annotating, on its own thread) each merge the runs on a
+//! further thread; pass 2's patches (the packed annotation and where it
+//! goes) reach the output thread in input order, through a reorder buffer
+//! or, for input far out of time order, a second sorter keyed by input
+//! position; the output thread applies them to the records read again
+//! (from memory when they fit, from the files, or from a copy in the spill
+//! directory for stdin). When everything fits the buffers nothing is
+//! written to disk and the result is the same bytes (the in-memory fast
+//! path).
 
 use credlineage::{Config, Enricher, Outcome};
 use std::cmp::Reverse;
@@ -97,8 +100,9 @@ impl SpillError {
             "{}{}",
             self.err,
             if full {
-                " (batch mode writes about 1.4 times the input there: free space, \
-                 choose another directory with --spill-dir, or use --order stream)"
+                " (batch mode writes about half the input's size there, 1.5 times for \
+                 stdin: free space, choose another directory with --spill-dir, or use \
+                 --order stream)"
             } else {
                 ""
             }
@@ -123,16 +127,16 @@ impl std::error::Error for SpillError {}
 /// run in it) when dropped: on success and on every error path.
 struct Spill {
     base: PathBuf,
-    dir: std::cell::OnceCell<tempfile::TempDir>,
-    next: std::cell::Cell<u64>,
+    dir: std::sync::OnceLock<tempfile::TempDir>,
+    next: std::sync::atomic::AtomicU64,
 }
 
 impl Spill {
     fn new(base: Option<&Path>) -> Self {
         Spill {
             base: base.map_or_else(std::env::temp_dir, Path::to_path_buf),
-            dir: std::cell::OnceCell::new(),
-            next: std::cell::Cell::new(0),
+            dir: std::sync::OnceLock::new(),
+            next: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -165,8 +169,7 @@ impl Spill {
                 self.dir.get_or_init(|| d)
             }
         };
-        let n = self.next.get();
-        self.next.set(n + 1);
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = dir.path().join(format!("run-{n}"));
         let f = File::create(&p).map_err(|e| self.err(e))?;
         Ok((p, f))
@@ -175,6 +178,11 @@ impl Spill {
 
 /// Records a reading chunk holds before it goes to a peeking worker.
 const CHUNK: usize = 1 << 20;
+
+/// The capacity of a chunk's facts buffer (the facts of a record are a
+/// fraction of its bytes); the sorter keeps buffers of at least this size
+/// for the next run.
+const FACTS_CHUNK: usize = CHUNK / 2;
 
 /// Chunks in flight between the reader, the workers and the collector.
 const IN_FLIGHT: usize = 8;
@@ -226,7 +234,23 @@ fn spill_err(dir: &Path, err: io::Error) -> io::Error {
 /// A stage of the pipeline stopped because another one failed (its own
 /// error is the one reported).
 fn stopped() -> io::Error {
-    io::Error::other("batch pipeline stopped")
+    io::Error::other(Stopped)
+}
+
+/// The error of [`stopped`].
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("batch pipeline stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+fn is_stopped(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|r| r.is::<Stopped>())
 }
 
 /// An external sorter of records by (time, rank, seq): a buffer of at most
@@ -366,7 +390,7 @@ impl Sorter {
         // Full-size buffers are kept for the next run; odd sizes (the ends
         // of small files, copied) are freed.
         for mut b in self.bufs.drain(..) {
-            if b.capacity() >= CHUNK {
+            if b.capacity() >= FACTS_CHUNK {
                 b.clear();
                 self.pool.push(b);
             }
@@ -695,30 +719,37 @@ fn merge(
     Ok(())
 }
 
-/// How the budget is shared: the input sorter's buffer, the output sorter's
-/// buffer, and each run's read buffer while merging. The rest (a quarter and
-/// more) is left for the enricher's state, the lookahead, the file being
-/// read (a non-NDJSON document is read whole), the reading pipeline's
-/// chunks (a few MiB) and the allocator.
+/// How the budget is shared: the input sorter's buffer (5/8, while
+/// reading), the output sorter's buffer (5/8 in pass 2, less what the input
+/// still holds in memory when nothing was spilled), and each run's read
+/// buffer while merging (at most 1/8 in all). The rest is left for the
+/// enricher's state, the lookahead, the file being read (a non-NDJSON
+/// document is read whole), the reading pipeline's chunks (a few MiB) and
+/// the allocator.
 fn shares(memory: u64) -> (usize, usize, usize) {
     let m = usize::try_from(memory).unwrap_or(usize::MAX);
-    let sort = m / 8 * 3;
+    let sort = m / 8 * 5;
     let read_buf = (m / 4 / FAN_IN / 2).clamp(4 << 10, 1 << 20);
     (sort, sort, read_buf)
 }
 
 /// Read one file (or stdin) and give each record to `each(bytes, line)`.
 /// NDJSON is read line by line, straight from the read buffer; any other
-/// shape is read whole and cut by `input::split` (a damaged document is
-/// noted when `notes`). The outer error is `each`'s, the inner one reading
-/// the input.
+/// shape is read whole and cut by `input::split` (a damaged document and a
+/// line over the cap are noted when `notes` is given). `caps`: the line and
+/// document caps. The outer error is `each`'s, the inner one reading the
+/// input.
 fn read_records(
-    run: &mut Run,
+    mut notes: Option<&mut Run>,
+    caps: Caps,
     f: &Path,
     bytes_in: &mut u64,
-    notes: bool,
     mut each: impl FnMut(&[u8], u64) -> io::Result<()>,
 ) -> io::Result<io::Result<()>> {
+    let Caps {
+        line: max_line,
+        document: max_document,
+    } = caps;
     let raw: Box<dyn Read> = if f.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -745,7 +776,7 @@ fn read_records(
     let mut r: Box<dyn BufRead> = if magic == [0x1f, 0x8b] {
         Box::new(BufReader::with_capacity(
             1 << 20,
-            flate2::read::MultiGzDecoder::new(chained),
+            flate2::bufread::MultiGzDecoder::new(chained),
         ))
     } else {
         Box::new(BufReader::with_capacity(1 << 20, chained))
@@ -758,13 +789,13 @@ fn read_records(
     let mut eof = false;
     loop {
         let start = head.len();
-        match super::read_line_capped(&mut r, &mut head, run.max_document) {
+        match super::read_line_capped(&mut r, &mut head, max_document) {
             Ok((0, _)) => {
                 eof = true;
                 break;
             }
             Ok((_, false)) => {}
-            Ok((_, true)) => return Ok(Err(super::too_large(run.max_document))),
+            Ok((_, true)) => return Ok(Err(super::too_large(max_document))),
             Err(e) => return Ok(Err(e)),
         }
         let line = head.get(start..).unwrap_or_default();
@@ -787,7 +818,7 @@ fn read_records(
         return Ok(Err(super::not_text(magic == [0x1f, 0x8b])));
     }
     if !eof && !credlineage::input::starts_ndjson(&head) {
-        if let Err(e) = super::read_to_end_capped(&mut r, &mut head, run.max_document) {
+        if let Err(e) = super::read_to_end_capped(&mut r, &mut head, max_document) {
             return Ok(Err(e));
         }
         eof = true;
@@ -798,7 +829,7 @@ fn read_records(
         for p in &split.pieces {
             each(&p.bytes, p.line)?;
         }
-        if notes {
+        if let Some(run) = notes.as_deref_mut() {
             for d in split.damaged_records.iter().chain(&split.damage) {
                 note_damage(run, f, d);
             }
@@ -807,11 +838,11 @@ fn read_records(
     }
     // NDJSON: line by line.
     let mut n = 0u64;
-    let max_line = usize::try_from(run.max_line).unwrap_or(usize::MAX);
-    let mut one = |run: &mut Run, line: &[u8], n: u64| -> io::Result<()> {
+    let max_line = usize::try_from(max_line).unwrap_or(usize::MAX);
+    let mut one = |notes: &mut Option<&mut Run>, line: &[u8], n: u64| -> io::Result<()> {
         let l = line.strip_suffix(b"\n").unwrap_or(line);
         if super::trim_line(l).len() > max_line {
-            if notes {
+            if let Some(run) = notes.as_deref_mut() {
                 super::long_line(run, f, n);
             }
             return Ok(());
@@ -829,7 +860,7 @@ fn read_records(
         let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
         let (line, tail) = rest.split_at(end);
         n += 1;
-        one(run, line, n)?;
+        one(&mut notes, line, n)?;
         rest = tail;
     }
     // Whole lines straight from the read buffer; a line that crosses the
@@ -848,12 +879,12 @@ fn read_records(
         if buf.is_empty() {
             if skipping {
                 n += 1;
-                if notes {
+                if let Some(run) = notes.as_deref_mut() {
                     super::long_line(run, f, n);
                 }
             } else if !line.is_empty() {
                 n += 1;
-                one(run, &line, n)?;
+                one(&mut notes, &line, n)?;
             }
             return Ok(Ok(()));
         }
@@ -866,13 +897,13 @@ fn read_records(
                     let (a, b) = rest.split_at(i + 1);
                     n += 1;
                     if skipping {
-                        if notes {
+                        if let Some(run) = notes.as_deref_mut() {
                             super::long_line(run, f, n);
                         }
                         skipping = false;
                     } else {
                         line.extend_from_slice(a);
-                        one(run, &line, n)?;
+                        one(&mut notes, &line, n)?;
                     }
                     line.clear();
                     rest = b;
@@ -888,7 +919,7 @@ fn read_records(
         while let Some(i) = memchr::memchr(b'\n', rest) {
             let (a, b) = rest.split_at(i + 1);
             n += 1;
-            one(run, a, n)?;
+            one(&mut notes, a, n)?;
             rest = b;
         }
         if !skipping {
@@ -902,6 +933,23 @@ fn read_records(
     }
 }
 
+/// The caps on what one read takes (`--max-line-bytes`,
+/// `--max-document-bytes`).
+#[derive(Clone, Copy)]
+struct Caps {
+    line: u64,
+    document: u64,
+}
+
+impl Caps {
+    fn of(run: &Run) -> Caps {
+        Caps {
+            line: run.max_line,
+            document: run.max_document,
+        }
+    }
+}
+
 /// What a batch run starts from: the configuration, the state file the
 /// state was restored from (pass 1 starts from it too, read again) and the
 /// memory budget.
@@ -912,16 +960,20 @@ pub struct Setup<'a> {
 }
 
 /// A chunk of records of one file on their way from the reader through a
-/// worker (which adds each record's sort key) to the collector (which
-/// numbers them and puts them into the sorter).
+/// worker (which adds each record's facts and sort key) to the collector
+/// (which numbers them and puts their facts into the sorter).
 #[derive(Default)]
 struct Chunk {
     file: u32,
     data: Vec<u8>,
     /// Each record's end in `data` and its line.
     recs: Vec<(usize, u64)>,
-    /// Each record's `peek_order`, filled by a worker.
+    /// Each record's sort key (`Enricher::peek_order`), filled by a worker.
     keys: Vec<(Option<i64>, u8)>,
+    /// Each record's facts (`Enricher::facts`), one after the other, and
+    /// each one's end: filled by a worker.
+    facts: Vec<u8>,
+    fends: Vec<usize>,
     /// On the last chunk of a file: whether the file was read to its end.
     end: Option<bool>,
 }
@@ -937,7 +989,171 @@ impl Chunk {
         }
         self.recs.clear();
         self.keys.clear();
+        self.facts.clear();
+        self.fends.clear();
         self.end = None;
+    }
+}
+
+/// The input records themselves, in input order, for the output at the end
+/// (the sorter holds only their facts): kept in memory while they and the
+/// sorter's buffer fit its share of the budget; past that, read again from
+/// the files when every input is a regular file, else (stdin, a pipe)
+/// copied to the spill directory as they are read.
+enum Originals {
+    /// In memory: the buffers taken over from the reading chunks, and each
+    /// record's buffer, start and end.
+    Memory {
+        bufs: Vec<Vec<u8>>,
+        recs: Vec<(u32, u32, u32)>,
+        bytes: usize,
+        /// The first record of the current file.
+        file: usize,
+    },
+    /// The files are read a second time.
+    Reread,
+    /// Copied to `path` (each record's length, u64 little-endian, then its
+    /// bytes); `len` bytes written so far, the current file's from `file`.
+    Spool {
+        w: BufWriter<File>,
+        path: PathBuf,
+        len: u64,
+        file: u64,
+    },
+}
+
+impl Originals {
+    /// A new file begins: what [`rollback`](Self::rollback) goes back to.
+    fn begin_file(&mut self) {
+        match self {
+            Originals::Memory { recs, file, .. } => *file = recs.len(),
+            Originals::Reread => {}
+            Originals::Spool { len, file, .. } => *file = *len,
+        }
+    }
+
+    /// Forget the records of the file begun last (it failed part way).
+    fn rollback(&mut self, spill: &Spill) -> io::Result<()> {
+        match self {
+            Originals::Memory { recs, file, .. } => recs.truncate(*file),
+            Originals::Reread => {}
+            Originals::Spool { w, len, file, .. } => {
+                w.flush().map_err(|e| spill.err(e))?;
+                let f = w.get_mut();
+                f.set_len(*file).map_err(|e| spill.err(e))?;
+                io::Seek::seek(f, io::SeekFrom::Start(*file)).map_err(|e| spill.err(e))?;
+                *len = *file;
+            }
+        }
+        Ok(())
+    }
+
+    /// Add the records of a chunk (`recs`: each one's end in `data`).
+    fn add(&mut self, data: &mut Vec<u8>, recs: &[(usize, u64)], spill: &Spill) -> io::Result<()> {
+        match self {
+            Originals::Memory {
+                bufs,
+                recs: r,
+                bytes,
+                ..
+            } => {
+                let buf = u32::try_from(bufs.len()).map_err(io::Error::other)?;
+                let mut start = 0;
+                for &(end, _) in recs {
+                    r.push((
+                        buf,
+                        u32::try_from(start).map_err(io::Error::other)?,
+                        u32::try_from(end).map_err(io::Error::other)?,
+                    ));
+                    start = end;
+                }
+                // A mostly empty chunk (the end of a small file) is copied.
+                let d = if data.capacity() > data.len() * 2 + (4 << 10) {
+                    data.to_vec()
+                } else {
+                    std::mem::take(data)
+                };
+                *bytes += d.capacity() + recs.len() * 12;
+                bufs.push(d);
+            }
+            Originals::Reread => {}
+            Originals::Spool { w, len, .. } => {
+                let mut start = 0;
+                for &(end, _) in recs {
+                    let b = data.get(start..end).unwrap_or_default();
+                    w.write_all(&(b.len() as u64).to_le_bytes())
+                        .and_then(|()| w.write_all(b))
+                        .map_err(|e| spill.err(e))?;
+                    *len += 8 + b.len() as u64;
+                    start = end;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Leave memory when the records and the sorter's buffer (`sorter`
+    /// bytes) no longer fit `limit`.
+    fn fit(
+        &mut self,
+        sorter: usize,
+        limit: usize,
+        rereadable: bool,
+        spill: &Spill,
+    ) -> io::Result<()> {
+        let Originals::Memory {
+            bufs,
+            recs,
+            bytes,
+            file: file_rec,
+        } = self
+        else {
+            return Ok(());
+        };
+        if *bytes + sorter <= limit {
+            return Ok(());
+        }
+        if rereadable {
+            *self = Originals::Reread;
+            return Ok(());
+        }
+        let (path, f) = spill.create()?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let (mut len, mut file) = (0u64, 0u64);
+        for (i, &(b, s, e)) in recs.iter().enumerate() {
+            if i == *file_rec {
+                file = len;
+            }
+            let r = bufs
+                .get(b as usize)
+                .and_then(|x| x.get(s as usize..e as usize))
+                .unwrap_or_default();
+            w.write_all(&(r.len() as u64).to_le_bytes())
+                .and_then(|()| w.write_all(r))
+                .map_err(|e| spill.err(e))?;
+            len += 8 + r.len() as u64;
+        }
+        if *file_rec >= recs.len() {
+            file = len;
+        }
+        *self = Originals::Spool { w, path, len, file };
+        Ok(())
+    }
+
+    /// Done adding: the copy is flushed.
+    fn done(mut self, spill: &Spill) -> io::Result<Self> {
+        if let Originals::Spool { w, .. } = &mut self {
+            w.flush().map_err(|e| spill.err(e))?;
+        }
+        Ok(self)
+    }
+}
+
+impl Drop for Originals {
+    fn drop(&mut self) {
+        if let Originals::Spool { path, .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -946,6 +1162,7 @@ impl Chunk {
 /// sequence number and the number of records.
 struct Sorted {
     input: Sorter,
+    originals: Originals,
     spill: Spill,
     failed: Vec<bool>,
     file_start: Vec<u64>,
@@ -963,13 +1180,14 @@ fn file_id(f: &Path) -> FileId {
         .map(|m| (m.len(), m.modified().ok()))
 }
 
-/// Read every file and sort its records. Three stages overlap: this thread
-/// reads and cuts records into chunks; workers compute each record's sort
-/// key (`peek_order`, a JSON read: the costly part) in parallel; a
-/// collector takes the chunks back in order, numbers the records exactly as
-/// one thread would (sequence, the previous time for a record without one,
-/// the roll-back of a file that fails part way) and puts them into the
-/// sorter, which spills.
+/// Read every file and sort its records' facts. Three stages overlap: this
+/// thread reads and cuts records into chunks; workers read each record once
+/// (`Enricher::facts`: its packed view and sort key; the costly part) in
+/// parallel; a collector takes the chunks back in order, numbers the records
+/// exactly as one thread would (sequence, the previous time for a record
+/// without one, the roll-back of a file that fails part way), puts the
+/// facts into the sorter, which spills, and keeps the records themselves
+/// for the output while they fit ([`Originals`]).
 fn read_sorted(
     run: &mut Run,
     config: &Config,
@@ -979,6 +1197,17 @@ fn read_sorted(
     bytes_in: &mut u64,
     ids: &mut [FileId],
 ) -> io::Result<Sorted> {
+    let in_limit = input.limit;
+    // Files can be read a second time for the output when every one is a
+    // regular file (a missing one fails and is left out anyway).
+    let rereadable = files
+        .iter()
+        .all(|f| f.as_os_str() != "-" && std::fs::metadata(f).map_or(true, |m| m.is_file()));
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
@@ -1001,6 +1230,7 @@ fn read_sorted(
                 let Ok(peek) = Enricher::new(config) else {
                     return;
                 };
+                let mut packer = credlineage::record::Packer::default();
                 loop {
                     let msg = match work_rx.lock() {
                         Ok(g) => g.recv(),
@@ -1008,10 +1238,15 @@ fn read_sorted(
                     };
                     let Ok((i, mut c)) = msg else { return };
                     c.keys.clear();
+                    c.fends.clear();
+                    if c.facts.capacity() == 0 {
+                        c.facts.reserve(FACTS_CHUNK);
+                    }
                     let mut start = 0;
                     for &(end, _) in &c.recs {
-                        c.keys
-                            .push(peek.peek_order(c.data.get(start..end).unwrap_or_default()));
+                        let rec = c.data.get(start..end).unwrap_or_default();
+                        c.keys.push(peek.facts(rec, &mut packer, &mut c.facts));
+                        c.fends.push(c.facts.len());
                         start = end;
                     }
                     if done_tx.send((i, c)).is_err() {
@@ -1030,6 +1265,18 @@ fn read_sorted(
             let (mut seq, mut last_time) = (0u64, i64::MIN);
             let (mut seq0, mut last0) = (0u64, i64::MIN);
             let mut cur: Option<u32> = None;
+            // Files larger in all than the buffer are read again from the
+            // start (not held in memory first).
+            let mut originals = if rereadable && total > in_limit as u64 {
+                Originals::Reread
+            } else {
+                Originals::Memory {
+                    bufs: Vec::new(),
+                    recs: Vec::new(),
+                    bytes: 0,
+                    file: 0,
+                }
+            };
             for (i, c) in done_rx {
                 pending.insert(i, c);
                 while let Some(mut c) = pending.remove(&next) {
@@ -1040,14 +1287,12 @@ fn read_sorted(
                             *s = seq;
                         }
                         (seq0, last0) = (seq, last_time);
+                        originals.begin_file();
                     }
                     let mut start = 0;
                     let file = c.file;
-                    let items = c
-                        .recs
-                        .iter()
-                        .zip(&c.keys)
-                        .map(|(&(end, line), &(t, rank))| {
+                    let items = c.recs.iter().zip(&c.keys).zip(&c.fends).map(
+                        |((&(_, line), &(t, rank)), &end)| {
                             let t = t.unwrap_or(last_time);
                             last_time = t;
                             let m = Meta {
@@ -1061,19 +1306,23 @@ fn read_sorted(
                             let s = start;
                             start = end;
                             (m, s, end)
-                        });
+                        },
+                    );
                     let n = c.recs.len();
-                    input.adopt(&mut c.data, items, n, &spill)?;
+                    input.adopt(&mut c.facts, items, n, &spill)?;
+                    originals.add(&mut c.data, &c.recs, &spill)?;
+                    originals.fit(input.used(), in_limit, rereadable, &spill)?;
                     if c.end == Some(false) {
                         if let Some(x) = failed.get_mut(c.file as usize) {
                             *x = true;
                         }
                         (seq, last_time) = (seq0, last0);
+                        originals.rollback(&spill)?;
                     }
-                    if c.data.capacity() < CHUNK
+                    if c.facts.capacity() < FACTS_CHUNK
                         && let Some(b) = input.pool.pop()
                     {
-                        c.data = b;
+                        c.facts = b;
                     }
                     c.reset(0);
                     let _ = free_tx.send(c);
@@ -1082,6 +1331,7 @@ fn read_sorted(
             input.finish(&spill, &failed)?;
             Ok(Sorted {
                 input,
+                originals: originals.done(&spill)?,
                 spill,
                 failed,
                 file_start,
@@ -1105,7 +1355,8 @@ fn read_sorted(
                     *id = file_id(f);
                 }
                 let bytes0 = *bytes_in;
-                let res = read_records(run, f, bytes_in, true, |bytes, line| {
+                let caps = Caps::of(run);
+                let res = read_records(Some(&mut *run), caps, f, bytes_in, |bytes, line| {
                     chunk.data.extend_from_slice(bytes);
                     chunk.recs.push((chunk.data.len(), line));
                     if chunk.data.len() >= CHUNK {
@@ -1134,68 +1385,315 @@ fn read_sorted(
     })
 }
 
-/// Where the output's records are rebuilt from at the end.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// The input never left memory: each output is stored as its
-    /// difference from its input, rebuilt from the sorter's buffer.
-    Memory,
-    /// The input was spilled and every input is a regular file: outputs
-    /// are stored as differences and rebuilt from a second read of the
-    /// files, in input order.
-    Reread,
-    /// Stdin or another input that cannot be read twice: whole outputs.
-    Whole,
+/// Pass 2's patches on their way to the output thread, handed over in input
+/// order (by sequence number) in blocks: a patch that comes ahead of its
+/// turn waits in a reorder buffer of at most `limit` bytes; past that, it
+/// and every later one go through an external sorter, merged and handed
+/// over at the end.
+struct Reorder {
+    /// The sequence number handed over next.
+    next: u64,
+    /// The waiting patches: `pending[i]` is that of `next + i`.
+    pending: std::collections::VecDeque<Option<Vec<u8>>>,
+    bytes: usize,
+    limit: usize,
+    pool: Vec<Vec<u8>>,
+    sorted: Option<Sorter>,
+    block: Block,
+    tx: mpsc::SyncSender<Block>,
+    back: mpsc::Receiver<Block>,
 }
 
-/// The header of an output's difference from its input: the length of the
-/// common prefix, of the common suffix, and of the input.
-const DELTA: usize = 24;
+/// What a waiting patch costs besides its bytes.
+const SLOT: usize = std::mem::size_of::<Option<Vec<u8>>>();
 
-/// `o` as its difference from its input `a`: the common prefix and suffix
-/// lengths, `a`'s length, then the bytes between (the annotation, mostly).
-fn encode_delta(a: &[u8], o: &[u8], d: &mut Vec<u8>) {
-    let n = a.len().min(o.len());
-    let mut p = 0;
-    while p + 64 <= n && a.get(p..p + 64) == o.get(p..p + 64) {
-        p += 64;
+impl Reorder {
+    fn new(limit: usize, tx: mpsc::SyncSender<Block>, back: mpsc::Receiver<Block>) -> Self {
+        Reorder {
+            next: 0,
+            pending: std::collections::VecDeque::new(),
+            bytes: 0,
+            limit,
+            pool: Vec::new(),
+            sorted: None,
+            block: Block::default(),
+            tx,
+            back,
+        }
     }
-    while p < n && a.get(p) == o.get(p) {
-        p += 1;
+
+    /// Hand one patch over (into the current block).
+    fn emit(&mut self, seq: u64, patch: &[u8]) -> io::Result<()> {
+        self.block.data.extend_from_slice(patch);
+        let m = Meta {
+            seq,
+            ..Meta::default()
+        };
+        self.block.items.push((m, self.block.data.len()));
+        if self.block.data.len() >= BLOCK {
+            self.send()?;
+        }
+        Ok(())
     }
-    let max = n - p;
-    let mut s = 0;
-    while s + 64 <= max
-        && a.get(a.len() - s - 64..a.len() - s) == o.get(o.len() - s - 64..o.len() - s)
-    {
-        s += 64;
+
+    fn send(&mut self) -> io::Result<()> {
+        let mut next = self.back.try_recv().unwrap_or_default();
+        next.data.clear();
+        next.items.clear();
+        self.tx
+            .send(std::mem::replace(&mut self.block, next))
+            .map_err(|_| stopped())
     }
-    while s < max && a.get(a.len() - s - 1) == o.get(o.len() - s - 1) {
-        s += 1;
+
+    /// The patch of record `seq`.
+    fn add(&mut self, seq: u64, patch: &[u8], spill: &Spill, read_buf: usize) -> io::Result<()> {
+        if let Some(s) = &mut self.sorted {
+            let m = Meta {
+                seq,
+                ..Meta::default()
+            };
+            return s.push(m, patch, spill);
+        }
+        let Some(at) = seq
+            .checked_sub(self.next)
+            .and_then(|d| usize::try_from(d).ok())
+        else {
+            return Err(io::Error::other(
+                "batch mode lost track of a record (internal error)",
+            ));
+        };
+        if at == 0 {
+            self.emit(seq, patch)?;
+            self.next += 1;
+            self.pending.pop_front();
+            while let Some(Some(_)) = self.pending.front() {
+                if let Some(Some(p)) = self.pending.pop_front() {
+                    self.emit(self.next, &p)?;
+                    self.bytes -= p.capacity();
+                    self.pool.push(p);
+                }
+                self.next += 1;
+            }
+            return Ok(());
+        }
+        if at >= self.pending.len() {
+            self.pending.resize(at + 1, None);
+        }
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(patch);
+        self.bytes += v.capacity();
+        if let Some(slot) = self.pending.get_mut(at) {
+            *slot = Some(v);
+        }
+        if self.bytes + self.pending.len() * SLOT > self.limit {
+            // Too far out of order for the buffer: sort the rest.
+            let mut s = Sorter::new(self.limit, read_buf);
+            for (i, p) in self.pending.drain(..).enumerate() {
+                if let Some(p) = p {
+                    let m = Meta {
+                        seq: self.next + i as u64,
+                        ..Meta::default()
+                    };
+                    s.push(m, &p, spill)?;
+                }
+            }
+            self.pool = Vec::new();
+            self.bytes = 0;
+            self.sorted = Some(s);
+        }
+        Ok(())
     }
-    d.extend_from_slice(&(p as u64).to_le_bytes());
-    d.extend_from_slice(&(s as u64).to_le_bytes());
-    d.extend_from_slice(&(a.len() as u64).to_le_bytes());
-    d.extend_from_slice(o.get(p..o.len() - s).unwrap_or_default());
+
+    /// Pass 2 is done: hand over what waits.
+    fn finish(mut self, spill: &Spill) -> io::Result<()> {
+        if let Some(mut s) = self.sorted.take() {
+            s.finish(spill, &[])?;
+            s.stream(&[], spill, |p| {
+                while let Some((m, b)) = p.next() {
+                    self.emit(m.seq, b)?;
+                }
+                Ok(())
+            })?;
+        }
+        if self.pending.iter().any(Option::is_some) {
+            return Err(io::Error::other(
+                "batch mode lost track of a record (internal error)",
+            ));
+        }
+        if !self.block.items.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
 }
 
-/// Write the output that `d` ([`encode_delta`]) describes for input `a`,
-/// and a newline. `Ok(false)` when `a` is not the input `d` was made from.
-fn write_delta(out: &mut dyn Write, a: &[u8], d: &[u8]) -> io::Result<bool> {
-    let p = usize::try_from(u64_at(d, 0)).unwrap_or(usize::MAX);
-    let s = usize::try_from(u64_at(d, 8)).unwrap_or(usize::MAX);
-    let len = usize::try_from(u64_at(d, 16)).unwrap_or(usize::MAX);
-    if a.len() != len || p.saturating_add(s) > len || d.len() < DELTA {
-        return Ok(false);
-    }
-    out.write_all(a.get(..p).unwrap_or_default())?;
-    out.write_all(d.get(DELTA..).unwrap_or_default())?;
-    out.write_all(a.get(len - s..).unwrap_or_default())?;
-    out.write_all(b"\n")?;
-    Ok(true)
+/// Where the output's records come from, and how they are written.
+struct Output<'a> {
+    writer: &'a Enricher,
+    originals: &'a Originals,
+    files: &'a [PathBuf],
+    failed: &'a [bool],
+    ids: &'a [FileId],
+    caps: Caps,
+    spill: &'a Spill,
 }
 
-/// A file read twice (`Source::Reread`) that did not give the same records
+/// Records read again for the output: a chunk of one file's records (their
+/// bytes one after the other, each one's end), or that the file changed.
+#[derive(Default)]
+struct Reread {
+    file: usize,
+    data: Vec<u8>,
+    ends: Vec<usize>,
+    changed: bool,
+}
+
+/// Read the files again (those that did not fail the first time) and send
+/// their records in chunks; a file that is not what it was is sent as
+/// `changed`, and ends the reading.
+fn reread(
+    o: &Output<'_>,
+    tx: &mpsc::SyncSender<Reread>,
+    free: &mpsc::Receiver<Reread>,
+) -> io::Result<()> {
+    let fresh = |file: usize| {
+        let mut c = free.try_recv().unwrap_or_default();
+        c.file = file;
+        c.data.clear();
+        c.ends.clear();
+        c.changed = false;
+        c
+    };
+    for (fi, f) in o.files.iter().enumerate() {
+        if o.failed.get(fi).copied().unwrap_or(true) {
+            continue;
+        }
+        let mut c = fresh(fi);
+        if file_id(f) != o.ids.get(fi).copied().flatten() {
+            c.changed = true;
+            return tx.send(c).map_err(|_| stopped());
+        }
+        let mut sink = 0u64;
+        let res = read_records(None, o.caps, f, &mut sink, |a, _| {
+            c.data.extend_from_slice(a);
+            c.ends.push(c.data.len());
+            if c.data.len() >= CHUNK {
+                let next = fresh(fi);
+                tx.send(std::mem::replace(&mut c, next))
+                    .map_err(|_| stopped())?;
+            }
+            Ok(())
+        })?;
+        c.changed = res.is_err();
+        let stop = c.changed;
+        tx.send(c).map_err(|_| stopped())?;
+        if stop {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Write the output: each record, in input order, with its patch (pulled
+/// from `p`, in the same order) applied; in blocks of about 1 MiB.
+fn write_output(out: &mut dyn Write, o: &Output<'_>, p: &mut Pull<'_>) -> io::Result<()> {
+    let lost = || io::Error::other("batch mode lost track of a record (internal error)");
+    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
+    let mut emit = |out: &mut dyn Write, a: &[u8], patch: &[u8]| -> io::Result<bool> {
+        if !o.writer.apply_patch(a, patch, &mut buf) {
+            return Ok(false);
+        }
+        buf.push(b'\n');
+        if buf.len() >= BLOCK {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+        Ok(true)
+    };
+    match o.originals {
+        Originals::Memory { bufs, recs, .. } => {
+            for &(b, s, e) in recs {
+                let a = bufs
+                    .get(b as usize)
+                    .and_then(|x| x.get(s as usize..e as usize))
+                    .ok_or_else(lost)?;
+                let (_, pp) = p.next().ok_or_else(lost)?;
+                if !emit(out, a, pp)? {
+                    return Err(lost());
+                }
+            }
+            if p.next().is_some() {
+                return Err(lost());
+            }
+        }
+        Originals::Spool { path, .. } => {
+            let f = File::open(path).map_err(|e| o.spill.err(e))?;
+            let mut r = BufReader::with_capacity(1 << 20, f);
+            let mut a = Vec::new();
+            let mut len = [0u8; 8];
+            while let Some((_, pp)) = p.next() {
+                r.read_exact(&mut len).map_err(|e| o.spill.err(e))?;
+                let n = usize::try_from(u64::from_le_bytes(len)).map_err(io::Error::other)?;
+                a.resize(n, 0);
+                r.read_exact(&mut a).map_err(|e| o.spill.err(e))?;
+                if !emit(out, &a, pp)? {
+                    return Err(lost());
+                }
+            }
+        }
+        Originals::Reread => {
+            // A second thread reads the files again (decompressing and
+            // cutting documents) and hands their records over in chunks of
+            // about 1 MiB, while this one applies the patches and writes.
+            std::thread::scope(|sc| -> io::Result<()> {
+                let (tx, rx) = mpsc::sync_channel::<Reread>(4);
+                let (free_tx, free_rx) = mpsc::channel::<Reread>();
+                let reader = sc.spawn(move || reread(o, &tx, &free_rx));
+                let mut res = Ok(());
+                for piece in &rx {
+                    let file = o
+                        .files
+                        .get(piece.file)
+                        .map_or(Path::new("-"), |f| f.as_path());
+                    if piece.changed {
+                        res = Err(changed(file));
+                        break;
+                    }
+                    let mut start = 0;
+                    for &end in &piece.ends {
+                        let a = piece.data.get(start..end).unwrap_or_default();
+                        start = end;
+                        let ok = match p.next() {
+                            Some((_, pp)) => emit(out, a, pp)?,
+                            None => false,
+                        };
+                        if !ok {
+                            res = Err(changed(file));
+                            break;
+                        }
+                    }
+                    if res.is_err() {
+                        break;
+                    }
+                    let _ = free_tx.send(piece);
+                }
+                drop(rx);
+                reader
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("the reading thread panicked")))?;
+                res?;
+                if let (Some(_), Some(f)) = (p.next(), o.files.last()) {
+                    return Err(changed(f));
+                }
+                Ok(())
+            })?;
+        }
+    }
+    out.write_all(&buf)
+}
+
+/// A file read twice (`Originals::Reread`) that did not give the same records
 /// the second time.
 #[derive(Debug)]
 pub struct InputChanged {
@@ -1238,11 +1736,6 @@ pub fn batch(
         budget,
     } = setup;
     let (in_limit, out_limit, read_buf) = shares(budget.memory);
-    // Files can be read a second time to rebuild the output when every one
-    // is a regular file (a missing one fails and is left out anyway).
-    let rereadable = files
-        .iter()
-        .all(|f| f.as_os_str() != "-" && std::fs::metadata(f).map_or(true, |m| m.is_file()));
     let mut ids: Vec<FileId> = vec![None; files.len()];
     let t0 = std::time::Instant::now();
     let tm = std::env::var_os("CREDLINEAGE_BATCH_TIMES").is_some();
@@ -1264,6 +1757,7 @@ pub fn batch(
     };
     let Sorted {
         input,
+        originals,
         spill,
         failed,
         file_start,
@@ -1280,7 +1774,7 @@ pub fn batch(
     lap("read+sort");
     let pb = progress(Some(records), show);
     pb.set_prefix("pass 1/2 (learning credentials)");
-    // Pass 1: learn every credential set.
+    // Pass 1: learn every credential set, from the facts.
     let mut first = Enricher::new(config.clone()).map_err(io::Error::other)?;
     if let Some(s) = state {
         let f = BufReader::with_capacity(1 << 16, File::open(s)?);
@@ -1289,8 +1783,8 @@ pub fn batch(
     first.record_lookahead();
     input.stream(&failed, &spill, |p| {
         let mut n = 0u64;
-        while let Some((_, bytes)) = p.next() {
-            let _ = first.annotate(bytes, None);
+        while let Some((_, facts)) = p.next() {
+            first.learn_facts(facts);
             n += 1;
             if n % 4096 == 0 {
                 pb.inc(4096);
@@ -1303,117 +1797,89 @@ pub fn batch(
     drop(first);
     pb.set_prefix("pass 2/2 (annotating)");
     pb.set_position(0);
-    let source = if input.runs.is_empty() {
-        Source::Memory
-    } else if rereadable {
-        Source::Reread
-    } else {
-        Source::Whole
+    let held = match &originals {
+        Originals::Memory { bytes, .. } if input.runs.is_empty() => input.used() + bytes,
+        Originals::Memory { bytes, .. } => *bytes,
+        _ if input.runs.is_empty() => input.used(),
+        _ => 0,
     };
-    // Pass 2: annotate; the outputs (as differences from their inputs,
-    // unless the input cannot be had again) are sorted back into input
-    // order.
-    let mut outs = Sorter::new(out_limit, read_buf);
-    let mut o = Vec::new();
-    let mut d = Vec::new();
-    let mut n = 0u64;
-    input.stream(&failed, &spill, |p| {
-        while let Some((m, bytes)) = p.next() {
-            o.clear();
-            let outcome = run.enricher.process_into(bytes, None, &mut o);
-            if let Some(f) = files.get(m.file as usize) {
-                let first = file_start.get(m.file as usize).copied().unwrap_or(0);
-                run.note(f, m.line, outcome, m.seq.saturating_sub(first) + 1);
-            } else if let Outcome::Malformed(_) = outcome {
-                run.bad_input += 1;
-            }
-            n += 1;
-            if n % 4096 == 0 {
-                pb.inc(4096);
-            }
-            let key = Meta {
-                seq: m.seq,
-                ..Meta::default()
-            };
-            if source == Source::Whole {
-                outs.push(key, &o, &spill)?;
-            } else {
-                d.clear();
-                encode_delta(bytes, &o, &mut d);
-                outs.push(key, &d, &spill)?;
-            }
+    let out_limit = out_limit.saturating_sub(held).max(out_limit / 5);
+    let caps = Caps::of(run);
+    // (`apply_patch` reads only the configuration: a fresh enricher.)
+    let writer = Enricher::new(config.clone()).map_err(io::Error::other)?;
+    // Pass 2 (a second thread) annotates from the facts; each record's
+    // patch (its annotation and where it goes) is handed over in input
+    // order to this thread, which writes the output as it comes: the
+    // patches that arrive ahead of their turn wait in a reorder buffer
+    // (the input is mostly in time order), and when that outgrows its
+    // share of the budget, the rest goes through an external sort by input
+    // position and is handed over after pass 2.
+    std::thread::scope(|sc| -> io::Result<()> {
+        let (tx, rx) = mpsc::sync_channel::<Block>(4);
+        let (back, back_rx) = mpsc::channel::<Block>();
+        let input = &input;
+        let failed = &failed;
+        let spill = &spill;
+        let file_start = &file_start;
+        let pb = &pb;
+        let files_ = files;
+        let pass2 = sc.spawn(move || -> io::Result<()> {
+            let mut order = Reorder::new(out_limit, tx, back_rx);
+            let mut patch = Vec::new();
+            let mut n = 0u64;
+            input.stream(failed, spill, |p| {
+                while let Some((m, facts)) = p.next() {
+                    patch.clear();
+                    let outcome = run.enricher.patch_facts(facts, &mut patch);
+                    if let Some(f) = files_.get(m.file as usize) {
+                        let first = file_start.get(m.file as usize).copied().unwrap_or(0);
+                        run.note(f, m.line, outcome, m.seq.saturating_sub(first) + 1);
+                    } else if let Outcome::Malformed(_) = outcome {
+                        run.bad_input += 1;
+                    }
+                    n += 1;
+                    if n % 4096 == 0 {
+                        pb.inc(4096);
+                    }
+                    order.add(m.seq, &patch, spill, read_buf)?;
+                }
+                Ok(())
+            })?;
+            order.finish(spill)
+        });
+        let mut p = Pull::Chan {
+            rx,
+            back,
+            cur: Block::default(),
+            i: 0,
+        };
+        let res = write_output(
+            out,
+            &Output {
+                writer: &writer,
+                originals: &originals,
+                files,
+                failed,
+                ids: &ids,
+                caps,
+                spill,
+            },
+            &mut p,
+        );
+        drop(p);
+        // The error of the stage that failed first: the other one stops.
+        let annotated = pass2
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the annotating thread panicked")));
+        match (annotated, res) {
+            (Err(e), Err(r)) if is_stopped(&e) => Err(r),
+            (Err(e), _) => Err(e),
+            (Ok(()), r) => r,
         }
-        Ok(())
     })?;
     pb.finish_and_clear();
-    lap("pass2");
-    outs.finish(&spill, &[])?;
-    let lost = || io::Error::other("batch mode lost track of a record (internal error)");
-    match source {
-        Source::Whole => {
-            drop(input);
-            outs.stream(&[], &spill, |p| {
-                while let Some((_, bytes)) = p.next() {
-                    out.write_all(bytes)?;
-                    out.write_all(b"\n")?;
-                }
-                Ok(())
-            })
-        }
-        Source::Memory => {
-            let mut by_seq: Vec<usize> = (0..input.ents.len())
-                .filter(|&i| {
-                    input
-                        .ents
-                        .get(i)
-                        .is_some_and(|e| !skipped(&failed, e.meta.file))
-                })
-                .collect();
-            by_seq.sort_unstable_by_key(|&i| input.ents.get(i).map_or(0, |e| e.meta.seq));
-            outs.stream(&[], &spill, |p| {
-                for &i in &by_seq {
-                    let e = input.ents.get(i).ok_or_else(lost)?;
-                    let a = input.get(e);
-                    let (m, dd) = p.next().ok_or_else(lost)?;
-                    if m.seq != e.meta.seq || !write_delta(out, a, dd)? {
-                        return Err(lost());
-                    }
-                }
-                Ok(())
-            })
-        }
-        Source::Reread => {
-            drop(input);
-            outs.stream(&[], &spill, |p| {
-                for (fi, f) in files.iter().enumerate() {
-                    if failed.get(fi).copied().unwrap_or(true) {
-                        continue;
-                    }
-                    if file_id(f) != ids.get(fi).copied().flatten() {
-                        return Err(changed(f));
-                    }
-                    let mut sink = 0u64;
-                    let res = read_records(run, f, &mut sink, false, |a, _| {
-                        let Some((_, dd)) = p.next() else {
-                            return Err(changed(f));
-                        };
-                        if write_delta(out, a, dd)? {
-                            Ok(())
-                        } else {
-                            Err(changed(f))
-                        }
-                    })?;
-                    if res.is_err() {
-                        return Err(changed(f));
-                    }
-                }
-                match (p.next(), files.last()) {
-                    (Some(_), Some(f)) => Err(changed(f)),
-                    _ => Ok(()),
-                }
-            })
-        }
-    }
+    lap("pass2+output");
+    Ok(())
 }
 
 #[cfg(test)]
