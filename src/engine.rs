@@ -564,29 +564,18 @@ impl Enricher {
         let index = self.stats.records;
         self.stats.records += 1;
         // JSON text is UTF-8 (RFC 8259), and an annotated record must come
-        // out as valid JSON: one SIMD check of the whole record, after which
-        // the scanner works on `&str`.
-        let text = match simdutf8::basic::from_utf8(record) {
-            Ok(text) => text,
-            Err(_) => {
-                self.stats.malformed += 1;
-                let at = std::str::from_utf8(record)
-                    .err()
-                    .map_or(0, |e| e.valid_up_to());
-                return Err(Error::InvalidJson {
-                    index,
-                    reason: format!("invalid UTF-8 at byte {at}"),
-                });
-            }
-        };
+        // out as valid JSON: the scanner checks UTF-8 in the same pass as the
+        // grammar (only strings may hold non-ASCII bytes). Invalid UTF-8 is
+        // reported as such wherever it is, as when it was checked first.
         let mut outer = Outer::default();
-        match record::parse_outer_into(text, &self.top, &mut outer) {
+        match record::parse_outer_into(record, &self.top, &mut outer) {
             Err(e) => {
                 self.stats.malformed += 1;
-                return Err(Error::InvalidJson {
-                    index,
-                    reason: e.to_string(),
-                });
+                let reason = match std::str::from_utf8(record) {
+                    Err(u) => format!("invalid UTF-8 at byte {}", u.valid_up_to()),
+                    Ok(_) => e.to_string(),
+                };
+                return Err(Error::InvalidJson { index, reason });
             }
             Ok(false) => {
                 self.stats.malformed += 1;
@@ -654,10 +643,7 @@ impl Enricher {
     /// second an issuance comes before the calls made with what it issued,
     /// and the set's fingerprint comes from the issuance (SPEC 3.3).
     pub fn peek_order(&self, record: &[u8]) -> (Option<i64>, u8) {
-        let Some(text) = simdutf8::basic::from_utf8(record).ok() else {
-            return (None, 1);
-        };
-        let Some(outer) = record::parse_outer(text, &self.top).ok().flatten() else {
+        let Some(outer) = record::parse_outer(record, &self.top).ok().flatten() else {
             return (None, 1);
         };
         let time = |ev: &Event<'_>| {

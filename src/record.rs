@@ -64,17 +64,18 @@ impl<'a> Field<'a> for S<'a> {
     }
 }
 
-/// A member that is kept as raw JSON text and decoded only when a rule needs
-/// it (`requestParameters`, `responseElements`: large, and needed by few events).
+/// A member that is kept as raw JSON text (validated, UTF-8 included) and
+/// decoded only when a rule needs it (`requestParameters`,
+/// `responseElements`: large, and needed by few events).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Raw<'a>(pub Option<&'a str>);
+pub struct Raw<'a>(pub Option<&'a [u8]>);
 
 impl<'a> Field<'a> for Raw<'a> {
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
         sc.ws();
         let from = sc.pos();
         sc.skip_value()?;
-        self.0 = Some(sc.slice(from, sc.pos()));
+        self.0 = Some(sc.bytes(from, sc.pos()));
         Ok(())
     }
 }
@@ -86,7 +87,7 @@ pub struct Present(pub bool);
 impl<'a> Field<'a> for Present {
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
         let Raw(r) = Raw::read(sc)?;
-        self.0 = !matches!(r, Some("null" | "\"\""));
+        self.0 = !matches!(r, Some(b"null" | b"\"\""));
         Ok(())
     }
 }
@@ -147,8 +148,8 @@ macro_rules! lenient_struct {
                 }
             }
             /// Decode from the raw JSON text of one value; anything but an object reads as all-absent.
-            pub fn from_raw(raw: &'a str) -> Self {
-                Self::read(&mut Scanner::new(raw)).unwrap_or_default()
+            pub fn from_raw(raw: &'a [u8]) -> Self {
+                Self::read(&mut Scanner::from_bytes(raw)).unwrap_or_default()
             }
         }
         impl<'a> Field<'a> for $name<'a> {
@@ -394,19 +395,20 @@ impl TopKeys {
 
 /// Parse one input object. `Err` = not valid JSON; `Ok(None)` = valid JSON
 /// but not an object.
-pub fn parse_outer<'a>(text: &'a str, keys: &TopKeys) -> Result<Option<Outer<'a>>, ScanError> {
+pub fn parse_outer<'a>(text: &'a [u8], keys: &TopKeys) -> Result<Option<Outer<'a>>, ScanError> {
     let mut out = Outer::default();
     Ok(parse_outer_into(text, keys, &mut out)?.then_some(out))
 }
 
 /// [`parse_outer`] into a caller's `Outer` (left as read so far on error):
-/// `Ok(false)` = valid JSON but not an object.
+/// `Ok(false)` = valid JSON but not an object. The text is bytes: the scan
+/// checks UTF-8 too (an `Ok` means the whole text is UTF-8).
 pub fn parse_outer_into<'a>(
-    text: &'a str,
+    text: &'a [u8],
     keys: &TopKeys,
     out: &mut Outer<'a>,
 ) -> Result<bool, ScanError> {
-    let mut sc = Scanner::new(text);
+    let mut sc = Scanner::from_bytes(text);
     if sc.peek() != Some(b'{') {
         sc.skip_value()?;
         sc.end()?;
@@ -461,7 +463,7 @@ mod tests {
 
     fn outer(b: &[u8]) -> Outer<'_> {
         parse_outer(
-            std::str::from_utf8(b).unwrap(),
+            b,
             &TopKeys::new(
                 &["message".to_string()],
                 OwnKeys::Nested("credlineage".into()),
@@ -501,10 +503,10 @@ mod tests {
     #[test]
     fn not_objects() {
         let k = TopKeys::new(&[], OwnKeys::Nested("credlineage".into()));
-        assert!(parse_outer("[1]", &k).unwrap().is_none());
-        assert!(parse_outer("\"s\"", &k).unwrap().is_none());
-        assert!(parse_outer("{", &k).is_err());
-        assert!(parse_outer("{} x", &k).is_err());
+        assert!(parse_outer(b"[1]", &k).unwrap().is_none());
+        assert!(parse_outer(b"\"s\"", &k).unwrap().is_none());
+        assert!(parse_outer(b"{", &k).is_err());
+        assert!(parse_outer(b"{} x", &k).is_err());
     }
 
     #[test]
