@@ -345,35 +345,54 @@ pub enum OwnKeys {
 
 /// The top-level keys that need more than a field lookup: credlineage's own
 /// output keys and the string fields that may wrap a whole record. Built once
-/// per configuration; a table of their first bytes lets every other key skip
-/// those checks.
+/// per configuration; a table of their first bytes and a set of their
+/// lengths let every other key skip those checks (`managementEvent` shares
+/// its first byte with `message`, not its length).
 #[derive(Debug, Clone)]
 pub struct TopKeys {
     string_fields: Vec<String>,
     own: OwnKeys,
     first: [bool; 256],
+    /// Bit `n` set: some special key is `n` bytes long (bit 63: 63 or more).
+    lengths: u64,
+}
+
+/// The bit of [`TopKeys::lengths`] for a key of `n` bytes.
+#[inline]
+fn length_bit(n: usize) -> u64 {
+    1 << n.min(63)
 }
 
 impl TopKeys {
     /// The table for these string fields and own keys.
     pub fn new(string_fields: &[String], own: OwnKeys) -> TopKeys {
         let mut first = [false; 256];
-        let mut mark = |k: &str| match k.as_bytes().first() {
-            Some(&b) => first[usize::from(b)] = true,
-            None => first = [true; 256],
-        };
-        string_fields.iter().for_each(|f| mark(f));
-        match &own {
-            OwnKeys::Nested(ns) => mark(ns),
-            OwnKeys::Flat { prefix, fields } if prefix.is_empty() => {
-                fields.iter().for_each(|f| mark(f))
+        let mut lengths = 0u64;
+        let mut mark = |k: &str, any_longer: bool| {
+            match k.as_bytes().first() {
+                Some(&b) => first[usize::from(b)] = true,
+                None => first = [true; 256],
             }
-            OwnKeys::Flat { prefix, .. } => mark(prefix),
+            lengths |= if any_longer {
+                // This length and every longer one.
+                !(length_bit(k.len()) - 1)
+            } else {
+                length_bit(k.len())
+            };
+        };
+        string_fields.iter().for_each(|f| mark(f, false));
+        match &own {
+            OwnKeys::Nested(ns) => mark(ns, false),
+            OwnKeys::Flat { prefix, fields } if prefix.is_empty() => {
+                fields.iter().for_each(|f| mark(f, false))
+            }
+            OwnKeys::Flat { prefix, .. } => mark(prefix, true),
         }
         TopKeys {
             string_fields: string_fields.to_vec(),
             own,
             first,
+            lengths,
         }
     }
 
@@ -389,7 +408,8 @@ impl TopKeys {
 
     #[inline]
     fn may_be_special(&self, k: &[u8]) -> bool {
-        k.first().is_none_or(|&b| self.first[usize::from(b)])
+        self.lengths & length_bit(k.len()) != 0
+            && k.first().is_none_or(|&b| self.first[usize::from(b)])
     }
 }
 
@@ -507,6 +527,37 @@ mod tests {
         assert!(parse_outer(b"\"s\"", &k).unwrap().is_none());
         assert!(parse_outer(b"{", &k).is_err());
         assert!(parse_outer(b"{} x", &k).is_err());
+    }
+
+    #[test]
+    fn special_keys_by_first_byte_and_length() {
+        let flat = TopKeys::new(
+            &["message".to_string(), "".to_string()],
+            OwnKeys::Flat {
+                prefix: "cl_".into(),
+                fields: &["session_fingerprint"],
+            },
+        );
+        for k in ["message", "", "cl_", "cl_session_fingerprint", "cl_x"] {
+            assert!(flat.may_be_special(k.as_bytes()), "{k}");
+        }
+        let nested = TopKeys::new(
+            &["message".to_string(), "log".to_string()],
+            OwnKeys::Nested("credlineage".into()),
+        );
+        for k in ["message", "log", "credlineage", "mXXXXXX", "lXX"] {
+            assert!(nested.may_be_special(k.as_bytes()), "{k}");
+        }
+        for k in [
+            "managementEvent",
+            "",
+            "me",
+            "logs",
+            "credlineage_",
+            "eventName",
+        ] {
+            assert!(!nested.may_be_special(k.as_bytes()), "{k}");
+        }
     }
 
     #[test]
