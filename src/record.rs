@@ -32,6 +32,39 @@ fn key<'a>(sc: &Scanner<'a>, k: Str) -> Option<Cow<'a, [u8]>> {
     sc.key_bytes(k)
 }
 
+/// Whether `key` is the literal `lit`: lengths first, then a word or two
+/// (overlapping) instead of a byte at a time. With `lit` a literal the
+/// compiler folds its words into constants, and the chain of length tests
+/// into a switch. An interpreter (Fluent Bit's WAMR) pays per instruction:
+/// a byte-wise match cost about five per key byte.
+#[inline(always)]
+fn same_key(key: &[u8], lit: &[u8]) -> bool {
+    #[inline(always)]
+    fn w4(s: &[u8], at: usize) -> u32 {
+        s.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_le_bytes)
+    }
+    #[inline(always)]
+    fn w8(s: &[u8], at: usize) -> u64 {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    }
+    let n = lit.len();
+    if key.len() != n {
+        return false;
+    }
+    match n {
+        4..=8 => w4(key, 0) == w4(lit, 0) && w4(key, n - 4) == w4(lit, n - 4),
+        9..=16 => w8(key, 0) == w8(lit, 0) && w8(key, n - 8) == w8(lit, n - 8),
+        17..=24 => {
+            w8(key, 0) == w8(lit, 0) && w8(key, 8) == w8(lit, 8) && w8(key, n - 8) == w8(lit, n - 8)
+        }
+        _ => key == lit,
+    }
+}
+
 /// A string field: `Some` only when the JSON value is a (decodable) string.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct S<'a>(pub Option<Cow<'a, str>>);
@@ -140,12 +173,13 @@ macro_rules! lenient_struct {
         }
         impl<'a> $name<'a> {
             /// Read the value at the cursor into this struct if `key` is one of ours.
-            #[inline]
+            #[inline(always)]
             pub(crate) fn visit_field(&mut self, sc: &mut Scanner<'a>, key: &[u8]) -> json::Result<bool> {
-                match key {
-                    $($key => { self.$field.read_in(sc)?; Ok(true) })*
-                    _ => Ok(false),
-                }
+                $(if same_key(key, $key) {
+                    self.$field.read_in(sc)?;
+                    return Ok(true);
+                })*
+                Ok(false)
             }
             /// Decode from the raw JSON text of one value; anything but an object reads as all-absent.
             pub fn from_raw(raw: &'a [u8]) -> Self {
@@ -454,10 +488,12 @@ pub fn parse_outer_into<'a>(
                 return Ok(true);
             }
         }
-        match kb {
-            b"detail" => out.detail.read_in(sc)?,
-            b"detail-type" => out.detail_type.read_in(sc)?,
-            _ => return out.event.visit_field(sc, kb),
+        if same_key(kb, b"detail") {
+            out.detail.read_in(sc)?;
+        } else if same_key(kb, b"detail-type") {
+            out.detail_type.read_in(sc)?;
+        } else {
+            return out.event.visit_field(sc, kb);
         }
         Ok(true)
     })?;
@@ -527,6 +563,25 @@ mod tests {
         assert!(parse_outer(b"\"s\"", &k).unwrap().is_none());
         assert!(parse_outer(b"{", &k).is_err());
         assert!(parse_outer(b"{} x", &k).is_err());
+    }
+
+    /// The word-wise key test agrees with `==` at every length, whichever
+    /// byte differs (first, last, in an overlap, in the middle).
+    #[test]
+    fn same_key_is_byte_equality() {
+        for n in 0..40usize {
+            let lit: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_key(&lit, &lit), "{n}");
+            for at in 0..n {
+                let mut k = lit.clone();
+                k[at] ^= 0x20;
+                assert!(!same_key(&k, &lit), "{n} at {at}");
+            }
+            assert!(!same_key(&lit[..n.saturating_sub(1)], &lit) || n == 0);
+            let mut longer = lit.clone();
+            longer.push(b'x');
+            assert!(!same_key(&longer, &lit), "{n}+1");
+        }
     }
 
     #[test]
