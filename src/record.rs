@@ -183,7 +183,9 @@ macro_rules! lenient_struct {
             }
             /// Decode from the raw JSON text of one value; anything but an object reads as all-absent.
             pub fn from_raw(raw: &'a [u8]) -> Self {
-                Self::read(&mut Scanner::from_bytes(raw)).unwrap_or_default()
+                Scanner::checked(raw)
+                    .and_then(|mut sc| Self::read(&mut sc))
+                    .unwrap_or_default()
             }
         }
         impl<'a> Field<'a> for $name<'a> {
@@ -455,14 +457,14 @@ pub fn parse_outer<'a>(text: &'a [u8], keys: &TopKeys) -> Result<Option<Outer<'a
 }
 
 /// [`parse_outer`] into a caller's `Outer` (left as read so far on error):
-/// `Ok(false)` = valid JSON but not an object. The text is bytes: the scan
-/// checks UTF-8 too (an `Ok` means the whole text is UTF-8).
+/// `Ok(false)` = valid JSON but not an object. The text is bytes, checked
+/// for UTF-8 too ([`Scanner::checked`]: an `Ok` means it is all UTF-8).
 pub fn parse_outer_into<'a>(
     text: &'a [u8],
     keys: &TopKeys,
     out: &mut Outer<'a>,
 ) -> Result<bool, ScanError> {
-    let mut sc = Scanner::from_bytes(text);
+    let mut sc = Scanner::checked(text)?;
     if sc.peek() != Some(b'{') {
         sc.skip_value()?;
         sc.end()?;
