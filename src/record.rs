@@ -181,6 +181,15 @@ macro_rules! lenient_struct {
                 })*
                 Ok(false)
             }
+            /// [`visit_field`](Self::visit_field) for a key that holds an escape: decoded first.
+            #[cold]
+            #[inline(never)]
+            fn visit_escaped(&mut self, sc: &mut Scanner<'a>, k: Str) -> json::Result<bool> {
+                match key(sc, k) {
+                    Some(kb) => self.visit_field(sc, &kb),
+                    None => Ok(false),
+                }
+            }
             /// Decode from the raw JSON text of one value; anything but an object reads as all-absent.
             pub fn from_raw(raw: &'a [u8]) -> Self {
                 Scanner::checked(raw)
@@ -195,9 +204,13 @@ macro_rules! lenient_struct {
                 if sc.peek() != Some(b'{') {
                     return sc.skip_value();
                 }
-                sc.object(|sc, k| match key(sc, k) {
-                    Some(k) => self.visit_field(sc, &k),
-                    None => Ok(false),
+                sc.object(|sc, k| {
+                    if k.escaped {
+                        return self.visit_escaped(sc, k);
+                    }
+                    // The common case: the key's bytes as they are, no `Cow`.
+                    let kb = sc.bytes(k.start + 1, k.end.saturating_sub(1));
+                    self.visit_field(sc, kb)
                 })
             }
         }
@@ -472,36 +485,65 @@ pub fn parse_outer_into<'a>(
     }
     sc.object(|sc, k| {
         out.members += 1;
-        let Some(kb) = key(sc, k) else {
-            return Ok(false);
-        };
-        let kb = kb.as_ref();
-        if keys.may_be_special(kb) {
-            // Own keys and string fields are configured text: compare as text.
-            let k = std::str::from_utf8(kb).unwrap_or_default();
-            if keys.is_own(k) {
-                out.own_keys += 1;
-                return Ok(false);
-            }
-            if keys.string_fields.iter().any(|f| f == k) {
-                if let S(Some(s)) = S::read(sc)? {
-                    out.strings.push(s);
-                }
-                return Ok(true);
-            }
+        if k.escaped {
+            return top_member_escaped(sc, k, keys, out);
         }
-        if same_key(kb, b"detail") {
-            out.detail.read_in(sc)?;
-        } else if same_key(kb, b"detail-type") {
-            out.detail_type.read_in(sc)?;
-        } else {
-            return out.event.visit_field(sc, kb);
-        }
-        Ok(true)
+        // The common case: the key's bytes as they are, no `Cow`.
+        let kb = sc.bytes(k.start + 1, k.end.saturating_sub(1));
+        top_member(sc, kb, keys, out)
     })?;
     out.close = sc.pos().saturating_sub(1);
     sc.end()?;
     Ok(true)
+}
+
+/// One top-level member of [`parse_outer_into`], the cursor on its value:
+/// `Ok(true)` when read, `Ok(false)` to skip it.
+#[inline(always)]
+fn top_member<'a>(
+    sc: &mut Scanner<'a>,
+    kb: &[u8],
+    keys: &TopKeys,
+    out: &mut Outer<'a>,
+) -> Result<bool, ScanError> {
+    if keys.may_be_special(kb) {
+        // Own keys and string fields are configured text: compare as text.
+        let k = std::str::from_utf8(kb).unwrap_or_default();
+        if keys.is_own(k) {
+            out.own_keys += 1;
+            return Ok(false);
+        }
+        if keys.string_fields.iter().any(|f| f == k) {
+            if let S(Some(s)) = S::read(sc)? {
+                out.strings.push(s);
+            }
+            return Ok(true);
+        }
+    }
+    if same_key(kb, b"detail") {
+        out.detail.read_in(sc)?;
+    } else if same_key(kb, b"detail-type") {
+        out.detail_type.read_in(sc)?;
+    } else {
+        return out.event.visit_field(sc, kb);
+    }
+    Ok(true)
+}
+
+/// [`top_member`] for a key that holds an escape: decoded first (a key whose
+/// escapes do not decode matches none and is skipped).
+#[cold]
+#[inline(never)]
+fn top_member_escaped<'a>(
+    sc: &mut Scanner<'a>,
+    k: Str,
+    keys: &TopKeys,
+    out: &mut Outer<'a>,
+) -> Result<bool, ScanError> {
+    match key(sc, k) {
+        Some(kb) => top_member(sc, &kb, keys, out),
+        None => Ok(false),
+    }
 }
 
 /// Parse a record held as a JSON string: the inner text must be one CloudTrail object.
