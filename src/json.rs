@@ -662,7 +662,12 @@ impl<'a> Scanner<'a> {
         loop {
             let k = self.key_colon()?;
             if !member(self, k)? {
-                self.skip_value()?;
+                // Most skipped members are strings: scanned here, no call.
+                if self.b.get(self.i) == Some(&b'"') {
+                    self.string()?;
+                } else {
+                    self.skip_value()?;
+                }
             }
             match self.ws() {
                 Some(b',') => self.i += 1,
