@@ -8,7 +8,7 @@
 //! reader, the fast alternative on crates.io, recurses once per nesting
 //! level when it validates what it skips (`Parser::skip_one` in 0.5.10),
 //! and one log line can nest 100,000 levels deep. This scanner validates
-//! in one pass, skips strings sixteen bytes at a time (SSE2 on x86-64, eight elsewhere), keeps no recursion
+//! in one pass, skips strings sixteen bytes at a time (SSE2 on x86-64, two words elsewhere), keeps no recursion
 //! (nesting depth is bounded only by memory, so a 100,000-deep record is
 //! read, not refused or overflowing the stack) and allocates nothing unless
 //! nesting is deeper than 64 levels.
@@ -19,9 +19,11 @@
 //! no overlong forms, surrogates or code points past U+10FFFF), number
 //! syntax, literals, and nothing but whitespace after the value. Outside
 //! strings the grammar admits ASCII only, so a text the scanner accepts is
-//! UTF-8 throughout: the reader needs no separate pass over the whole record
-//! for it (that pass was 8% of the Fluent Bit module's interpreted work), and
-//! only the fields it hands out as text are converted (checked) to `&str`.
+//! UTF-8 throughout: without SIMD (the Fluent Bit module) the reader needs no
+//! separate pass over the whole record for it (that pass was 8% of the
+//! module's interpreted work), and only the fields it hands out as text are
+//! converted (checked) to `&str`; with SIMD one `simdutf8` pass first is
+//! cheaper ([`Scanner::checked`] picks).
 //! A `\uXXXX` escape is checked for four hex
 //! digits only: a lone surrogate is valid JSON grammar, so it is accepted
 //! (and a string holding one decodes as absent where credlineage reads it).
