@@ -55,7 +55,7 @@ pub type Result<T> = std::result::Result<T, ScanError>;
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// High bit set in each byte that ends a run of plain string bytes: `"`, `\\`, a
+/// High bit set in each byte that ends a run of plain string bytes: `"`, `\`, a
 /// control character below 0x20 and, when `HIGH`, any byte of 0x80 or more
 /// (exact for the lowest such byte). `x ^ 0x02` maps `"` to 0x20 and keeps
 /// the control bytes below 0x20 (and every other byte at 0x21 or more), so
