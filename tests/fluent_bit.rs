@@ -330,12 +330,15 @@ fn fifty_thousand_generated_records_match_native_and_memory_plateaus() {
 /// change that adds per-record work (a second scan of the record, a byte loop
 /// where a block copy was, a per-record hash) fails here, without Fluent Bit
 /// and without timing anything. The budget is the count measured when it was
-/// set (BENCHMARKS.md, "Fluent Bit") plus 15%.
+/// last lowered (BENCHMARKS.md, "Fluent Bit") plus 5%: the count varies only
+/// with the hash seed and the compiler, and 5% stays below the 43,710 the
+/// module cost before the reader's second pass (issue 12), so undoing that
+/// work fails here.
 #[test]
 fn interpreted_work_per_record_stays_within_budget() {
     const RECORDS: usize = 2_000;
-    const BUDGET_PER_RECORD: u64 = FUEL_PER_RECORD_MEASURED * 115 / 100;
-    const FUEL_PER_RECORD_MEASURED: u64 = 43_710;
+    const BUDGET_PER_RECORD: u64 = FUEL_PER_RECORD_MEASURED * 105 / 100;
+    const FUEL_PER_RECORD_MEASURED: u64 = 39_076;
     let mut config = wasmtime::Config::new();
     config.consume_fuel(true);
     let engine = wasmtime::Engine::new(&config).expect("fuel engine");

@@ -669,19 +669,14 @@ impl Enricher {
     #[inline]
     fn read_record<'r>(&self, record: &'r [u8], outer: &mut Outer<'r>) -> Result<Shape, Unread> {
         // JSON text is UTF-8 (RFC 8259), and an annotated record must come
-        // out as valid JSON: one SIMD check of the whole record, after which
-        // the scanner works on `&str`.
-        let text = match simdutf8::basic::from_utf8(record) {
-            Ok(text) => text,
-            Err(_) => {
-                let at = std::str::from_utf8(record)
-                    .err()
-                    .map_or(0, |e| e.valid_up_to());
-                return Err(Unread::Json(format!("invalid UTF-8 at byte {at}")));
-            }
-        };
-        match record::parse_outer_into(text, &self.top, outer) {
-            Err(e) => Err(Unread::Json(e.to_string())),
+        // out as valid JSON: the scanner checks UTF-8 in the same pass as the
+        // grammar (only strings may hold non-ASCII bytes). Invalid UTF-8 is
+        // reported as such wherever it is, as when it was checked first.
+        match record::parse_outer_into(record, &self.top, outer) {
+            Err(e) => Err(Unread::Json(match std::str::from_utf8(record) {
+                Err(u) => format!("invalid UTF-8 at byte {}", u.valid_up_to()),
+                Ok(_) => e.to_string(),
+            })),
             Ok(false) => Err(Unread::NotObject),
             Ok(true) => Ok(Shape {
                 has_own: outer.own_keys > 0,
@@ -931,10 +926,7 @@ impl Enricher {
     /// second an issuance comes before the calls made with what it issued,
     /// and the set's fingerprint comes from the issuance (SPEC 3.3).
     pub fn peek_order(&self, record: &[u8]) -> (Option<i64>, u8) {
-        let Some(text) = simdutf8::basic::from_utf8(record).ok() else {
-            return (None, 1);
-        };
-        let Some(outer) = record::parse_outer(text, &self.top).ok().flatten() else {
+        let Some(outer) = record::parse_outer(record, &self.top).ok().flatten() else {
             return (None, 1);
         };
         match choose(&outer) {

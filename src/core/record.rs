@@ -62,11 +62,17 @@ impl Packer {
     }
 
     fn string(&mut self, s: Option<&str>) {
+        self.bytes(s.map(str::as_bytes));
+    }
+
+    /// Raw JSON text the scanner validated (UTF-8 included), so the text
+    /// region stays UTF-8.
+    fn bytes(&mut self, s: Option<&[u8]>) {
         match s {
             None => self.head.push(0),
             Some(s) => {
                 put_varint(&mut self.head, s.len() as u64 + 1);
-                self.text.extend_from_slice(s.as_bytes());
+                self.text.extend_from_slice(s);
             }
         }
     }
@@ -130,14 +136,29 @@ impl<'a> Unpacker<'a> {
         get_varint(self.head, &mut self.hp)
     }
 
-    fn string(&mut self) -> Option<Option<&'a str>> {
+    /// The text range of the next packed string (`Some(None)`: absent).
+    fn span(&mut self) -> Option<Option<std::ops::Range<usize>>> {
         let n = usize::try_from(self.varint()?).ok()?;
         let Some(len) = n.checked_sub(1) else {
             return Some(None);
         };
-        let s = self.text.get(self.tp..self.tp.checked_add(len)?)?;
-        self.tp += len;
-        Some(Some(s))
+        let r = self.tp..self.tp.checked_add(len)?;
+        self.tp = r.end;
+        Some(Some(r))
+    }
+
+    fn string(&mut self) -> Option<Option<&'a str>> {
+        match self.span()? {
+            None => Some(None),
+            Some(r) => Some(Some(self.text.get(r)?)),
+        }
+    }
+
+    fn bytes(&mut self) -> Option<Option<&'a [u8]>> {
+        match self.span()? {
+            None => Some(None),
+            Some(r) => Some(Some(self.text.as_bytes().get(r)?)),
+        }
     }
 
     /// Whether every packed value was read.
@@ -151,6 +172,39 @@ impl<'a> Unpacker<'a> {
 #[inline]
 fn key<'a>(sc: &Scanner<'a>, k: Str) -> Option<Cow<'a, [u8]>> {
     sc.key_bytes(k)
+}
+
+/// Whether `key` is the literal `lit`: lengths first, then a word or two
+/// (overlapping) instead of a byte at a time. With `lit` a literal the
+/// compiler folds its words into constants, and the chain of length tests
+/// into a switch. An interpreter (Fluent Bit's WAMR) pays per instruction:
+/// a byte-wise match cost about five per key byte.
+#[inline(always)]
+fn same_key(key: &[u8], lit: &[u8]) -> bool {
+    #[inline(always)]
+    fn w4(s: &[u8], at: usize) -> u32 {
+        s.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_le_bytes)
+    }
+    #[inline(always)]
+    fn w8(s: &[u8], at: usize) -> u64 {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    }
+    let n = lit.len();
+    if key.len() != n {
+        return false;
+    }
+    match n {
+        4..=8 => w4(key, 0) == w4(lit, 0) && w4(key, n - 4) == w4(lit, n - 4),
+        9..=16 => w8(key, 0) == w8(lit, 0) && w8(key, n - 8) == w8(lit, n - 8),
+        17..=24 => {
+            w8(key, 0) == w8(lit, 0) && w8(key, 8) == w8(lit, 8) && w8(key, n - 8) == w8(lit, n - 8)
+        }
+        _ => key == lit,
+    }
 }
 
 /// A string field: `Some` only when the JSON value is a (decodable) string.
@@ -195,17 +249,18 @@ impl<'a> Field<'a> for S<'a> {
     }
 }
 
-/// A member that is kept as raw JSON text and decoded only when a rule needs
-/// it (`requestParameters`, `responseElements`: large, and needed by few events).
+/// A member that is kept as raw JSON text (validated, UTF-8 included) and
+/// decoded only when a rule needs it (`requestParameters`,
+/// `responseElements`: large, and needed by few events).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Raw<'a>(pub Option<&'a str>);
+pub struct Raw<'a>(pub Option<&'a [u8]>);
 
 impl<'a> Pack<'a> for Raw<'a> {
     fn pack(&self, p: &mut Packer) {
-        p.string(self.0);
+        p.bytes(self.0);
     }
     fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()> {
-        self.0 = u.string()?;
+        self.0 = u.bytes()?;
         Some(())
     }
 }
@@ -215,7 +270,7 @@ impl<'a> Field<'a> for Raw<'a> {
         sc.ws();
         let from = sc.pos();
         sc.skip_value()?;
-        self.0 = Some(sc.slice(from, sc.pos()));
+        self.0 = Some(sc.bytes(from, sc.pos()));
         Ok(())
     }
 }
@@ -241,7 +296,7 @@ impl<'a> Pack<'a> for Present {
 impl<'a> Field<'a> for Present {
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
         let Raw(r) = Raw::read(sc)?;
-        self.0 = !matches!(r, Some("null" | "\"\""));
+        self.0 = !matches!(r, Some(b"null" | b"\"\""));
         Ok(())
     }
 }
@@ -316,16 +371,28 @@ macro_rules! lenient_struct {
         }
         impl<'a> $name<'a> {
             /// Read the value at the cursor into this struct if `key` is one of ours.
-            #[inline]
+            #[inline(always)]
             pub(crate) fn visit_field(&mut self, sc: &mut Scanner<'a>, key: &[u8]) -> json::Result<bool> {
-                match key {
-                    $($key => { self.$field.read_in(sc)?; Ok(true) })*
-                    _ => Ok(false),
+                $(if same_key(key, $key) {
+                    self.$field.read_in(sc)?;
+                    return Ok(true);
+                })*
+                Ok(false)
+            }
+            /// [`visit_field`](Self::visit_field) for a key that holds an escape: decoded first.
+            #[cold]
+            #[inline(never)]
+            fn visit_escaped(&mut self, sc: &mut Scanner<'a>, k: Str) -> json::Result<bool> {
+                match key(sc, k) {
+                    Some(kb) => self.visit_field(sc, &kb),
+                    None => Ok(false),
                 }
             }
             /// Decode from the raw JSON text of one value; anything but an object reads as all-absent.
-            pub fn from_raw(raw: &'a str) -> Self {
-                Self::read(&mut Scanner::new(raw)).unwrap_or_default()
+            pub fn from_raw(raw: &'a [u8]) -> Self {
+                Scanner::checked(raw)
+                    .and_then(|mut sc| Self::read(&mut sc))
+                    .unwrap_or_default()
             }
         }
         impl<'a> Pack<'a> for $name<'a> {
@@ -344,9 +411,13 @@ macro_rules! lenient_struct {
                 if sc.peek() != Some(b'{') {
                     return sc.skip_value();
                 }
-                sc.object(|sc, k| match key(sc, k) {
-                    Some(k) => self.visit_field(sc, &k),
-                    None => Ok(false),
+                sc.object(|sc, k| {
+                    if k.escaped {
+                        return self.visit_escaped(sc, k);
+                    }
+                    // The common case: the key's bytes as they are, no `Cow`.
+                    let kb = sc.bytes(k.start + 1, k.end.saturating_sub(1));
+                    self.visit_field(sc, kb)
                 })
             }
         }
@@ -530,35 +601,54 @@ pub enum OwnKeys {
 
 /// The top-level keys that need more than a field lookup: credlineage's own
 /// output keys and the string fields that may wrap a whole record. Built once
-/// per configuration; a table of their first bytes lets every other key skip
-/// those checks.
+/// per configuration; a table of their first bytes and a set of their
+/// lengths let every other key skip those checks (`managementEvent` shares
+/// its first byte with `message`, not its length).
 #[derive(Debug, Clone)]
 pub struct TopKeys {
     string_fields: Vec<String>,
     own: OwnKeys,
     first: [bool; 256],
+    /// Bit `n` set: some special key is `n` bytes long (bit 63: 63 or more).
+    lengths: u64,
+}
+
+/// The bit of [`TopKeys::lengths`] for a key of `n` bytes.
+#[inline]
+fn length_bit(n: usize) -> u64 {
+    1 << n.min(63)
 }
 
 impl TopKeys {
     /// The table for these string fields and own keys.
     pub fn new(string_fields: &[String], own: OwnKeys) -> TopKeys {
         let mut first = [false; 256];
-        let mut mark = |k: &str| match k.as_bytes().first() {
-            Some(&b) => first[usize::from(b)] = true,
-            None => first = [true; 256],
-        };
-        string_fields.iter().for_each(|f| mark(f));
-        match &own {
-            OwnKeys::Nested(ns) => mark(ns),
-            OwnKeys::Flat { prefix, fields } if prefix.is_empty() => {
-                fields.iter().for_each(|f| mark(f))
+        let mut lengths = 0u64;
+        let mut mark = |k: &str, any_longer: bool| {
+            match k.as_bytes().first() {
+                Some(&b) => first[usize::from(b)] = true,
+                None => first = [true; 256],
             }
-            OwnKeys::Flat { prefix, .. } => mark(prefix),
+            lengths |= if any_longer {
+                // This length and every longer one.
+                !(length_bit(k.len()) - 1)
+            } else {
+                length_bit(k.len())
+            };
+        };
+        string_fields.iter().for_each(|f| mark(f, false));
+        match &own {
+            OwnKeys::Nested(ns) => mark(ns, false),
+            OwnKeys::Flat { prefix, fields } if prefix.is_empty() => {
+                fields.iter().for_each(|f| mark(f, false))
+            }
+            OwnKeys::Flat { prefix, .. } => mark(prefix, true),
         }
         TopKeys {
             string_fields: string_fields.to_vec(),
             own,
             first,
+            lengths,
         }
     }
 
@@ -574,25 +664,27 @@ impl TopKeys {
 
     #[inline]
     fn may_be_special(&self, k: &[u8]) -> bool {
-        k.first().is_none_or(|&b| self.first[usize::from(b)])
+        self.lengths & length_bit(k.len()) != 0
+            && k.first().is_none_or(|&b| self.first[usize::from(b)])
     }
 }
 
 /// Parse one input object. `Err` = not valid JSON; `Ok(None)` = valid JSON
 /// but not an object.
-pub fn parse_outer<'a>(text: &'a str, keys: &TopKeys) -> Result<Option<Outer<'a>>, ScanError> {
+pub fn parse_outer<'a>(text: &'a [u8], keys: &TopKeys) -> Result<Option<Outer<'a>>, ScanError> {
     let mut out = Outer::default();
     Ok(parse_outer_into(text, keys, &mut out)?.then_some(out))
 }
 
 /// [`parse_outer`] into a caller's `Outer` (left as read so far on error):
-/// `Ok(false)` = valid JSON but not an object.
+/// `Ok(false)` = valid JSON but not an object. The text is bytes, checked
+/// for UTF-8 too ([`Scanner::checked`]: an `Ok` means it is all UTF-8).
 pub fn parse_outer_into<'a>(
-    text: &'a str,
+    text: &'a [u8],
     keys: &TopKeys,
     out: &mut Outer<'a>,
 ) -> Result<bool, ScanError> {
-    let mut sc = Scanner::new(text);
+    let mut sc = Scanner::checked(text)?;
     if sc.peek() != Some(b'{') {
         sc.skip_value()?;
         sc.end()?;
@@ -600,34 +692,65 @@ pub fn parse_outer_into<'a>(
     }
     sc.object(|sc, k| {
         out.members += 1;
-        let Some(kb) = key(sc, k) else {
-            return Ok(false);
-        };
-        let kb = kb.as_ref();
-        if keys.may_be_special(kb) {
-            // Own keys and string fields are configured text: compare as text.
-            let k = std::str::from_utf8(kb).unwrap_or_default();
-            if keys.is_own(k) {
-                out.own_keys += 1;
-                return Ok(false);
-            }
-            if keys.string_fields.iter().any(|f| f == k) {
-                if let S(Some(s)) = S::read(sc)? {
-                    out.strings.push(s);
-                }
-                return Ok(true);
-            }
+        if k.escaped {
+            return top_member_escaped(sc, k, keys, out);
         }
-        match kb {
-            b"detail" => out.detail.read_in(sc)?,
-            b"detail-type" => out.detail_type.read_in(sc)?,
-            _ => return out.event.visit_field(sc, kb),
-        }
-        Ok(true)
+        // The common case: the key's bytes as they are, no `Cow`.
+        let kb = sc.bytes(k.start + 1, k.end.saturating_sub(1));
+        top_member(sc, kb, keys, out)
     })?;
     out.close = sc.pos().saturating_sub(1);
     sc.end()?;
     Ok(true)
+}
+
+/// One top-level member of [`parse_outer_into`], the cursor on its value:
+/// `Ok(true)` when read, `Ok(false)` to skip it.
+#[inline(always)]
+fn top_member<'a>(
+    sc: &mut Scanner<'a>,
+    kb: &[u8],
+    keys: &TopKeys,
+    out: &mut Outer<'a>,
+) -> Result<bool, ScanError> {
+    if keys.may_be_special(kb) {
+        // Own keys and string fields are configured text: compare as text.
+        let k = std::str::from_utf8(kb).unwrap_or_default();
+        if keys.is_own(k) {
+            out.own_keys += 1;
+            return Ok(false);
+        }
+        if keys.string_fields.iter().any(|f| f == k) {
+            if let S(Some(s)) = S::read(sc)? {
+                out.strings.push(s);
+            }
+            return Ok(true);
+        }
+    }
+    if same_key(kb, b"detail") {
+        out.detail.read_in(sc)?;
+    } else if same_key(kb, b"detail-type") {
+        out.detail_type.read_in(sc)?;
+    } else {
+        return out.event.visit_field(sc, kb);
+    }
+    Ok(true)
+}
+
+/// [`top_member`] for a key that holds an escape: decoded first (a key whose
+/// escapes do not decode matches none and is skipped).
+#[cold]
+#[inline(never)]
+fn top_member_escaped<'a>(
+    sc: &mut Scanner<'a>,
+    k: Str,
+    keys: &TopKeys,
+    out: &mut Outer<'a>,
+) -> Result<bool, ScanError> {
+    match key(sc, k) {
+        Some(kb) => top_member(sc, &kb, keys, out),
+        None => Ok(false),
+    }
 }
 
 /// Parse a record held as a JSON string: the inner text must be one CloudTrail object.
@@ -647,7 +770,7 @@ mod tests {
 
     fn outer(b: &[u8]) -> Outer<'_> {
         parse_outer(
-            std::str::from_utf8(b).unwrap(),
+            b,
             &TopKeys::new(
                 &["message".to_string()],
                 OwnKeys::Nested("credlineage".into()),
@@ -687,10 +810,60 @@ mod tests {
     #[test]
     fn not_objects() {
         let k = TopKeys::new(&[], OwnKeys::Nested("credlineage".into()));
-        assert!(parse_outer("[1]", &k).unwrap().is_none());
-        assert!(parse_outer("\"s\"", &k).unwrap().is_none());
-        assert!(parse_outer("{", &k).is_err());
-        assert!(parse_outer("{} x", &k).is_err());
+        assert!(parse_outer(b"[1]", &k).unwrap().is_none());
+        assert!(parse_outer(b"\"s\"", &k).unwrap().is_none());
+        assert!(parse_outer(b"{", &k).is_err());
+        assert!(parse_outer(b"{} x", &k).is_err());
+    }
+
+    /// The word-wise key test agrees with `==` at every length, whichever
+    /// byte differs (first, last, in an overlap, in the middle).
+    #[test]
+    fn same_key_is_byte_equality() {
+        for n in 0..40usize {
+            let lit: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_key(&lit, &lit), "{n}");
+            for at in 0..n {
+                let mut k = lit.clone();
+                k[at] ^= 0x20;
+                assert!(!same_key(&k, &lit), "{n} at {at}");
+            }
+            assert!(!same_key(&lit[..n.saturating_sub(1)], &lit) || n == 0);
+            let mut longer = lit.clone();
+            longer.push(b'x');
+            assert!(!same_key(&longer, &lit), "{n}+1");
+        }
+    }
+
+    #[test]
+    fn special_keys_by_first_byte_and_length() {
+        let flat = TopKeys::new(
+            &["message".to_string(), "".to_string()],
+            OwnKeys::Flat {
+                prefix: "cl_".into(),
+                fields: &["session_fingerprint"],
+            },
+        );
+        for k in ["message", "", "cl_", "cl_session_fingerprint", "cl_x"] {
+            assert!(flat.may_be_special(k.as_bytes()), "{k}");
+        }
+        let nested = TopKeys::new(
+            &["message".to_string(), "log".to_string()],
+            OwnKeys::Nested("credlineage".into()),
+        );
+        for k in ["message", "log", "credlineage", "mXXXXXX", "lXX"] {
+            assert!(nested.may_be_special(k.as_bytes()), "{k}");
+        }
+        for k in [
+            "managementEvent",
+            "",
+            "me",
+            "logs",
+            "credlineage_",
+            "eventName",
+        ] {
+            assert!(!nested.may_be_special(k.as_bytes()), "{k}");
+        }
     }
 
     #[test]

@@ -244,9 +244,5 @@ fn random_seed() -> u64 {
 /// it allowed), by the core's scanner. Valid JSON never holds a NUL byte, so a
 /// `true` here is safe to NUL-terminate.
 fn is_json_object(b: &[u8]) -> bool {
-    std::str::from_utf8(b).is_ok_and(|t| {
-        t.trim_start_matches([' ', '\t', '\n', '\r'])
-            .starts_with('{')
-            && crate::json::validate(t).is_ok()
-    })
+    b.trim_ascii_start().starts_with(b"{") && crate::json::validate_bytes(b).is_ok()
 }

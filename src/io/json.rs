@@ -8,16 +8,23 @@
 //! reader, the fast alternative on crates.io, recurses once per nesting
 //! level when it validates what it skips (`Parser::skip_one` in 0.5.10),
 //! and one log line can nest 100,000 levels deep. This scanner validates
-//! in one pass, skips strings sixteen bytes at a time (SSE2 on x86-64, eight elsewhere), keeps no recursion
+//! in one pass, skips strings sixteen bytes at a time (SSE2 on x86-64, two words elsewhere), keeps no recursion
 //! (nesting depth is bounded only by memory, so a 100,000-deep record is
 //! read, not refused or overflowing the stack) and allocates nothing unless
 //! nesting is deeper than 64 levels.
 //!
-//! Contract: the text is already known to be UTF-8 (the caller checks it
-//! with `simdutf8`); the scanner checks everything else the grammar
-//! requires: structure, commas and colons, string escapes, raw control
-//! characters in strings, number syntax, literals, and nothing but
-//! whitespace after the value. A `\uXXXX` escape is checked for four hex
+//! Contract: the text is bytes; the scanner checks everything the grammar
+//! requires, UTF-8 included: structure, commas and colons, string escapes,
+//! raw control characters in strings, UTF-8 sequences in strings (RFC 3629:
+//! no overlong forms, surrogates or code points past U+10FFFF), number
+//! syntax, literals, and nothing but whitespace after the value. Outside
+//! strings the grammar admits ASCII only, so a text the scanner accepts is
+//! UTF-8 throughout: without SIMD (the Fluent Bit module) the reader needs no
+//! separate pass over the whole record for it (that pass was 8% of the
+//! module's interpreted work), and only the fields it hands out as text are
+//! converted (checked) to `&str`; with SIMD one `simdutf8` pass first is
+//! cheaper ([`Scanner::checked`] picks).
+//! A `\uXXXX` escape is checked for four hex
 //! digits only: a lone surrogate is valid JSON grammar, so it is accepted
 //! (and a string holding one decodes as absent where credlineage reads it).
 //! It never panics and never indexes out of bounds, whatever it is given.
@@ -48,19 +55,17 @@ pub type Result<T> = std::result::Result<T, ScanError>;
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// High bit set in each byte of `x` that is zero (exact for the lowest such byte).
+/// High bit set in each byte that ends a run of plain string bytes: `"`, `\`, a
+/// control character below 0x20 and, when `HIGH`, any byte of 0x80 or more
+/// (exact for the lowest such byte). `x ^ 0x02` maps `"` to 0x20 and keeps
+/// the control bytes below 0x20 (and every other byte at 0x21 or more), so
+/// one "less than 0x21" test covers both.
 #[inline(always)]
-fn zero_bytes(x: u64) -> u64 {
-    x.wrapping_sub(ONES) & !x & HIGHS
-}
-
-/// High bit set in each byte that ends a run of plain string bytes: `"`, `\` or a
-/// control character below 0x20 (exact for the lowest such byte).
-#[inline(always)]
-fn special_bytes(x: u64) -> u64 {
-    zero_bytes(x ^ (ONES * u64::from(b'"')))
-        | zero_bytes(x ^ (ONES * u64::from(b'\\')))
-        | (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
+fn special_bytes<const HIGH: bool>(x: u64) -> u64 {
+    let y = x ^ (ONES * 0x02);
+    let z = x ^ (ONES * u64::from(b'\\'));
+    let m = (y.wrapping_sub(ONES * 0x21) & !y) | (z.wrapping_sub(ONES) & !z);
+    if HIGH { (m | x) & HIGHS } else { m & HIGHS }
 }
 
 /// The offset of the first `"`, `\` or control byte at or after `j` in `b`
@@ -70,17 +75,29 @@ fn special_bytes(x: u64) -> u64 {
 /// elsewhere and for the last bytes of the text.
 #[inline(always)]
 pub(crate) fn plain_run(b: &[u8], j: usize) -> usize {
+    run::<false>(b, j)
+}
+
+/// [`plain_run`] that also stops at any byte of 0x80 or more (the scanner
+/// checks each UTF-8 sequence where one starts; ASCII needs no check).
+#[inline(always)]
+fn string_run(b: &[u8], j: usize) -> usize {
+    run::<true>(b, j)
+}
+
+#[inline(always)]
+fn run<const HIGH: bool>(b: &[u8], j: usize) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    let j = match plain_run_sse2(b, j) {
+    let j = match plain_run_sse2::<HIGH>(b, j) {
         Ok(found) => return found,
         Err(left) => left,
     };
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    let j = match plain_run_simd128(b, j) {
+    let j = match plain_run_simd128::<HIGH>(b, j) {
         Ok(found) => return found,
         Err(left) => left,
     };
-    plain_run_swar(b, j)
+    plain_run_swar::<HIGH>(b, j)
 }
 
 /// [`plain_run`] over whole 16-byte blocks with WebAssembly `simd128` (the
@@ -89,7 +106,10 @@ pub(crate) fn plain_run(b: &[u8], j: usize) -> usize {
 /// safe functions; the block is built from a checked array, not a pointer.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline(always)]
-fn plain_run_simd128(b: &[u8], mut j: usize) -> std::result::Result<usize, usize> {
+fn plain_run_simd128<const HIGH: bool>(
+    b: &[u8],
+    mut j: usize,
+) -> std::result::Result<usize, usize> {
     use core::arch::wasm32::{u8x16_bitmask, u8x16_eq, u8x16_lt, u8x16_splat, u64x2, v128_or};
     let quote = u8x16_splat(b'"');
     let backslash = u8x16_splat(b'\\');
@@ -107,7 +127,10 @@ fn plain_run_simd128(b: &[u8], mut j: usize) -> std::result::Result<usize, usize
             v128_or(u8x16_eq(x, quote), u8x16_eq(x, backslash)),
             u8x16_lt(x, space),
         );
-        let bits = u8x16_bitmask(special);
+        let mut bits = u8x16_bitmask(special);
+        if HIGH {
+            bits |= u8x16_bitmask(x);
+        }
         if bits != 0 {
             return Ok(j + bits.trailing_zeros() as usize);
         }
@@ -120,7 +143,7 @@ fn plain_run_simd128(b: &[u8], mut j: usize) -> std::result::Result<usize, usize
 /// `Err` where fewer than 16 bytes are left (the caller finishes from there).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-fn plain_run_sse2(b: &[u8], mut j: usize) -> std::result::Result<usize, usize> {
+fn plain_run_sse2<const HIGH: bool>(b: &[u8], mut j: usize) -> std::result::Result<usize, usize> {
     use safe_arch::{
         bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, min_u8_m128i, move_mask_i8_m128i,
         set_splat_i8_m128i,
@@ -142,7 +165,10 @@ fn plain_run_sse2(b: &[u8], mut j: usize) -> std::result::Result<usize, usize> {
             ),
             cmp_eq_mask_i8_m128i(min_u8_m128i(x, below_space), x),
         );
-        let bits = move_mask_i8_m128i(special) as u32;
+        let mut bits = move_mask_i8_m128i(special) as u32;
+        if HIGH {
+            bits |= move_mask_i8_m128i(x) as u32;
+        }
         if bits != 0 {
             return Ok(j + bits.trailing_zeros() as usize);
         }
@@ -153,24 +179,61 @@ fn plain_run_sse2(b: &[u8], mut j: usize) -> std::result::Result<usize, usize> {
 
 /// [`plain_run`] eight bytes at a time in a `u64`, then byte by byte.
 #[inline(always)]
-fn plain_run_swar(b: &[u8], mut j: usize) -> usize {
-    while let Some(chunk) = b.get(j..j + 8) {
-        let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
+fn plain_run_swar<const HIGH: bool>(b: &[u8], mut j: usize) -> usize {
+    // Sixteen bytes (two words) per step: half the loop overhead, which an
+    // interpreter pays per instruction (Fluent Bit's WAMR runs this path).
+    while let Some(block) = b.get(j..j + 16) {
+        let Ok(arr) = <[u8; 16]>::try_from(block) else {
             break;
         };
-        let m = special_bytes(u64::from_le_bytes(arr));
-        if m != 0 {
-            return j + (m.trailing_zeros() / 8) as usize;
+        let x = u128::from_le_bytes(arr);
+        let lo = special_bytes::<HIGH>(x as u64);
+        let hi = special_bytes::<HIGH>((x >> 64) as u64);
+        if lo | hi != 0 {
+            return j + if lo != 0 {
+                (lo.trailing_zeros() / 8) as usize
+            } else {
+                8 + (hi.trailing_zeros() / 8) as usize
+            };
         }
-        j += 8;
+        j += 16;
+    }
+    if let Some(chunk) = b.get(j..j + 8) {
+        if let Ok(arr) = <[u8; 8]>::try_from(chunk) {
+            let m = special_bytes::<HIGH>(u64::from_le_bytes(arr));
+            if m != 0 {
+                return j + (m.trailing_zeros() / 8) as usize;
+            }
+            j += 8;
+        }
     }
     while let Some(&c) = b.get(j) {
-        if c == b'"' || c == b'\\' || c < 0x20 {
+        if c == b'"' || c == b'\\' || c < 0x20 || (HIGH && c >= 0x80) {
             break;
         }
         j += 1;
     }
     j
+}
+
+/// The length of the UTF-8 sequence that starts at `b[j]` (a byte of 0x80
+/// or more), or `None` when it is not a well-formed one (RFC 3629, the
+/// table `core::str::from_utf8` follows: no overlong forms, no surrogates,
+/// nothing past U+10FFFF, no sequence cut short).
+#[inline]
+fn utf8_len(b: &[u8], j: usize) -> Option<usize> {
+    let cont = |k: usize, lo: u8, hi: u8| b.get(j + k).is_some_and(|&c| lo <= c && c <= hi);
+    let (n, lo, hi) = match *b.get(j)? {
+        0xc2..=0xdf => (2, 0x80, 0xbf),
+        0xe0 => (3, 0xa0, 0xbf),
+        0xe1..=0xec | 0xee..=0xef => (3, 0x80, 0xbf),
+        0xed => (3, 0x80, 0x9f),
+        0xf0 => (4, 0x90, 0xbf),
+        0xf1..=0xf3 => (4, 0x80, 0xbf),
+        0xf4 => (4, 0x80, 0x8f),
+        _ => return None,
+    };
+    (cont(1, lo, hi) && (2..n).all(|k| cont(k, 0x80, 0xbf))).then_some(n)
 }
 
 /// A JSON string just read: the byte span of its text including both quotes,
@@ -225,7 +288,9 @@ impl Open {
 
 /// A cursor over one JSON text.
 pub struct Scanner<'a> {
-    text: &'a str,
+    /// The text when the caller had it as `&str` already (no conversion
+    /// needed to hand out slices of it).
+    text: Option<&'a str>,
     b: &'a [u8],
     i: usize,
 }
@@ -234,9 +299,43 @@ impl<'a> Scanner<'a> {
     /// A scanner at the start of `text`.
     pub fn new(text: &'a str) -> Scanner<'a> {
         Scanner {
-            text,
+            text: Some(text),
             b: text.as_bytes(),
             i: 0,
+        }
+    }
+
+    /// A scanner at the start of `b`, bytes not yet known to be UTF-8: the
+    /// scan checks it (see the module docs).
+    pub fn from_bytes(b: &'a [u8]) -> Scanner<'a> {
+        Scanner {
+            text: None,
+            b,
+            i: 0,
+        }
+    }
+
+    /// A scanner at the start of `b`, bytes not yet known to be UTF-8,
+    /// checked the cheapest way for the target. With SIMD (x86-64, aarch64,
+    /// WebAssembly `simd128`): one `simdutf8` pass over the whole text first,
+    /// after which the text it hands out needs no conversion (converting
+    /// each field read instead cost native 6%). Without (the Fluent Bit
+    /// module: WAMR has no SIMD): [`from_bytes`](Self::from_bytes), the scan
+    /// checks UTF-8 inside strings and each field read is converted alone,
+    /// which skips a whole pass over the record. Same results either way.
+    pub fn checked(b: &'a [u8]) -> Result<Scanner<'a>> {
+        #[cfg(any(not(target_arch = "wasm32"), target_feature = "simd128"))]
+        {
+            simdutf8::basic::from_utf8(b)
+                .map(Scanner::new)
+                .map_err(|_| ScanError {
+                    at: std::str::from_utf8(b).err().map_or(0, |e| e.valid_up_to()),
+                    what: "invalid UTF-8",
+                })
+        }
+        #[cfg(all(target_arch = "wasm32", not(target_feature = "simd128")))]
+        {
+            Ok(Scanner::from_bytes(b))
         }
     }
 
@@ -253,10 +352,24 @@ impl<'a> Scanner<'a> {
         self.i = at.min(self.b.len());
     }
 
-    /// The text between two offsets (empty when out of range).
+    /// The text between two offsets (empty when out of range or not
+    /// UTF-8; a string the scanner has read is UTF-8).
     #[inline]
     pub fn slice(&self, from: usize, to: usize) -> &'a str {
-        self.text.get(from..to).unwrap_or("")
+        match self.text {
+            Some(t) => t.get(from..to).unwrap_or(""),
+            None => self
+                .b
+                .get(from..to)
+                .and_then(|s| std::str::from_utf8(s).ok())
+                .unwrap_or(""),
+        }
+    }
+
+    /// The bytes between two offsets (empty when out of range).
+    #[inline]
+    pub fn bytes(&self, from: usize, to: usize) -> &'a [u8] {
+        self.b.get(from..to).unwrap_or_default()
     }
 
     fn err<T>(&self, what: &'static str) -> Result<T> {
@@ -301,8 +414,8 @@ impl<'a> Scanner<'a> {
         if self.b.get(start) != Some(&b'"') {
             return self.err("expected a string");
         }
-        // The common case: no escape, no control byte, before the closing quote.
-        let j = self.plain_run(start + 1);
+        // The common case: ASCII, no escape, no control byte, before the closing quote.
+        let j = string_run(self.b, start + 1);
         if self.b.get(j) == Some(&b'"') {
             self.i = j + 1;
             return Ok(Str {
@@ -314,15 +427,8 @@ impl<'a> Scanner<'a> {
         self.string_rest(start, j)
     }
 
-    /// The offset of the first `"`, `\` or control byte at or after `j`
-    /// (or the end).
-    #[inline(always)]
-    fn plain_run(&self, j: usize) -> usize {
-        plain_run(self.b, j)
-    }
-
     /// The rest of a string from `j`, a byte that is not plain: escapes,
-    /// control characters and the end of the input.
+    /// control characters, UTF-8 sequences and the end of the input.
     #[cold]
     #[inline(never)]
     fn string_rest(&mut self, start: usize, mut j: usize) -> Result<Str> {
@@ -363,9 +469,16 @@ impl<'a> Scanner<'a> {
                     self.i = j;
                     return self.err("control character in string");
                 }
+                0x80.. => match utf8_len(self.b, j) {
+                    Some(n) => j += n,
+                    None => {
+                        self.i = j;
+                        return self.err("invalid UTF-8 in string");
+                    }
+                },
                 _ => j += 1,
             }
-            j = self.plain_run(j);
+            j = string_run(self.b, j);
         }
     }
 
@@ -558,7 +671,12 @@ impl<'a> Scanner<'a> {
         loop {
             let k = self.key_colon()?;
             if !member(self, k)? {
-                self.skip_value()?;
+                // Most skipped members are strings: scanned here, no call.
+                if self.b.get(self.i) == Some(&b'"') {
+                    self.string()?;
+                } else {
+                    self.skip_value()?;
+                }
             }
             match self.ws() {
                 Some(b',') => self.i += 1,
@@ -603,7 +721,7 @@ impl<'a> Scanner<'a> {
         if k.escaped {
             self.decode(k).is_some_and(|d| d == name)
         } else {
-            self.slice(k.start + 1, k.end - 1) == name
+            self.bytes(k.start + 1, k.end - 1) == name.as_bytes()
         }
     }
 }
@@ -611,6 +729,13 @@ impl<'a> Scanner<'a> {
 /// Whether `text` is one complete JSON value (RFC 8259; `text` is UTF-8 by type).
 pub fn validate(text: &str) -> Result<()> {
     let mut s = Scanner::new(text);
+    s.skip_value()?;
+    s.end()
+}
+
+/// Whether `b` is one complete JSON value (RFC 8259), UTF-8 included.
+pub fn validate_bytes(b: &[u8]) -> Result<()> {
+    let mut s = Scanner::from_bytes(b);
     s.skip_value()?;
     s.end()
 }
@@ -628,6 +753,11 @@ mod tests {
         let reference = |b: &[u8], j: usize| {
             (j..b.len())
                 .find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20)
+                .unwrap_or(b.len())
+        };
+        let reference_high = |b: &[u8], j: usize| {
+            (j..b.len())
+                .find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20 || b[i] >= 0x80)
                 .unwrap_or(b.len())
         };
         let mut rng = fastrand::Rng::with_seed(7);
@@ -648,8 +778,18 @@ mod tests {
                     "round {round} at {j}: {b:?}"
                 );
                 assert_eq!(
-                    plain_run_swar(&b, j),
+                    plain_run_swar::<false>(&b, j),
                     reference(&b, j),
+                    "round {round} at {j}"
+                );
+                assert_eq!(
+                    string_run(&b, j),
+                    reference_high(&b, j),
+                    "round {round} at {j}: {b:?}"
+                );
+                assert_eq!(
+                    plain_run_swar::<true>(&b, j),
+                    reference_high(&b, j),
                     "round {round} at {j}"
                 );
             }
@@ -660,6 +800,11 @@ mod tests {
                 let mut b = vec![b'a'; 40];
                 b[pos] = v;
                 assert_eq!(plain_run(&b, 0), reference(&b, 0), "byte {v:#x} at {pos}");
+                assert_eq!(
+                    string_run(&b, 0),
+                    reference_high(&b, 0),
+                    "byte {v:#x} at {pos}"
+                );
             }
         }
     }
@@ -713,6 +858,66 @@ mod tests {
         for c in cases {
             let serde = serde_json::from_str::<serde::de::IgnoredAny>(c).is_ok();
             assert_eq!(ok(c), serde, "{c:?}");
+        }
+    }
+
+    /// Bytes: the scanner's own UTF-8 check agrees with `core::str::from_utf8`
+    /// plus a JSON validation, on strings of random bytes (every lead byte,
+    /// cut-short, overlong and surrogate sequences turn up) and around them.
+    #[test]
+    fn bytes_agree_with_from_utf8_then_json() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let pieces: [&[u8]; 12] = [
+            b"a",
+            b"\\n",
+            "é".as_bytes(),
+            "日本".as_bytes(),
+            "😀".as_bytes(),
+            b"\xc0\x80",
+            b"\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xe0\x80\xaf",
+            b"\xf0\x8f\xbf\xbf",
+            b" ",
+            b"\"",
+        ];
+        for round in 0..20_000 {
+            let mut b = b"{\"k\":[\"".to_vec();
+            for _ in 0..rng.usize(0..12) {
+                match rng.u8(0..4) {
+                    0 => b.push(rng.u8(..)),
+                    1 => b.push(rng.u8(0x80..)),
+                    _ => b.extend_from_slice(pieces[rng.usize(0..pieces.len())]),
+                }
+            }
+            b.extend_from_slice(if round % 7 == 0 { b"\"]}\xc3" } else { b"\"]}" });
+            let reference = std::str::from_utf8(&b)
+                .is_ok_and(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok());
+            assert_eq!(validate_bytes(&b).is_ok(), reference, "{b:?}");
+            if let Ok(t) = std::str::from_utf8(&b) {
+                assert_eq!(validate(t).is_ok(), reference, "{b:?}");
+            }
+        }
+        // Every 1-4 byte sequence the checker can be given as a string, against core.
+        for c0 in 0x80..=0xffu8 {
+            for c1 in 0x70..=0xc8u8 {
+                for tail in [
+                    &b""[..],
+                    b"\x80",
+                    b"\xbf\x80",
+                    b"\xbf",
+                    b"a",
+                    b"\x80\x80\x80",
+                ] {
+                    let mut s = vec![c0, c1];
+                    s.extend_from_slice(tail);
+                    let mut b = b"\"".to_vec();
+                    b.extend_from_slice(&s);
+                    b.push(b'"');
+                    let ok = std::str::from_utf8(&s).is_ok() && !s.contains(&b'"');
+                    assert_eq!(validate_bytes(&b).is_ok(), ok, "{s:x?}");
+                }
+            }
         }
     }
 

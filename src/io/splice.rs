@@ -229,7 +229,7 @@ mod tests {
             &[],
             crate::record::OwnKeys::Nested(own.first().cloned().unwrap_or_default()),
         );
-        let (close, members) = match crate::record::parse_outer(rec, &keys) {
+        let (close, members) = match crate::record::parse_outer(rec.as_bytes(), &keys) {
             Ok(Some(o)) => (o.close, o.members),
             _ => (rec.len(), 0),
         };
