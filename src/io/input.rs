@@ -132,6 +132,7 @@ fn trim(b: &[u8]) -> &[u8] {
     b.get(s..e.max(s)).unwrap_or_default()
 }
 
+/// The first line of `b` (without `\r`), and the offset after its newline.
 fn first_line(b: &[u8]) -> (&[u8], usize) {
     match memchr::memchr(b'\n', b) {
         Some(i) => (trim(b.get(..i).unwrap_or_default()), i + 1),

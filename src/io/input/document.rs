@@ -74,6 +74,7 @@ impl<'d> LineCounter<'d> {
     }
 }
 
+/// Reads the values of a document into pieces.
 pub(super) struct Reader<'a, 'o> {
     doc: &'a [u8],
     /// The scanner's text: `doc`, or its copy made UTF-8 (same offsets).
