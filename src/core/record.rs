@@ -10,6 +10,12 @@
 use crate::json::{self, ScanError, Scanner, Str};
 use std::borrow::Cow;
 
+mod pack;
+#[cfg(test)]
+mod tests;
+
+pub use self::pack::{Pack, Packer, Unpacker, get_varint, put_varint};
+
 /// One value type of the lenient view: read from the value at the cursor,
 /// which it always consumes (validating it), whatever its JSON type.
 pub trait Field<'a>: Sized + Default {
@@ -22,148 +28,6 @@ pub trait Field<'a>: Sized + Default {
         let mut v = Self::default();
         v.read_in(sc)?;
         Ok(v)
-    }
-}
-
-/// Batch mode's compact form of the view (the "facts" of a record): every
-/// field of the view, in declaration order, as a binary head (presence
-/// tags, lengths) and a text region (the strings one after the other).
-/// Reading it back gives the same view, borrowing from the packed bytes, with
-/// no JSON read: the rules see exactly what they saw in the record.
-pub trait Pack<'a> {
-    /// Append this value.
-    fn pack(&self, p: &mut Packer);
-    /// Replace `self` with the next packed value; `None` when the packed
-    /// bytes end early or do not hold a value of this type.
-    fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()>;
-}
-
-/// The two regions a view is packed into (kept between records: no
-/// allocation per record).
-#[derive(Debug, Default)]
-pub struct Packer {
-    head: Vec<u8>,
-    text: Vec<u8>,
-}
-
-impl Packer {
-    /// Start a new value.
-    pub fn clear(&mut self) {
-        self.head.clear();
-        self.text.clear();
-    }
-
-    /// Append what was packed since [`clear`](Self::clear) to `out`: the
-    /// head's length, the head, the text.
-    pub fn finish(&self, out: &mut Vec<u8>) {
-        put_varint(out, self.head.len() as u64);
-        out.extend_from_slice(&self.head);
-        out.extend_from_slice(&self.text);
-    }
-
-    fn string(&mut self, s: Option<&str>) {
-        self.bytes(s.map(str::as_bytes));
-    }
-
-    /// Raw JSON text the scanner validated (UTF-8 included), so the text
-    /// region stays UTF-8.
-    fn bytes(&mut self, s: Option<&[u8]>) {
-        match s {
-            None => self.head.push(0),
-            Some(s) => {
-                put_varint(&mut self.head, s.len() as u64 + 1);
-                self.text.extend_from_slice(s);
-            }
-        }
-    }
-}
-
-/// Append `v` as LEB128.
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Read a LEB128 value at `*i` of `b`, advancing `*i`.
-pub fn get_varint(b: &[u8], i: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let c = *b.get(*i)?;
-        *i += 1;
-        v |= u64::from(c & 0x7f) << shift;
-        if c < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// A cursor over what [`Packer::finish`] wrote.
-#[derive(Debug)]
-pub struct Unpacker<'a> {
-    head: &'a [u8],
-    hp: usize,
-    text: &'a str,
-    tp: usize,
-}
-
-impl<'a> Unpacker<'a> {
-    /// Over `b` (as [`Packer::finish`] wrote it); `None` when it is not.
-    /// The text region is checked as UTF-8 once, here.
-    pub fn new(b: &'a [u8]) -> Option<Self> {
-        let mut i = 0;
-        let n = usize::try_from(get_varint(b, &mut i)?).ok()?;
-        let head = b.get(i..i.checked_add(n)?)?;
-        let text = simdutf8::basic::from_utf8(b.get(i + n..)?).ok()?;
-        Some(Unpacker {
-            head,
-            hp: 0,
-            text,
-            tp: 0,
-        })
-    }
-
-    fn byte(&mut self) -> Option<u8> {
-        let c = *self.head.get(self.hp)?;
-        self.hp += 1;
-        Some(c)
-    }
-
-    fn varint(&mut self) -> Option<u64> {
-        get_varint(self.head, &mut self.hp)
-    }
-
-    /// The text range of the next packed string (`Some(None)`: absent).
-    fn span(&mut self) -> Option<Option<std::ops::Range<usize>>> {
-        let n = usize::try_from(self.varint()?).ok()?;
-        let Some(len) = n.checked_sub(1) else {
-            return Some(None);
-        };
-        let r = self.tp..self.tp.checked_add(len)?;
-        self.tp = r.end;
-        Some(Some(r))
-    }
-
-    fn string(&mut self) -> Option<Option<&'a str>> {
-        match self.span()? {
-            None => Some(None),
-            Some(r) => Some(Some(self.text.get(r)?)),
-        }
-    }
-
-    fn bytes(&mut self) -> Option<Option<&'a [u8]>> {
-        match self.span()? {
-            None => Some(None),
-            Some(r) => Some(Some(self.text.as_bytes().get(r)?)),
-        }
-    }
-
-    /// Whether every packed value was read.
-    pub fn at_end(&self) -> bool {
-        self.hp == self.head.len() && self.tp == self.text.len()
     }
 }
 
@@ -225,16 +89,6 @@ impl<'a> S<'a> {
     }
 }
 
-impl<'a> Pack<'a> for S<'a> {
-    fn pack(&self, p: &mut Packer) {
-        p.string(self.0.as_deref());
-    }
-    fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()> {
-        self.0 = u.string()?.map(Cow::Borrowed);
-        Some(())
-    }
-}
-
 impl<'a> Field<'a> for S<'a> {
     #[inline]
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
@@ -255,16 +109,6 @@ impl<'a> Field<'a> for S<'a> {
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Raw<'a>(pub Option<&'a [u8]>);
 
-impl<'a> Pack<'a> for Raw<'a> {
-    fn pack(&self, p: &mut Packer) {
-        p.bytes(self.0);
-    }
-    fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()> {
-        self.0 = u.bytes()?;
-        Some(())
-    }
-}
-
 impl<'a> Field<'a> for Raw<'a> {
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
         sc.ws();
@@ -278,20 +122,6 @@ impl<'a> Field<'a> for Raw<'a> {
 /// A field that is present with any value but `null` or `""` (`sessionContext.ec2RoleDelivery` is `"1.0"` or `"2.0"`).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Present(pub bool);
-
-impl<'a> Pack<'a> for Present {
-    fn pack(&self, p: &mut Packer) {
-        p.head.push(u8::from(self.0));
-    }
-    fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()> {
-        self.0 = match u.byte()? {
-            0 => false,
-            1 => true,
-            _ => return None,
-        };
-        Some(())
-    }
-}
 
 impl<'a> Field<'a> for Present {
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
@@ -313,28 +143,6 @@ impl<T> Default for Items<T> {
 
 /// How many array items a list field keeps (the rest is validated and skipped).
 pub const MAX_ITEMS: usize = 64;
-
-impl<'a, T: Pack<'a> + Default> Pack<'a> for Items<T> {
-    fn pack(&self, p: &mut Packer) {
-        put_varint(&mut p.head, self.0.len() as u64);
-        for t in &self.0 {
-            t.pack(p);
-        }
-    }
-    fn unpack(&mut self, u: &mut Unpacker<'a>) -> Option<()> {
-        let n = usize::try_from(u.varint()?).ok()?;
-        if n > MAX_ITEMS {
-            return None;
-        }
-        self.0.clear();
-        for _ in 0..n {
-            let mut t = T::default();
-            t.unpack(u)?;
-            self.0.push(t);
-        }
-        Some(())
-    }
-}
 
 impl<'a, T: Field<'a>> Field<'a> for Items<T> {
     fn read_in(&mut self, sc: &mut Scanner<'a>) -> json::Result<()> {
@@ -762,131 +570,4 @@ pub fn parse_inner(text: &str) -> Option<Event<'_>> {
     let ev = Event::read(&mut sc).ok()?;
     sc.end().ok()?;
     ev.is_cloudtrail().then_some(ev)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn outer(b: &[u8]) -> Outer<'_> {
-        parse_outer(
-            b,
-            &TopKeys::new(
-                &["message".to_string()],
-                OwnKeys::Nested("credlineage".into()),
-            ),
-        )
-        .unwrap()
-        .unwrap()
-    }
-
-    #[test]
-    fn wrong_types_read_as_absent() {
-        let o = outer(
-            br#"{"eventName":1,"eventSource":null,"userIdentity":"x","eventTime":["a"],
-                "responseElements":{"credentials":[1,2]},"requestParameters":{"roleArn":{"a":1}}}"#,
-        );
-        assert!(o.event.event_name.get().is_none());
-        assert!(o.event.user_identity.arn.get().is_none());
-        assert!(
-            o.event
-                .response_elements()
-                .credentials
-                .access_key_id
-                .get()
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn duplicates_last_wins_and_escapes_decode() {
-        let o =
-            outer(br#"{"eventName":"A","eventName":"B\u0041","credlineage":1,"credlineage":{}}"#);
-        assert_eq!(o.event.event_name.get(), Some("BA"));
-        assert_eq!(o.own_keys, 2);
-        assert_eq!(o.members, 4);
-    }
-
-    #[test]
-    fn not_objects() {
-        let k = TopKeys::new(&[], OwnKeys::Nested("credlineage".into()));
-        assert!(parse_outer(b"[1]", &k).unwrap().is_none());
-        assert!(parse_outer(b"\"s\"", &k).unwrap().is_none());
-        assert!(parse_outer(b"{", &k).is_err());
-        assert!(parse_outer(b"{} x", &k).is_err());
-    }
-
-    /// The word-wise key test agrees with `==` at every length, whichever
-    /// byte differs (first, last, in an overlap, in the middle).
-    #[test]
-    fn same_key_is_byte_equality() {
-        for n in 0..40usize {
-            let lit: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
-            assert!(same_key(&lit, &lit), "{n}");
-            for at in 0..n {
-                let mut k = lit.clone();
-                k[at] ^= 0x20;
-                assert!(!same_key(&k, &lit), "{n} at {at}");
-            }
-            assert!(!same_key(&lit[..n.saturating_sub(1)], &lit) || n == 0);
-            let mut longer = lit.clone();
-            longer.push(b'x');
-            assert!(!same_key(&longer, &lit), "{n}+1");
-        }
-    }
-
-    #[test]
-    fn special_keys_by_first_byte_and_length() {
-        let flat = TopKeys::new(
-            &["message".to_string(), "".to_string()],
-            OwnKeys::Flat {
-                prefix: "cl_".into(),
-                fields: &["session_fingerprint"],
-            },
-        );
-        for k in ["message", "", "cl_", "cl_session_fingerprint", "cl_x"] {
-            assert!(flat.may_be_special(k.as_bytes()), "{k}");
-        }
-        let nested = TopKeys::new(
-            &["message".to_string(), "log".to_string()],
-            OwnKeys::Nested("credlineage".into()),
-        );
-        for k in ["message", "log", "credlineage", "mXXXXXX", "lXX"] {
-            assert!(nested.may_be_special(k.as_bytes()), "{k}");
-        }
-        for k in [
-            "managementEvent",
-            "",
-            "me",
-            "logs",
-            "credlineage_",
-            "eventName",
-        ] {
-            assert!(!nested.may_be_special(k.as_bytes()), "{k}");
-        }
-    }
-
-    #[test]
-    fn string_wrapped() {
-        let o = outer(br#"{"message":"{\"eventName\":\"X\",\"eventSource\":\"s\"}"}"#);
-        let inner = parse_inner(&o.strings[0]).unwrap();
-        assert_eq!(inner.event_name.get(), Some("X"));
-    }
-
-    #[test]
-    fn items_capped() {
-        let mut s = String::from(r#"{"responseElements":{"instancesSet":{"items":["#);
-        for i in 0..1000 {
-            if i > 0 {
-                s.push(',');
-            }
-            s.push_str(r#"{"instanceId":"i-1"}"#);
-        }
-        s.push_str("]}}}");
-        let o = outer(s.as_bytes());
-        assert_eq!(
-            o.event.response_elements().instances_set.items.0.len(),
-            MAX_ITEMS
-        );
-    }
 }
