@@ -1976,7 +1976,7 @@ fn bug_state_bytes_ignore_root_strings() {
     );
 }
 
-// BUG (src/core/engine.rs, `live_count` — and `find_temp`, `State::unindex`):
+// BUG (src/core/engine/collisions.rs, `live_count` — and `find_temp`, `State::unindex`):
 // the sets that share one access key ID are scanned linearly on every record
 // that uses or issues that key, and `live_count` de-duplicates them with
 // `Vec::contains`, i.e. O(n²) per record for n sets under one key ID. n is
@@ -2267,7 +2267,7 @@ fn restart_anywhere_gives_the_same_output() {
     }
 }
 
-// BUG (src/core/state.rs `State::restore` + src/core/engine.rs `find_temp`): the order
+// BUG (src/core/state.rs `State::restore` + src/core/engine/sets.rs `find_temp`, now `find_set`): the order
 // of fingerprints in the `by_key` index is hidden state that snapshots do
 // not keep. `find_temp` keeps the FIRST of equally good candidates in
 // `by_key` order (insertion order), but `restore` rebuilds `by_key` in LRU
@@ -2521,7 +2521,7 @@ fn session_tokens_never_leave_in_annotations_or_snapshots() {
     }
 }
 
-// BUG (src/core/engine.rs `redact_tokens`): with `redact_session_tokens: true`,
+// BUG (src/core/engine/redact.rs `redact_tokens`): with `redact_session_tokens: true`,
 // a record delivered as a JSON string under a configured string field
 // (`message`, `log` — SPEC 2, what shippers without a JSON parser deliver)
 // keeps its session token: `redact_tokens` only looks for the raw bytes
@@ -2580,7 +2580,7 @@ fn ordinary_host_times_for_records_without_time() {
     }
 }
 
-// BUG (src/core/engine.rs `find_temp`, lines `let d = (c - i).abs();` and
+// BUG (src/core/engine/sets.rs `find_temp`, now `find_set`, lines `let d = (c - i).abs();` and
 // `-start`): unchecked i64 arithmetic on times. `issue()` stores the event
 // time — the host-supplied `host_time` when the record has no eventTime — as
 // the set's issue time; a later call with the same key and ARN then computes
