@@ -2267,7 +2267,7 @@ fn restart_anywhere_gives_the_same_output() {
     }
 }
 
-// BUG (src/core/state.rs `State::restore` + src/core/engine/sets.rs `find_temp`, now `find_set`): the order
+// BUG (src/core/state/snapshot.rs `State::restore` + src/core/engine/sets.rs `find_temp`, now `find_set`): the order
 // of fingerprints in the `by_key` index is hidden state that snapshots do
 // not keep. `find_temp` keeps the FIRST of equally good candidates in
 // `by_key` order (insertion order), but `restore` rebuilds `by_key` in LRU

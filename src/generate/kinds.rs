@@ -35,7 +35,7 @@ pub(super) enum Kind {
 }
 
 impl Kind {
-    /// The kinds of the v1 mix, in [`KINDS`] order; the rest need `v11_shapes`.
+    /// The kinds of the v1 mix, in [`KINDS`](super::KINDS) order; the rest need `v11_shapes`.
     pub(super) const V1: usize = 17;
 
     pub(super) const ALL: [Kind; 30] = [

@@ -177,7 +177,7 @@ impl<K: Serialize + std::hash::Hash + Eq, V: Serialize> Serialize for Rev<'_, K,
     }
 }
 
-/// The snapshot body as written: [`SnapshotBody`]'s fields, in its order,
+/// The snapshot body as written: `SnapshotBody`'s fields, in its order,
 /// borrowed from the state (the same JSON, byte for byte).
 #[derive(Serialize)]
 struct SnapshotView<'a> {
