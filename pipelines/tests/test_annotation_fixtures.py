@@ -129,7 +129,7 @@ def test_schema_matches_spec_and_engine():
     extras = ["used_after_expiration", "self_assume"]
     assert list(ANNOTATION_SCHEMA) == top + extras
     assert list(ANNOTATION_SCHEMA["issued"]) == [k for k in issued if k != "issued"]
-    engine = (REPO / "src" / "engine.rs").read_text()
+    engine = (REPO / "src" / "core" / "engine" / "mod.rs").read_text()
     own = engine[engine.index("const OWN_FIELDS"):]
     own = own[:own.index("];")]
     own = re.findall(r'"([a-z_0-9]+)"', own)
