@@ -15,10 +15,12 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
 
+mod command;
 mod html;
 mod model;
 mod text;
 
+pub(crate) use command::{ReportArgs, report};
 pub use html::write_html;
 pub use model::*;
 pub use text::write_text;
