@@ -399,6 +399,24 @@ fn one_connection_gives_the_bytes_of_enrich_stream_on_10000_generated_records() 
 }
 
 #[test]
+fn a_byte_order_mark_at_the_start_of_a_connection_is_dropped() {
+    // As from a file saved with one (`nc host 9400 < trail.jsonl`): the
+    // first record is annotated like the others, and the output is what
+    // `enrich` gives the same records without the mark.
+    let input = read_fixture("scenarios.jsonl");
+    let expected = enrich_stream(&input);
+    let mut with_bom = b"\xEF\xBB\xBF".to_vec();
+    with_bom.extend_from_slice(&input);
+    let got = through_serve(&with_bom, lines(&expected).len(), &[]);
+    assert!(got == expected, "a leading BOM changed serve's output");
+    assert!(annotation(lines(&got)[0]).is_object());
+    // A BOM anywhere else is data, and a stream of only part of one passes
+    // on as its bytes.
+    let got = through_serve(b"\xEF\xBB", 1, &[]);
+    assert_eq!(got, b"\xEF\xBB\n");
+}
+
+#[test]
 fn without_forward_enriched_lines_go_to_stdout() {
     let input = read_fixture("scenarios.jsonl");
     let expected = enrich_stream(&input);

@@ -1,5 +1,6 @@
 //! Reader threads: one per client connection, cutting its byte stream into batches of whole lines (oversized lines passed on in pieces).
 use super::*;
+use credlineage::input::{BOM, strip_bom};
 
 /// The line cutter of one connection.
 struct Lines<'a> {
@@ -16,6 +17,10 @@ struct Lines<'a> {
     batch_first: u64,
     /// One-based number of the line being read.
     line_no: u64,
+    /// The connection's first bytes while they may still be a UTF-8 byte
+    /// order mark (dropped, as from a file: docs/serve.md); `None` once
+    /// decided.
+    head: Option<Vec<u8>>,
 }
 
 /// The queue was closed (the enrichment thread is gone).
@@ -58,8 +63,21 @@ impl Lines<'_> {
         Ok(())
     }
 
+    /// Cut `data` into lines, after a leading byte order mark is dropped.
+    fn feed(&mut self, data: &[u8]) -> Result<(), Closed> {
+        let Some(mut head) = self.head.take() else {
+            return self.cut(data);
+        };
+        head.extend_from_slice(data);
+        if head.len() < BOM.len() && BOM.starts_with(&head) {
+            self.head = Some(head);
+            return Ok(());
+        }
+        self.cut(strip_bom(&head))
+    }
+
     /// Cut `data` into lines.
-    fn feed(&mut self, mut data: &[u8]) -> Result<(), Closed> {
+    fn cut(&mut self, mut data: &[u8]) -> Result<(), Closed> {
         while !data.is_empty() {
             let nl = data.iter().position(|&c| c == b'\n');
             let take = nl.map_or(data.len(), |i| i + 1);
@@ -116,6 +134,10 @@ impl Lines<'_> {
 
     /// The connection ends: an unterminated last line is passed on as a line.
     fn finish(&mut self, why: &str) -> Result<(), Closed> {
+        // A stream of one or two bytes that began like a byte order mark.
+        if let Some(head) = self.head.take() {
+            self.cut(&head)?;
+        }
         if self.long {
             self.sh.log(format_args!(
                 "connection {}: {why} inside an oversized line; it is ended there",
@@ -176,6 +198,7 @@ pub(super) fn reader(
         batch: Vec::new(),
         batch_first: 1,
         line_no: 1,
+        head: Some(Vec::new()),
     };
     let mut buf = vec![0u8; READ_CHUNK];
     let mut last_data = Instant::now();
