@@ -2,16 +2,16 @@
 
 use credlineage::{Config, Enricher};
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_credlineage");
-/// The longest any single wait in these tests may take.
-const WAIT: Duration = Duration::from_secs(60);
+
+mod serve_support;
+use serve_support::{Server, WAIT};
 
 struct Run {
     code: i32,
@@ -366,113 +366,6 @@ fn bad_window_flags_are_refused() {
 // serve
 // ---------------------------------------------------------------------------
 
-/// `credlineage serve --listen 127.0.0.1:0 <args>`, its stdout collected as
-/// it comes.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let mut out = child.stdout.take().unwrap();
-        let so = Arc::clone(&stdout);
-        thread::spawn(move || {
-            let mut buf = [0u8; 1 << 16];
-            while let Ok(n @ 1..) = out.read(&mut buf) {
-                so.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().unwrap();
-        let se = Arc::clone(&stderr);
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            let mut sent = false;
-            while let Ok(n @ 1..) = err.read(&mut buf) {
-                let mut s = se.lock().unwrap();
-                s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if !sent {
-                    if let Some(a) = s
-                        .lines()
-                        .find_map(|l| l.split("listening on ").nth(1))
-                        .and_then(|a| a.trim().parse::<SocketAddr>().ok())
-                    {
-                        let _ = tx.send(a);
-                        sent = true;
-                    }
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("no `listening on`: {}", stderr.lock().unwrap());
-            }
-        };
-        Server {
-            child,
-            addr,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn out_lines(&self) -> usize {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|&&c| c == b'\n')
-            .count()
-    }
-
-    /// SIGTERM; the exit status, stdout and stderr.
-    fn terminate(mut self) -> Run {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let until = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < until, "serve did not exit");
-            thread::sleep(Duration::from_millis(20));
-        };
-        // Let the reading threads take the last bytes.
-        thread::sleep(Duration::from_millis(100));
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: self.stdout.lock().unwrap().clone(),
-            stderr: self.stderr.lock().unwrap().clone(),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn send(addr: SocketAddr, bytes: &[u8]) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
     s.set_write_timeout(Some(WAIT)).unwrap();
@@ -520,15 +413,7 @@ fn serve_reorders_what_several_connections_send_and_loses_nothing() {
         c.join().unwrap();
     }
     let until = Instant::now() + WAIT;
-    while !server.stderr.lock().unwrap().contains("ended (closed)")
-        || server
-            .stderr
-            .lock()
-            .unwrap()
-            .matches("ended (closed)")
-            .count()
-            < 4
-    {
+    while server.stderr().matches("ended (closed)").count() < 4 {
         assert!(Instant::now() < until, "clients not done");
         thread::sleep(Duration::from_millis(20));
     }
@@ -569,7 +454,7 @@ fn serve_releases_held_records_by_the_wall_clock_on_a_quiet_stream() {
         );
         thread::sleep(Duration::from_millis(20));
     }
-    let out = server.stdout.lock().unwrap().clone();
+    let out = server.stdout();
     assert_eq!(inversions(&out), 0);
     assert!(lines(&out)[0].windows(9).any(|w| w == b"GetObject"));
     drop(conn);

@@ -7,15 +7,16 @@ use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_credlineage");
-/// The longest any single wait in these tests may take.
-const WAIT: Duration = Duration::from_secs(60);
+
+mod serve_support;
+use serve_support::{Server, WAIT};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,158 +62,6 @@ fn annotation(line: &[u8]) -> Value {
 // ---------------------------------------------------------------------------
 // The server under test
 // ---------------------------------------------------------------------------
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-    stdout: Option<thread::JoinHandle<Vec<u8>>>,
-}
-
-struct Exit {
-    code: i32,
-    stderr: String,
-    stdout: Vec<u8>,
-}
-
-impl Server {
-    /// `credlineage serve --listen 127.0.0.1:0 <args>`; waits for `listening on ADDR`.
-    fn start(args: &[&str]) -> Server {
-        Server::start_on("127.0.0.1:0", args)
-    }
-
-    fn start_on(listen: &str, args: &[&str]) -> Server {
-        Server::spawn(listen, args, true)
-    }
-
-    /// With `read_stdout` false, the server's stdout is a pipe nobody reads.
-    fn spawn(listen: &str, args: &[&str], read_stdout: bool) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Unread, the pipe stays open in `child` until the server exits.
-        let out = if read_stdout {
-            child.stdout.take()
-        } else {
-            None
-        };
-        let stdout = thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(mut out) = out {
-                let _ = out.read_to_end(&mut v);
-            }
-            v
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let stderr = Arc::clone(&stderr);
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut sent = false;
-                loop {
-                    match err.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            let mut s = stderr.lock().unwrap();
-                            s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                            if !sent {
-                                if let Some(line) = s.lines().find(|l| l.contains("listening on "))
-                                {
-                                    let a = line.rsplit("listening on ").next().unwrap().trim();
-                                    if let Ok(a) = a.parse::<SocketAddr>() {
-                                        let _ = tx.send(a);
-                                        sent = true;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            });
-        }
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("no `listening on`: {}", stderr.lock().unwrap());
-            }
-        };
-        Server {
-            child,
-            addr,
-            stderr,
-            stdout: Some(stdout),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Resident memory, KiB.
-    fn rss_kib(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        s.lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap()
-    }
-
-    /// SIGTERM, then wait (bounded) for the exit.
-    fn terminate(mut self) -> Exit {
-        self.signal("TERM");
-        self.wait()
-    }
-
-    fn wait(&mut self) -> Exit {
-        let until = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > until {
-                let _ = self.child.kill();
-                panic!("serve did not exit: {}", self.stderr());
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
-        let stdout = self.stdout.take().unwrap().join().unwrap();
-        // Let the stderr thread read the last bytes.
-        thread::sleep(Duration::from_millis(50));
-        Exit {
-            code: status.code().unwrap_or(-1),
-            stderr: self.stderr(),
-            stdout,
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Clients and forward targets (framing as Vector's socket sink and source)
