@@ -380,7 +380,9 @@ impl Enricher {
             Ok(shape) => shape,
             Err(u) => return Err(self.not_annotated(index, u)),
         };
-        // The same choice as `choose`, without moving the view.
+        // The same choice as `choose` (batch.rs), written out here: a shared
+        // callback version measured ~1% slower streaming (ab-cli 0.986-0.988
+        // against 0.996 for a build against itself), and this is the hot path.
         let ann = if outer.event.is_cloudtrail() {
             self.annotate_chosen(&outer.event, &outer.event, host_time)
         } else if outer.detail.is_cloudtrail() {
