@@ -106,3 +106,79 @@ pub fn snapshot(data: &[u8], seed_records: &[u8]) {
         None,
     );
 }
+
+/// A document read as the CLI reads a one-line S3 delivery file: in place
+/// (`input::InPlace` + `Enricher::process_prefix_into`) while the walk and
+/// the enricher agree, then the rest of `input::split`'s pieces. Must give
+/// exactly what `split` + `process_into` on every piece gives (bytes, each
+/// outcome, the counters), leave nothing written or counted when the
+/// enricher refuses an element, and `split`'s first pieces must be the
+/// walked elements byte for byte. Returns how many records were read in
+/// place (`None`: not a one-line S3 delivery file, not walked).
+pub fn document(doc: &[u8]) -> Option<usize> {
+    let (got, walked) = document_in_place(doc);
+    let want = document_by_split(doc);
+    assert!(
+        got == want,
+        "in place and split differ on {:?}:\n{got:?}\n{want:?}",
+        String::from_utf8_lossy(doc)
+    );
+    walked
+}
+
+/// Output bytes, each outcome, the counters.
+type Read = (Vec<u8>, Vec<String>, credlineage::Stats);
+
+fn document_by_split(doc: &[u8]) -> Read {
+    let mut e = Enricher::new(small_config()).expect("valid config");
+    let mut out = Vec::new();
+    let mut outcomes = Vec::new();
+    for p in credlineage::input::split(doc).pieces {
+        outcomes.push(format!("{:?}", e.process_into(&p.bytes, None, &mut out)));
+        out.push(b'\n');
+    }
+    (out, outcomes, e.stats())
+}
+
+fn document_in_place(doc: &[u8]) -> (Read, Option<usize>) {
+    let Some((text, mut walk)) = std::str::from_utf8(doc)
+        .ok()
+        .and_then(|t| Some((t, credlineage::input::InPlace::new(t)?)))
+    else {
+        return (document_by_split(doc), None);
+    };
+    let mut e = Enricher::new(small_config()).expect("valid config");
+    let mut out = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut walked: Vec<&[u8]> = Vec::new();
+    while let Some(rest) = walk.next(text) {
+        let (before, mark) = (e.stats(), out.len());
+        let Some((o, len)) = e.process_prefix_into(rest, None, &mut out) else {
+            assert_eq!(out.len(), mark, "a refused element wrote something");
+            assert!(e.stats() == before, "a refused element was counted");
+            break;
+        };
+        walked.push(rest.as_bytes().get(..len).expect("length within the text"));
+        walk.advance(len);
+        outcomes.push(format!("{o:?}"));
+        out.push(b'\n');
+    }
+    let n = walked.len();
+    let pieces = credlineage::input::split(doc).pieces;
+    assert!(
+        pieces.len() >= n,
+        "split gave fewer records than the walk read"
+    );
+    for (i, (p, w)) in pieces.iter().zip(&walked).enumerate() {
+        assert!(&*p.bytes == *w, "record {i}: split and the walk differ");
+    }
+    if walk.finished() {
+        assert_eq!(pieces.len(), n, "a finished walk read every record");
+    } else {
+        for p in pieces.get(n..).unwrap_or_default() {
+            outcomes.push(format!("{:?}", e.process_into(&p.bytes, None, &mut out)));
+            out.push(b'\n');
+        }
+    }
+    ((out, outcomes, e.stats()), Some(n))
+}

@@ -113,3 +113,30 @@ fn the_invariants_catch_a_lost_member() {
     });
     assert!(caught.is_err(), "a dropped member went unnoticed");
 }
+
+/// The `document` target: each fixture's first lines as a one-line S3
+/// delivery file (as `fuzz/seed.sh` seeds it), the same cut short at every
+/// 97th byte, and the inputs kept under `fuzz/regressions/document/`.
+#[test]
+fn document_target_inputs() {
+    let mut n = 0;
+    for (_, text) in fixtures() {
+        let lines: Vec<&[u8]> = text
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .take(8)
+            .collect();
+        let doc = [b"{\"Records\":[".as_slice(), &lines.join(&b","[..]), b"]}"].concat();
+        invariants::document(&doc);
+        for cut in (0..doc.len()).step_by(97) {
+            invariants::document(&doc[..cut]);
+            n += 1;
+        }
+    }
+    for (p, data) in regressions("document") {
+        eprintln!("document regression {}", p.display());
+        invariants::document(&data);
+        n += 1;
+    }
+    assert!(n > 20, "only {n} document inputs");
+}

@@ -493,9 +493,38 @@ pub fn parse_outer_into<'a>(
     out: &mut Outer<'a>,
 ) -> Result<bool, ScanError> {
     let mut sc = Scanner::checked(text)?;
+    let object = outer_value(&mut sc, keys, out)?;
+    sc.end()?;
+    Ok(object)
+}
+
+/// [`parse_outer_into`] on the JSON value that starts at the first byte of
+/// `text` (UTF-8 already: a `&str`) and may be followed by anything — the
+/// next elements of a document read in place. Returns whether the value is
+/// an object and its length in bytes: the outcome is exactly
+/// `parse_outer_into(&text[..len])`'s (the scanner never looks past a
+/// value's last byte to read it), with every offset in `out` counted from
+/// the start of `text`.
+pub fn parse_outer_prefix<'a>(
+    text: &'a str,
+    keys: &TopKeys,
+    out: &mut Outer<'a>,
+) -> Result<(bool, usize), ScanError> {
+    let mut sc = Scanner::new(text);
+    let object = outer_value(&mut sc, keys, out)?;
+    Ok((object, sc.pos()))
+}
+
+/// The value at the cursor, read as [`parse_outer_into`] reads it; the
+/// cursor after it. `Ok(false)`: valid JSON but not an object.
+#[inline(always)]
+fn outer_value<'a>(
+    sc: &mut Scanner<'a>,
+    keys: &TopKeys,
+    out: &mut Outer<'a>,
+) -> Result<bool, ScanError> {
     if sc.peek() != Some(b'{') {
         sc.skip_value()?;
-        sc.end()?;
         return Ok(false);
     }
     sc.object(|sc, k| {
@@ -508,7 +537,6 @@ pub fn parse_outer_into<'a>(
         top_member(sc, kb, keys, out)
     })?;
     out.close = sc.pos().saturating_sub(1);
-    sc.end()?;
     Ok(true)
 }
 

@@ -34,10 +34,12 @@ use crate::json::{self, Scanner};
 use std::borrow::Cow;
 
 mod document;
+mod in_place;
 mod salvage;
 #[cfg(test)]
 mod tests;
 
+pub use self::in_place::InPlace;
 use self::{document::*, salvage::*};
 
 /// One record cut out of a document.

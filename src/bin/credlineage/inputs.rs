@@ -156,18 +156,54 @@ pub(crate) enum DocPiece {
     Owned(Vec<u8>, u64),
 }
 
-/// A document read whole and cut into records, owning its bytes (so it can
-/// be prepared on another thread).
-pub(crate) struct Doc {
+/// A document read whole, owning its bytes (so it can be prepared on
+/// another thread).
+pub(crate) enum Doc {
+    /// Cut into records by `input::split`.
+    Cut(CutDoc),
+    /// A one-line S3 delivery file (CloudTrail's own format), UTF-8: its
+    /// records are read in place, each by the enricher alone
+    /// (`input::InPlace`), not cut first.
+    InPlace(String, credlineage::input::InPlace),
+}
+
+impl Doc {
+    /// Ready to be enriched: in place when it is a one-line S3 delivery
+    /// file, else cut by `input::split`.
+    pub(crate) fn prepare(bytes: Vec<u8>) -> Doc {
+        // The cheap checks first, UTF-8 only for a candidate.
+        if bytes.trim_ascii_start().starts_with(b"{\"Records\"") {
+            match String::from_utf8(bytes) {
+                Ok(text) => match credlineage::input::InPlace::new(&text) {
+                    Some(walk) => return Doc::InPlace(text, walk),
+                    None => return Doc::Cut(CutDoc::cut(text.into_bytes())),
+                },
+                Err(e) => return Doc::Cut(CutDoc::cut(e.into_bytes())),
+            }
+        }
+        Doc::Cut(CutDoc::cut(bytes))
+    }
+
+    /// Cut by `input::split`, however it was prepared.
+    pub(crate) fn into_cut(self) -> CutDoc {
+        match self {
+            Doc::Cut(c) => c,
+            Doc::InPlace(text, _) => CutDoc::cut(text.into_bytes()),
+        }
+    }
+}
+
+/// A document cut into records by `input::split`.
+pub(crate) struct CutDoc {
     pub(crate) bytes: Vec<u8>,
     pub(crate) pieces: Vec<DocPiece>,
     pub(crate) damage: Option<credlineage::input::Damage>,
     pub(crate) damaged_records: Vec<credlineage::input::Damage>,
 }
 
-impl Doc {
+impl CutDoc {
     /// Cut `bytes` by `input::split`.
-    fn cut(bytes: Vec<u8>) -> Doc {
+    pub(crate) fn cut(bytes: Vec<u8>) -> CutDoc {
         let split = credlineage::input::split(&bytes);
         let base = bytes.as_ptr() as usize;
         let pieces = split
@@ -190,7 +226,7 @@ impl Doc {
             .collect();
         let damage = split.damage;
         let damaged_records = split.damaged_records;
-        Doc {
+        CutDoc {
             bytes,
             pieces,
             damage,
@@ -284,7 +320,7 @@ pub(crate) fn open_input(f: &Path, max_document: u64) -> Opened {
         Err(e) => return Opened::Failed(e),
     };
     let n = doc.len() as u64;
-    Opened::Doc(Doc::cut(doc), n)
+    Opened::Doc(Doc::prepare(doc), n)
 }
 
 /// How an input is named in messages: its path, `<stdin>` for `-`.

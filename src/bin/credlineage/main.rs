@@ -25,8 +25,8 @@ use args::{BatchArgs, EngineArgs, Order, OutputArgs, build_config};
 use enrich::{EnrichArgs, Inputs, enrich, enrich_inputs};
 use generate::{GenerateArgs, generate};
 use inputs::{
-    Doc, DocPiece, Opened, READ_SUFFIXES, collect_files, looks_binary, not_text, open_input,
-    source_name,
+    CutDoc, Doc, DocPiece, Opened, READ_SUFFIXES, collect_files, looks_binary, not_text,
+    open_input, source_name,
 };
 use read::{
     enrich_line, long_line, read_line_capped, read_to_end_capped, stream_file, too_large, trim_line,

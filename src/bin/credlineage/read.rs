@@ -18,7 +18,7 @@ pub(crate) fn stream_file(
         Opened::Failed(e) => return Ok(Err(e)),
         Opened::Doc(doc, n) => {
             *bytes_in += n;
-            return process_doc(run, f, &doc, out, buf, pb).map(Ok);
+            return process_doc(run, f, doc, out, buf, pb).map(Ok);
         }
         Opened::Lines(r, line) => (r, line),
         Opened::Later => match open_input(f, run.max_document) {
@@ -354,15 +354,62 @@ pub(crate) fn trim_line(l: &[u8]) -> &[u8] {
 fn process_doc(
     run: &mut Run,
     f: &Path,
-    doc: &Doc,
+    doc: Doc,
+    out: &mut dyn Write,
+    buf: &mut Vec<u8>,
+    pb: &ProgressBar,
+) -> io::Result<()> {
+    let (text, mut walk) = match doc {
+        // The reorder window holds each record's bytes: cut.
+        Doc::InPlace(..) if run.window.is_some() => {
+            return process_cut(run, f, &doc.into_cut(), 0, out, buf, pb);
+        }
+        Doc::Cut(cut) => return process_cut(run, f, &cut, 0, out, buf, pb),
+        Doc::InPlace(text, walk) => (text, walk),
+    };
+    // Each record read once, by the enricher, where it lies (one line: all
+    // on line 1).
+    let mut done = 0u64;
+    while let Some(rest) = walk.next(&text) {
+        buf.clear();
+        let Some((o, len)) = run.enricher.process_prefix_into(rest, None, buf) else {
+            break;
+        };
+        walk.advance(len);
+        done += 1;
+        run.note(f, 1, o, done);
+        buf.push(b'\n');
+        out.write_all(buf)?;
+    }
+    pb.inc(done);
+    if walk.finished() {
+        return Ok(());
+    }
+    // Damage, or a shape the walk does not follow: the document as
+    // `input::split` cuts it, from its first record not done (the records
+    // before it are the same).
+    let cut = CutDoc::cut(text.into_bytes());
+    let skip = usize::try_from(done).unwrap_or(usize::MAX);
+    process_cut(run, f, &cut, skip, out, buf, pb)
+}
+
+/// The records of a cut document from its record number `skip` (from 0):
+/// the ones before were written already.
+fn process_cut(
+    run: &mut Run,
+    f: &Path,
+    doc: &CutDoc,
+    skip: usize,
     out: &mut dyn Write,
     buf: &mut Vec<u8>,
     pb: &ProgressBar,
 ) -> io::Result<()> {
     for d in &doc.damaged_records {
-        note_damage(run, f, d);
+        if d.record.is_none_or(|r| r >= skip) {
+            note_damage(run, f, d);
+        }
     }
-    for (i, piece) in doc.pieces.iter().enumerate() {
+    for (i, piece) in doc.pieces.iter().enumerate().skip(skip) {
         let (bytes, line) = match piece {
             DocPiece::At(r, line) => (doc.bytes.get(r.clone()).unwrap_or_default(), *line),
             DocPiece::Owned(b, line) => (b.as_slice(), *line),
@@ -379,7 +426,7 @@ fn process_doc(
         buf.push(b'\n');
         out.write_all(buf)?;
     }
-    pb.inc(doc.pieces.len() as u64);
+    pb.inc(doc.pieces.len().saturating_sub(skip) as u64);
     if let Some(d) = &doc.damage {
         note_damage(run, f, d);
     }
