@@ -30,11 +30,12 @@ use crate::{Run, note_damage, progress};
 mod originals;
 mod output;
 mod read;
+mod runfile;
 mod sort;
 #[cfg(test)]
 mod tests;
 
-use self::{originals::*, output::*, read::*, sort::*};
+use self::{originals::*, output::*, read::*, runfile::RunFile, sort::*};
 
 /// Default `--batch-memory`: 512 MiB.
 pub const DEFAULT_MEMORY: u64 = 512 << 20;
@@ -166,7 +167,16 @@ impl Spill {
         )
     }
 
-    /// A new run file.
+    /// A new sorted run, written past the page cache where it can be
+    /// ([`RunFile`]).
+    fn create_run(&self) -> io::Result<(PathBuf, RunFile)> {
+        let (path, f) = self.create()?;
+        drop(f);
+        let w = RunFile::create(&path).map_err(|e| self.err(e))?;
+        Ok((path, w))
+    }
+
+    /// A new file.
     fn create(&self) -> io::Result<(PathBuf, File)> {
         let dir = match self.dir.get() {
             Some(d) => d,

@@ -116,8 +116,8 @@ impl Sorter {
     /// Sort the buffer and write it out as a run.
     pub(super) fn spill_buffer(&mut self, spill: &Spill) -> io::Result<()> {
         self.ents.sort_unstable_by_key(|e| e.meta.key());
-        let (path, mut f) = spill.create()?;
-        // Written straight from the buffers, 512 records a system call.
+        let (path, mut f) = spill.create_run()?;
+        // Gathered straight from the buffers into the run's blocks.
         let mut heads = Vec::with_capacity(512);
         for group in self.ents.chunks(512) {
             heads.clear();
@@ -133,7 +133,7 @@ impl Sorter {
             }
             write_all_vectored(&mut f, &mut slices).map_err(|e| spill.err(e))?;
         }
-        drop(f);
+        f.finish().map_err(|e| spill.err(e))?;
         self.runs.push(path);
         self.ents.clear();
         // Full-size buffers are kept for the next run; odd sizes (the ends
@@ -166,13 +166,11 @@ impl Sorter {
             // runs are about the same length), so little is rewritten.
             let n = (self.runs.len() - FAN_IN + 1).min(FAN_IN);
             let group: Vec<PathBuf> = self.runs.drain(..n).collect();
-            let (path, f) = spill.create()?;
-            let mut w = BufWriter::with_capacity(1 << 20, f);
+            let (path, mut w) = spill.create_run()?;
             merge(&group, self.read_buf, skip, &spill.name(), |m, b| {
                 write_rec(&mut w, m, b)
             })?;
-            w.flush().map_err(|e| spill.err(e))?;
-            drop(w);
+            w.finish().map_err(|e| spill.err(e))?;
             for p in &group {
                 let _ = std::fs::remove_file(p);
             }
@@ -352,21 +350,29 @@ pub(super) fn u64_at(b: &[u8], i: usize) -> u64 {
 }
 
 /// One run being merged: a large read buffer and its current record, which
-/// is handed out in place (no copy).
+/// is handed out in place (no copy). Read past the page cache where the
+/// system allows ([`DirectRead`]): the runs are written that way too, and
+/// each is read once per pass.
 pub(super) struct RunReader {
-    f: File,
+    f: DirectRead,
     buf: Vec<u8>,
     pos: usize,
     end: usize,
     rec: (usize, usize),
-    meta: Meta,
+    pub(super) meta: Meta,
 }
 
 impl RunReader {
     pub(super) fn open(p: &Path, cap: usize) -> io::Result<Self> {
+        Self::open_with(p, cap, true)
+    }
+
+    /// [`open`](Self::open), trying `O_DIRECT` only when `direct` (the
+    /// tests read both ways).
+    pub(super) fn open_with(p: &Path, cap: usize, direct: bool) -> io::Result<Self> {
         Ok(RunReader {
-            f: File::open(p)?,
-            buf: vec![0; cap.max(HEADER)],
+            f: DirectRead::open(p, direct)?,
+            buf: vec![0; cap.max(HEADER) + 2 * READ_ALIGN],
             pos: 0,
             end: 0,
             rec: (0, 0),
@@ -380,17 +386,36 @@ impl RunReader {
         if self.end - self.pos >= need {
             return Ok(true);
         }
-        self.buf.copy_within(self.pos..self.end, 0);
-        self.end -= self.pos;
-        self.pos = 0;
-        if need > self.buf.len() {
-            self.buf.resize(need, 0);
-        }
-        while self.end < need {
-            let n = match self
-                .f
-                .read(self.buf.get_mut(self.end..).unwrap_or_default())
+        // What is left moves down to just before an aligned offset, where
+        // the next read lands (direct reads need aligned addresses).
+        let left = self.end - self.pos;
+        let base = self.buf.as_ptr().align_offset(READ_ALIGN).min(READ_ALIGN);
+        let to = base + (READ_ALIGN - left % READ_ALIGN) % READ_ALIGN;
+        self.buf.copy_within(self.pos..self.end, to);
+        self.pos = to;
+        self.end = to + left;
+        if to + need + READ_ALIGN > self.buf.len() {
+            // A record larger than the buffer: a larger one (aligned anew).
+            let mut b = vec![0; to + need + 3 * READ_ALIGN];
+            let nb = b.as_ptr().align_offset(READ_ALIGN).min(READ_ALIGN);
+            let nto = nb + (READ_ALIGN - left % READ_ALIGN) % READ_ALIGN;
+            if let (Some(dst), Some(src)) =
+                (b.get_mut(nto..nto + left), self.buf.get(self.pos..self.end))
             {
+                dst.copy_from_slice(src);
+            }
+            self.buf = b;
+            self.pos = nto;
+            self.end = nto + left;
+        }
+        while self.end - self.pos < need {
+            // Whole aligned blocks (the end of the file may come short).
+            let room = (self.buf.len() - self.end) / READ_ALIGN * READ_ALIGN;
+            let dst = self
+                .buf
+                .get_mut(self.end..self.end + room)
+                .unwrap_or_default();
+            let n = match self.f.read(dst) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -469,4 +494,73 @@ pub(super) fn merge(
         }
     }
     Ok(())
+}
+
+/// The alignment of direct reads: see `runfile`.
+const READ_ALIGN: usize = 4096;
+
+/// A run file read with `O_DIRECT` on Linux (into aligned buffers, whole
+/// blocks at aligned offsets), else — or after the system refuses a direct
+/// read — an ordinary buffered file from the same offset.
+struct DirectRead {
+    f: File,
+    direct: bool,
+    /// Bytes read so far (the file offset).
+    at: u64,
+    path: PathBuf,
+}
+
+impl DirectRead {
+    fn open(p: &Path, direct: bool) -> io::Result<DirectRead> {
+        #[cfg(target_os = "linux")]
+        if direct {
+            use std::os::unix::fs::OpenOptionsExt;
+            if let Ok(f) = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(p)
+            {
+                return Ok(DirectRead {
+                    f,
+                    direct: true,
+                    at: 0,
+                    path: p.to_path_buf(),
+                });
+            }
+        }
+        let _ = direct;
+        Ok(DirectRead {
+            f: File::open(p)?,
+            direct: false,
+            at: 0,
+            path: p.to_path_buf(),
+        })
+    }
+
+    fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        // A direct read needs an aligned offset: after a short read (only
+        // at the end of the file, on the file systems that allow O_DIRECT)
+        // go on buffered.
+        if self.direct && self.at % READ_ALIGN as u64 != 0 {
+            self.buffered()?;
+        }
+        let n = match self.f.read(dst) {
+            Err(e) if self.direct && e.raw_os_error() == Some(22) => {
+                self.buffered()?;
+                self.f.read(dst)?
+            }
+            r => r?,
+        };
+        self.at += n as u64;
+        Ok(n)
+    }
+
+    /// Reopen without `O_DIRECT`, at the same offset.
+    fn buffered(&mut self) -> io::Result<()> {
+        let mut f = File::open(&self.path)?;
+        std::io::Seek::seek(&mut f, io::SeekFrom::Start(self.at))?;
+        self.f = f;
+        self.direct = false;
+        Ok(())
+    }
 }
