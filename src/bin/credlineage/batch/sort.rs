@@ -386,28 +386,28 @@ impl RunReader {
         if self.end - self.pos >= need {
             return Ok(true);
         }
-        // What is left moves down to just before an aligned offset, where
-        // the next read lands (direct reads need aligned addresses).
+        // What is left moves to just before an aligned offset, where the
+        // next read lands (direct reads need aligned addresses); into a
+        // larger buffer (aligned anew) when a record does not fit.
         let left = self.end - self.pos;
+        let pad = (READ_ALIGN - left % READ_ALIGN) % READ_ALIGN;
         let base = self.buf.as_ptr().align_offset(READ_ALIGN).min(READ_ALIGN);
-        let to = base + (READ_ALIGN - left % READ_ALIGN) % READ_ALIGN;
-        self.buf.copy_within(self.pos..self.end, to);
-        self.pos = to;
-        self.end = to + left;
-        if to + need + READ_ALIGN > self.buf.len() {
-            // A record larger than the buffer: a larger one (aligned anew).
-            let mut b = vec![0; to + need + 3 * READ_ALIGN];
-            let nb = b.as_ptr().align_offset(READ_ALIGN).min(READ_ALIGN);
-            let nto = nb + (READ_ALIGN - left % READ_ALIGN) % READ_ALIGN;
+        if base + pad + need + READ_ALIGN <= self.buf.len() {
+            let to = base + pad;
+            self.buf.copy_within(self.pos..self.end, to);
+            self.pos = to;
+        } else {
+            let mut b = vec![0; need + 4 * READ_ALIGN];
+            let to = b.as_ptr().align_offset(READ_ALIGN).min(READ_ALIGN) + pad;
             if let (Some(dst), Some(src)) =
-                (b.get_mut(nto..nto + left), self.buf.get(self.pos..self.end))
+                (b.get_mut(to..to + left), self.buf.get(self.pos..self.end))
             {
                 dst.copy_from_slice(src);
             }
             self.buf = b;
-            self.pos = nto;
-            self.end = nto + left;
+            self.pos = to;
         }
+        self.end = self.pos + left;
         while self.end - self.pos < need {
             // Whole aligned blocks (the end of the file may come short).
             let room = (self.buf.len() - self.end) / READ_ALIGN * READ_ALIGN;

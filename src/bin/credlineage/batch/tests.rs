@@ -31,6 +31,7 @@ fn runs_read_back_exactly() {
                 0 => 0,
                 1 => 4096 - HEADER,
                 2 => (i as usize * 37) % 20_000,
+                3 if i % 50 == 3 => 70_000 + i as usize,
                 _ => (i as usize * 13) % 600,
             };
             let bytes: Vec<u8> = (0..len).map(|k| (k as u64 * 7 + i) as u8).collect();
@@ -45,17 +46,20 @@ fn runs_read_back_exactly() {
             recs.push((meta, bytes));
         }
         w.finish().unwrap();
-        let mut r = RunReader::open_with(&p, 4 << 10, rd).unwrap();
-        for (i, (meta, bytes)) in recs.iter().enumerate() {
-            assert!(
-                r.advance().unwrap(),
-                "{}: run ends at {i}",
-                dir.path().display()
-            );
-            assert_eq!(r.meta.key(), meta.key());
-            assert_eq!((r.meta.file, r.meta.line), (meta.file, meta.line));
-            assert!(r.bytes() == &bytes[..], "({wd}, {rd}): record {i} differs");
+        // Read buffers smaller than, about as large as, and larger than
+        // the records (a full buffer, then a record that does not fit).
+        for cap in [4 << 10, 8 << 10 | 37, 20_011, 64 << 10] {
+            let mut r = RunReader::open_with(&p, cap, rd).unwrap();
+            for (i, (meta, bytes)) in recs.iter().enumerate() {
+                assert!(r.advance().unwrap(), "({wd}, {rd}, {cap}): run ends at {i}");
+                assert_eq!(r.meta.key(), meta.key());
+                assert_eq!((r.meta.file, r.meta.line), (meta.file, meta.line));
+                assert!(
+                    r.bytes() == &bytes[..],
+                    "({wd}, {rd}, {cap}): record {i} differs"
+                );
+            }
+            assert!(!r.advance().unwrap());
         }
-        assert!(!r.advance().unwrap());
     }
 }
