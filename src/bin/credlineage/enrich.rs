@@ -224,6 +224,7 @@ fn stream(
     }
     std::thread::scope(|sc| {
         let max_document = run.max_document;
+        let in_place = run.window.is_none();
         let (tx, rx) = std::sync::mpsc::channel::<(usize, Opened)>();
         for _ in 0..PREFETCH {
             let tx = tx.clone();
@@ -246,7 +247,7 @@ fn stream(
                     let opened = if f.as_os_str() == "-" {
                         Opened::Later
                     } else {
-                        open_input(f, max_document)
+                        open_input(f, max_document, in_place)
                     };
                     if tx.send((i, opened)).is_err() {
                         return;
@@ -271,7 +272,7 @@ fn stream(
                 };
                 let Some(mut opened) = opened else { break };
                 if let Opened::Later = opened {
-                    opened = open_input(f, run.max_document);
+                    opened = open_input(f, run.max_document, run.window.is_none());
                 }
                 let _ = tok_tx.send(());
                 // Outer error: writing the output failed; inner: reading the input.

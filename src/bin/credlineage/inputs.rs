@@ -183,14 +183,6 @@ impl Doc {
         }
         Doc::Cut(CutDoc::cut(bytes))
     }
-
-    /// Cut by `input::split`, however it was prepared.
-    pub(crate) fn into_cut(self) -> CutDoc {
-        match self {
-            Doc::Cut(c) => c,
-            Doc::InPlace(text, _) => CutDoc::cut(text.into_bytes()),
-        }
-    }
 }
 
 /// A document cut into records by `input::split`.
@@ -253,8 +245,10 @@ pub(crate) enum Opened {
 /// complete JSON object (not an S3 delivery file), or a first line that does
 /// not start a JSON value at all; anything else (gzip, a JSON array, an S3
 /// `{"Records": [...]}` file, a pretty-printed record, a Firehose
-/// concatenation) is a document.
-pub(crate) fn open_input(f: &Path, max_document: u64) -> Opened {
+/// concatenation) is a document. `in_place`: a one-line S3 delivery file is
+/// left whole for its records to be read in place ([`Doc::InPlace`]); else
+/// (the reorder window holds each record's bytes) every document is cut.
+pub(crate) fn open_input(f: &Path, max_document: u64, in_place: bool) -> Opened {
     let mut line = Vec::new();
     let mut r: Box<dyn BufRead + Send> = if f.as_os_str() == "-" {
         Box::new(io::BufReader::with_capacity(1 << 20, io::stdin()))
@@ -320,7 +314,12 @@ pub(crate) fn open_input(f: &Path, max_document: u64) -> Opened {
         Err(e) => return Opened::Failed(e),
     };
     let n = doc.len() as u64;
-    Opened::Doc(Doc::prepare(doc), n)
+    let doc = if in_place {
+        Doc::prepare(doc)
+    } else {
+        Doc::Cut(CutDoc::cut(doc))
+    };
+    Opened::Doc(doc, n)
 }
 
 /// How an input is named in messages: its path, `<stdin>` for `-`.

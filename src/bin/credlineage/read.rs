@@ -21,7 +21,7 @@ pub(crate) fn stream_file(
             return process_doc(run, f, doc, out, buf, pb).map(Ok);
         }
         Opened::Lines(r, line) => (r, line),
-        Opened::Later => match open_input(f, run.max_document) {
+        Opened::Later => match open_input(f, run.max_document, run.window.is_none()) {
             Opened::Lines(r, line) => (r, line),
             other => return stream_file(run, f, other, out, buf, pb, bytes_in),
         },
@@ -360,10 +360,7 @@ fn process_doc(
     pb: &ProgressBar,
 ) -> io::Result<()> {
     let (text, mut walk) = match doc {
-        // The reorder window holds each record's bytes: cut.
-        Doc::InPlace(..) if run.window.is_some() => {
-            return process_cut(run, f, &doc.into_cut(), 0, out, buf, pb);
-        }
+        // (`open_input` cuts every document when the reorder window is on.)
         Doc::Cut(cut) => return process_cut(run, f, &cut, 0, out, buf, pb),
         Doc::InPlace(text, walk) => (text, walk),
     };

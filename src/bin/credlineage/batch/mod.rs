@@ -35,7 +35,13 @@ mod sort;
 #[cfg(test)]
 mod tests;
 
-use self::{originals::*, output::*, read::*, runfile::RunFile, sort::*};
+use self::{
+    originals::*,
+    output::*,
+    read::*,
+    runfile::{ALIGN, RunFile, RunRead},
+    sort::*,
+};
 
 /// Default `--batch-memory`: 512 MiB.
 pub const DEFAULT_MEMORY: u64 = 512 << 20;
@@ -170,14 +176,20 @@ impl Spill {
     /// A new sorted run, written past the page cache where it can be
     /// ([`RunFile`]).
     fn create_run(&self) -> io::Result<(PathBuf, RunFile)> {
-        let (path, f) = self.create()?;
-        drop(f);
-        let w = RunFile::create(&path).map_err(|e| self.err(e))?;
-        Ok((path, w))
+        let p = self.next_path()?;
+        let w = RunFile::create(&p).map_err(|e| self.err(e))?;
+        Ok((p, w))
     }
 
     /// A new file.
     fn create(&self) -> io::Result<(PathBuf, File)> {
+        let p = self.next_path()?;
+        let f = File::create(&p).map_err(|e| self.err(e))?;
+        Ok((p, f))
+    }
+
+    /// The path of the next file, the directory created at the first.
+    fn next_path(&self) -> io::Result<PathBuf> {
         let dir = match self.dir.get() {
             Some(d) => d,
             None => {
@@ -189,9 +201,7 @@ impl Spill {
             }
         };
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = dir.path().join(format!("run-{n}"));
-        let f = File::create(&p).map_err(|e| self.err(e))?;
-        Ok((p, f))
+        Ok(dir.path().join(format!("run-{n}")))
     }
 }
 

@@ -1,17 +1,13 @@
-//! Run files written past the page cache: on Linux, batch mode's sorted runs are written with `O_DIRECT` in aligned blocks, so writing them costs a copy into our own buffer instead of the kernel's page-cache copy (BENCHMARKS.md: on this machine a buffered write of the 10M-record trail's 3.9 GB of runs cost 9.4 s of system CPU, more than any other stage). Elsewhere, or where the file system refuses `O_DIRECT` (tmpfs), an ordinary buffered file.
-//!
-//! The runs are read back with ordinary buffered reads (the kernel reads
-//! ahead; what was written directly is not in the page cache, so nothing is
-//! read stale). Only writing goes direct.
+//! Run files written and read past the page cache: on Linux, batch mode's sorted runs are written and read with `O_DIRECT` in aligned blocks, so moving them costs a copy into our own buffer instead of the kernel's page-cache copy (BENCHMARKS.md: on this machine a buffered write of the 10M-record trail's 3.9 GB of runs cost 9.4 s of system CPU, more than any other stage, and reading them back once evicted as much again). Each run is written once and read once per pass, so the cache gains nothing from holding it. Elsewhere, where a file system refuses `O_DIRECT`, or after the system refuses one direct write or read (`EINVAL`), the same file is written or read buffered from the same offset.
 
-use std::fs::File;
-use std::io::{self, IoSlice, Write};
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Read, Seek, Write};
+use std::path::{Path, PathBuf};
 
-/// The alignment `O_DIRECT` needs of the buffer's address, each write's
+/// The alignment `O_DIRECT` needs of the buffer's address, each transfer's
 /// length and the file offset: the logical block size, at most 4096 on the
 /// devices Linux supports for it.
-const ALIGN: usize = 4096;
+pub(super) const ALIGN: usize = 4096;
 
 /// Bytes gathered before each write.
 const BLOCK: usize = 1 << 20;
@@ -23,6 +19,7 @@ const BLOCK: usize = 1 << 20;
 pub(super) struct RunFile {
     f: File,
     direct: bool,
+    path: PathBuf,
     /// `BLOCK + ALIGN` bytes, the block starting at `at` (aligned).
     buf: Vec<u8>,
     at: usize,
@@ -41,12 +38,15 @@ impl RunFile {
     /// [`create`](Self::create), trying `O_DIRECT` only when `direct` (the
     /// tests write both ways).
     pub(super) fn create_with(path: &Path, direct: bool) -> io::Result<RunFile> {
-        let (f, direct) = open(path, direct)?;
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        let (f, direct) = open(&opts, path, direct)?;
         let buf = vec![0u8; BLOCK + ALIGN];
         let at = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
         Ok(RunFile {
             f,
             direct,
+            path: path.to_path_buf(),
             buf,
             at,
             len: 0,
@@ -63,11 +63,7 @@ impl RunFile {
             // A device or file system with other alignment rules than
             // announced: go on buffered, from the same offset.
             Err(e) if self.direct && e.raw_os_error() == Some(EINVAL) => {
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path_of(&self.f)?)?;
-                std::io::Seek::seek(&mut f, io::SeekFrom::Start(self.written))?;
-                self.f = f;
+                self.f = reopen(OpenOptions::new().write(true), &self.path, self.written)?;
                 self.direct = false;
                 let block = self
                     .buf
@@ -139,47 +135,82 @@ impl Write for RunFile {
     }
 }
 
-/// `EINVAL`: what Linux answers to a direct write it cannot align.
+/// A run file being read: with `O_DIRECT` into the caller's aligned
+/// buffer (whole blocks at aligned offsets), else, or after a short or
+/// refused direct read, buffered from the same offset.
+pub(super) struct RunRead {
+    f: File,
+    direct: bool,
+    /// Bytes read so far (the file offset).
+    at: u64,
+    path: PathBuf,
+}
+
+impl RunRead {
+    /// Open `path`, trying `O_DIRECT` only when `direct`.
+    pub(super) fn open(path: &Path, direct: bool) -> io::Result<RunRead> {
+        let (f, direct) = open(OpenOptions::new().read(true), path, direct)?;
+        Ok(RunRead {
+            f,
+            direct,
+            at: 0,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Read into `dst` (aligned, a multiple of [`ALIGN`] long, when direct).
+    pub(super) fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        // A direct read needs an aligned offset: after a short read (only
+        // at the end of the file, on the file systems that allow O_DIRECT)
+        // go on buffered.
+        if self.direct && self.at % ALIGN as u64 != 0 {
+            self.buffered()?;
+        }
+        let n = match self.f.read(dst) {
+            Err(e) if self.direct && e.raw_os_error() == Some(EINVAL) => {
+                self.buffered()?;
+                self.f.read(dst)?
+            }
+            r => r?,
+        };
+        self.at += n as u64;
+        Ok(n)
+    }
+
+    fn buffered(&mut self) -> io::Result<()> {
+        self.f = reopen(OpenOptions::new().read(true), &self.path, self.at)?;
+        self.direct = false;
+        Ok(())
+    }
+}
+
+/// `EINVAL`: what Linux answers to a direct transfer it cannot align.
 const EINVAL: i32 = 22;
 
-/// Open for writing, with `O_DIRECT` where the system and file system
-/// allow it.
-fn open(path: &Path, direct: bool) -> io::Result<(File, bool)> {
+/// Open `path` with `opts`, plus `O_DIRECT` when `direct` and the system
+/// and file system allow it; says whether it did.
+fn open(opts: &OpenOptions, path: &Path, direct: bool) -> io::Result<(File, bool)> {
     #[cfg(target_os = "linux")]
     if direct {
         use std::os::unix::fs::OpenOptionsExt;
-        if let Ok(f) = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-        {
+        if let Ok(f) = opts.clone().custom_flags(libc::O_DIRECT).open(path) {
             return Ok((f, true));
         }
     }
     let _ = direct;
-    Ok((File::create(path)?, false))
+    Ok((opts.open(path)?, false))
 }
 
-/// The path of an open file, to open it again without `O_DIRECT`.
-fn path_of(f: &File) -> io::Result<std::path::PathBuf> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = f;
-        Err(io::Error::other("reopen"))
-    }
+/// Open `path` again with `opts`, without `O_DIRECT`, at offset `at`.
+fn reopen(opts: &OpenOptions, path: &Path, at: u64) -> io::Result<File> {
+    let mut f = opts.open(path)?;
+    f.seek(io::SeekFrom::Start(at))?;
+    Ok(f)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     /// Whatever the sizes of the writes, the file holds exactly the bytes
     /// written: blocks, a padded last block cut back, nothing, one byte.

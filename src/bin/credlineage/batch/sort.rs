@@ -351,10 +351,10 @@ pub(super) fn u64_at(b: &[u8], i: usize) -> u64 {
 
 /// One run being merged: a large read buffer and its current record, which
 /// is handed out in place (no copy). Read past the page cache where the
-/// system allows ([`DirectRead`]): the runs are written that way too, and
+/// system allows ([`RunRead`]): the runs are written that way too, and
 /// each is read once per pass.
 pub(super) struct RunReader {
-    f: DirectRead,
+    f: RunRead,
     buf: Vec<u8>,
     pos: usize,
     end: usize,
@@ -371,8 +371,8 @@ impl RunReader {
     /// tests read both ways).
     pub(super) fn open_with(p: &Path, cap: usize, direct: bool) -> io::Result<Self> {
         Ok(RunReader {
-            f: DirectRead::open(p, direct)?,
-            buf: vec![0; cap.max(HEADER) + 2 * READ_ALIGN],
+            f: RunRead::open(p, direct)?,
+            buf: vec![0; cap.max(HEADER) + 2 * ALIGN],
             pos: 0,
             end: 0,
             rec: (0, 0),
@@ -390,15 +390,15 @@ impl RunReader {
         // next read lands (direct reads need aligned addresses); into a
         // larger buffer (aligned anew) when a record does not fit.
         let left = self.end - self.pos;
-        let pad = (READ_ALIGN - left % READ_ALIGN) % READ_ALIGN;
-        let base = self.buf.as_ptr().align_offset(READ_ALIGN).min(READ_ALIGN);
-        if base + pad + need + READ_ALIGN <= self.buf.len() {
+        let pad = (ALIGN - left % ALIGN) % ALIGN;
+        let base = self.buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+        if base + pad + need + ALIGN <= self.buf.len() {
             let to = base + pad;
             self.buf.copy_within(self.pos..self.end, to);
             self.pos = to;
         } else {
-            let mut b = vec![0; need + 4 * READ_ALIGN];
-            let to = b.as_ptr().align_offset(READ_ALIGN).min(READ_ALIGN) + pad;
+            let mut b = vec![0; need + 4 * ALIGN];
+            let to = b.as_ptr().align_offset(ALIGN).min(ALIGN) + pad;
             if let (Some(dst), Some(src)) =
                 (b.get_mut(to..to + left), self.buf.get(self.pos..self.end))
             {
@@ -410,7 +410,7 @@ impl RunReader {
         self.end = self.pos + left;
         while self.end - self.pos < need {
             // Whole aligned blocks (the end of the file may come short).
-            let room = (self.buf.len() - self.end) / READ_ALIGN * READ_ALIGN;
+            let room = (self.buf.len() - self.end) / ALIGN * ALIGN;
             let dst = self
                 .buf
                 .get_mut(self.end..self.end + room)
@@ -494,73 +494,4 @@ pub(super) fn merge(
         }
     }
     Ok(())
-}
-
-/// The alignment of direct reads: see `runfile`.
-const READ_ALIGN: usize = 4096;
-
-/// A run file read with `O_DIRECT` on Linux (into aligned buffers, whole
-/// blocks at aligned offsets), else — or after the system refuses a direct
-/// read — an ordinary buffered file from the same offset.
-struct DirectRead {
-    f: File,
-    direct: bool,
-    /// Bytes read so far (the file offset).
-    at: u64,
-    path: PathBuf,
-}
-
-impl DirectRead {
-    fn open(p: &Path, direct: bool) -> io::Result<DirectRead> {
-        #[cfg(target_os = "linux")]
-        if direct {
-            use std::os::unix::fs::OpenOptionsExt;
-            if let Ok(f) = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(p)
-            {
-                return Ok(DirectRead {
-                    f,
-                    direct: true,
-                    at: 0,
-                    path: p.to_path_buf(),
-                });
-            }
-        }
-        let _ = direct;
-        Ok(DirectRead {
-            f: File::open(p)?,
-            direct: false,
-            at: 0,
-            path: p.to_path_buf(),
-        })
-    }
-
-    fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
-        // A direct read needs an aligned offset: after a short read (only
-        // at the end of the file, on the file systems that allow O_DIRECT)
-        // go on buffered.
-        if self.direct && self.at % READ_ALIGN as u64 != 0 {
-            self.buffered()?;
-        }
-        let n = match self.f.read(dst) {
-            Err(e) if self.direct && e.raw_os_error() == Some(22) => {
-                self.buffered()?;
-                self.f.read(dst)?
-            }
-            r => r?,
-        };
-        self.at += n as u64;
-        Ok(n)
-    }
-
-    /// Reopen without `O_DIRECT`, at the same offset.
-    fn buffered(&mut self) -> io::Result<()> {
-        let mut f = File::open(&self.path)?;
-        std::io::Seek::seek(&mut f, io::SeekFrom::Start(self.at))?;
-        self.f = f;
-        self.direct = false;
-        Ok(())
-    }
 }

@@ -15,8 +15,8 @@ fn byte_counts() {
 }
 
 /// Records of every size (empty, across read buffers, larger than the
-/// buffer) written to a run and read back with the smallest read buffer
-/// batch mode uses: the same records, in order, then the end.
+/// buffer) written to a run and read back with read buffers from the
+/// smallest batch mode uses up: the same records, in order, then the end.
 #[test]
 fn runs_read_back_exactly() {
     // Written and read with O_DIRECT (where the system allows) and without,
