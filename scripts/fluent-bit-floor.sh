@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Build two Fluent Bit WASM filters that measure what no version of
-# credlineage can go below (one module, two functions):
+# Build two Fluent Bit WASM filters (one module, two functions) that measure
+# what no version of credlineage can go below, and about what a lean reader
+# costs in the same host:
 #
 # - `append_floor` does no work but add a constant 374-byte `credlineage`
 #   member (a real annotation of the average size over
 #   `credlineage generate -n 100000`) before each record's closing brace:
 #   what the host alone pays for the longer record it gets back (parsing the
 #   returned JSON into msgpack, writing it out).
-# - `scan_floor` first walks the record the least a reader can: no
+# - `scan_floor` first walks the record as a lean reader would: no
 #   validation (it trusts the host's JSON), strings and skipped values a
 #   word at a time, down to the string members credlineage reads (inside
 #   `userIdentity`, `responseElements` and their objects), then appends the
