@@ -15,7 +15,8 @@
 #   same annotation. No state, no rules, no unescaping, no UTF-8 check.
 #
 # Run beside the empty filter and credlineage (scripts/fluent-bit-rounds.py);
-# BENCHMARKS.md "Fluent Bit: the append floor" has the commands and figures.
+# BENCHMARKS.md "Fluent Bit: the floors under issue 12's targets" has the
+# commands and figures.
 #
 # usage: scripts/fluent-bit-floor.sh OUT_DIR
 #   -> OUT_DIR/{append_floor,scan_floor}.wasm, and .aot of both when
