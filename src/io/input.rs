@@ -30,7 +30,7 @@
 //! Every offset is visited a bounded number of times: the JSON scanner is one
 //! pass, and line numbers are counted incrementally from the previous record.
 
-use crate::json::{self, Scanner};
+use crate::json::{self, Scanner, is_ws, skip_ws};
 use std::borrow::Cow;
 
 mod document;
@@ -122,10 +122,6 @@ pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// `b` without a leading UTF-8 byte order mark.
 pub fn strip_bom(b: &[u8]) -> &[u8] {
     b.strip_prefix(BOM).unwrap_or(b)
-}
-
-fn is_ws(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 fn trim(b: &[u8]) -> &[u8] {

@@ -549,6 +549,23 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Whether `c` is JSON whitespace (RFC 8259: space, tab, line feed,
+/// carriage return).
+#[inline(always)]
+pub(crate) fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The first offset from `i` in `b` that is not JSON whitespace (`b.len()`
+/// at the end).
+#[inline]
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|&c| is_ws(c)) {
+        i += 1;
+    }
+    i
+}
+
 /// Whether `text` is one complete JSON value (RFC 8259; `text` is UTF-8 by type).
 pub fn validate(text: &str) -> Result<()> {
     let mut s = Scanner::new(text);

@@ -4,6 +4,8 @@
 //! object, so the scanner here can stay small; it still never indexes out of
 //! bounds, whatever it is given.
 
+use crate::json::skip_ws;
+
 /// The byte span of one top-level member: `key_start` is the opening quote of
 /// its key, `value_end` is one past the last byte of its value.
 #[derive(Debug, Clone, Copy)]
@@ -11,16 +13,6 @@ struct Member {
     key_start: usize,
     value_end: usize,
     own: bool,
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while let Some(c) = b.get(i) {
-        if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
-            break;
-        }
-        i += 1;
-    }
-    i
 }
 
 /// Index one past the closing quote of the string starting at `i` (a quote).

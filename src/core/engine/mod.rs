@@ -341,7 +341,7 @@ impl Enricher {
         if text
             .as_bytes()
             .first()
-            .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            .is_none_or(|&c| crate::json::is_ws(c))
         {
             return None;
         }

@@ -96,14 +96,6 @@ impl InPlace {
     }
 }
 
-/// The first offset from `i` that is not JSON whitespace.
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(|&c| is_ws(c)) {
-        i += 1;
-    }
-    i
-}
-
 /// After `Records`' closing `]` at `i - 1`: the object closes and nothing
 /// but whitespace follows.
 fn closes(b: &[u8], i: usize) -> bool {
